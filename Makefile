@@ -1,0 +1,25 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py setup.cfg Makefile
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e '.[ros,train,test]'
+	touch $(STAMP)
+
+test: venv
+	$(VPY) -m pytest -q test
+
+demo: venv
+	$(VPY) -m liteseg_ros.cli.info --backbone mobilenetv2 --size 360x640
+
+clean:
+	rm -rf $(VENV) build *.egg-info out

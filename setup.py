@@ -1,0 +1,52 @@
+"""ament_python package setup for liteseg_ros (also installable with pip)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "liteseg_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="LiteSeg real-time semantic segmentation for ROS 2",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "training", "training.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
+    ],
+    install_requires=["numpy", "pillow", "pyyaml", "torch"],
+    extras_require={
+        "ros": [
+            "ros-jazzy-rclpy[fastrtps]",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-std-msgs",
+            "ros-jazzy-diagnostic-msgs",
+            "rosbags",
+        ],
+        "train": ["tensorboard", "tqdm", "matplotlib"],
+        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime", "cityscapesscripts", "rosbags"],
+    },
+    zip_safe=True,
+    maintainer="liteseg_ros developers",
+    maintainer_email="liteseg-ros@example.org",
+    entry_points={
+        "console_scripts": [
+            "liteseg-convert = liteseg_ros.cli.convert:main",
+            "liteseg-info = liteseg_ros.cli.info:main",
+            "liteseg-bench = liteseg_ros.cli.bench:main",
+            "liteseg-export = liteseg_ros.cli.export:main",
+            "liteseg-synth = liteseg_ros.cli.synth:main",
+            "liteseg-replay = liteseg_ros.cli.replay:main",
+            "liteseg-eval = training.evaluate:main",
+            "liteseg-train = training.train:main",
+            "segmentation_node = liteseg_ros.node:main",
+        ],
+    },
+)
