@@ -43,7 +43,8 @@ class BackboneSpec:
     low_level_channels: int
     low_level_reduction: int | None  # channels after `conv2`, None when the low-level features are used as they are
     low_level_stride: int
-    size_multiple: int  # input sides must be a multiple of this
+    size_multiple: int  # input sides must be a multiple of this (else the authors' module fails)
+    recommended_multiple: int  # sides the released weights were trained with (other sizes run, slightly shifted)
     imagenet_head_params: int  # parameters of the unused ImageNet head kept in the authors' checkpoints
     imagenet_head_prefix: str | None
 
@@ -208,9 +209,9 @@ class Darknet19Features(nn.Module):
 
 
 BACKBONE_SPECS: dict[str, BackboneSpec] = {
-    "mobilenetv2": BackboneSpec("mobilenetv2", "mobile_features", 1280, 32, 24, None, 4, 1, 1280 * 1000 + 1000, "mobile_features.classifier."),
-    "shufflenet": BackboneSpec("shufflenet", "shuffle_features", 1536, 32, 384, 48, 8, 1, 1536 * 1000 + 1000, "shuffle_features.module.fc."),
-    "darknet19": BackboneSpec("darknet19", "resnet_features", 1024, 16, 128, 32, 4, 16, 0, None),
+    "mobilenetv2": BackboneSpec("mobilenetv2", "mobile_features", 1280, 32, 24, None, 4, 1, 1, 1280 * 1000 + 1000, "mobile_features.classifier."),
+    "shufflenet": BackboneSpec("shufflenet", "shuffle_features", 1536, 32, 384, 48, 8, 1, 1, 1536 * 1000 + 1000, "shuffle_features.module.fc."),
+    "darknet19": BackboneSpec("darknet19", "resnet_features", 1024, 16, 128, 32, 4, 4, 16, 0, None),
 }
 
 _BACKBONE_CLASSES: dict[str, type[nn.Module]] = {

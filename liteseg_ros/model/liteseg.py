@@ -93,7 +93,8 @@ class LiteSeg(nn.Module):
             raise InputSizeError(f"input {height}x{width} is too small: both sides must be at least {MIN_INPUT_SIDE}")
         if height % multiple or width % multiple:
             raise InputSizeError(
-                f"{self.spec.name} needs input sides that are multiples of {multiple}, got {height}x{width}; "
+                f"{self.spec.name} needs input sides that are multiples of {multiple} "
+                f"({self.spec.recommended_multiple} recommended), got {height}x{width}; "
                 f"try {round(height / multiple) * multiple}x{round(width / multiple) * multiple}"
             )
 

@@ -1,0 +1,153 @@
+"""Our checkpoint format: weights plus the metadata needed to deploy them, and a loader for any weights file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from liteseg_ros.errors import IncompatibleWeightsError, WeightsError
+from liteseg_ros.labels import CLASS_NAMES
+from liteseg_ros.model.liteseg import IMAGENET_MEAN, IMAGENET_STD, LiteSeg, LiteSegConfig
+from liteseg_ros.model.official import detect_backbone, match_state_dict, unwrap_state_dict
+from liteseg_ros.model.weights_io import read_weights_file
+
+FORMAT_NAME = "liteseg_ros.checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CheckpointMeta:
+    """What a deployed model needs besides its weights."""
+
+    backbone: str
+    num_classes: int = 19
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: tuple[int, int] | None = None  # (height, width) the model was trained at
+    origin: str = ""
+    arch: dict = field(default_factory=dict)  # LiteSegConfig fields beyond backbone/num_classes
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, model: LiteSeg, **fields) -> "CheckpointMeta":
+        config = model.config
+        return cls(backbone=config.backbone, num_classes=config.num_classes,
+                   arch={"aspp": config.aspp, "separable": config.separable}, **fields)
+
+    def model_config(self) -> LiteSegConfig:
+        return LiteSegConfig(backbone=self.backbone, num_classes=self.num_classes, **self.arch)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(mean=list(self.mean), std=list(self.std), input_size=list(self.input_size) if self.input_size else None)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, what: str) -> "CheckpointMeta":
+        try:
+            meta = cls(**data)
+        except TypeError as error:
+            raise WeightsError(f"{what} has malformed metadata: {error}") from None
+        meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
+        meta.input_size = tuple(meta.input_size) if meta.input_size else None
+        return meta
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same directory, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, model: LiteSeg, meta: CheckpointMeta | None = None, *, half: bool = False) -> Path:
+    """Write ``model`` and its metadata in our format (atomically). ``half`` stores floating tensors as fp16."""
+    meta = meta or CheckpointMeta.for_model(model)
+    if meta.backbone != model.config.backbone or meta.num_classes != model.num_classes:
+        raise IncompatibleWeightsError(
+            f"metadata says {meta.backbone}/{meta.num_classes} classes but the model is "
+            f"{model.config.backbone}/{model.num_classes} classes"
+        )
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "meta": meta.to_dict(), "state_dict": state}
+    atomic_torch_save(payload, path)
+    return Path(path)
+
+
+def is_our_checkpoint(obj: object) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == FORMAT_NAME
+
+
+def _model_from_payload(payload: dict, what: str) -> tuple[LiteSeg, CheckpointMeta]:
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(f"{what} has format version {payload.get('format_version')}; this liteseg_ros reads {FORMAT_VERSION}")
+    meta = CheckpointMeta.from_dict(payload.get("meta") or {}, what)
+    try:
+        model = LiteSeg(meta.model_config())
+    except Exception as error:  # ConfigError from bad metadata
+        raise IncompatibleWeightsError(f"{what} describes an unknown architecture: {error}") from None
+    state = unwrap_state_dict(payload.get("state_dict"), what)
+    model.load_state_dict(match_state_dict(model, state, what), strict=True)
+    return model.eval(), meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[LiteSeg, CheckpointMeta]:
+    """Load one of our checkpoints; returns the model (eval mode, fp32, CPU) and its metadata.
+
+    Never executes code from the file. A missing, corrupt, truncated, foreign or wrong-architecture file
+    raises WeightsError / IncompatibleWeightsError naming the file and the problem.
+    """
+    what = f"weights file {path}"
+    payload = read_weights_file(path)
+    if not is_our_checkpoint(payload):
+        if isinstance(payload, dict) and detect_backbone(_safe_keys(payload)):
+            raise WeightsError(
+                f"{what} is an authors' LiteSeg checkpoint, not a liteseg_ros one: convert it with "
+                f"`liteseg-convert {path} --backbone B -o OUT.pt` or load it with load_weights()"
+            )
+        raise WeightsError(f"{what} is not a liteseg_ros checkpoint (no '{FORMAT_NAME}' format marker)")
+    return _model_from_payload(payload, what)
+
+
+def _safe_keys(obj: dict) -> dict:
+    try:
+        return unwrap_state_dict(obj, "")
+    except WeightsError:
+        return {}
+
+
+def load_weights(path: str | os.PathLike, backbone: str | None = None) -> tuple[LiteSeg, CheckpointMeta]:
+    """Load our checkpoint or an authors' ``.pth``; refuse one whose backbone differs from ``backbone`` (if given)."""
+    what = f"weights file {path}"
+    payload = read_weights_file(path)
+    if is_our_checkpoint(payload):
+        model, meta = _model_from_payload(payload, what)
+    else:
+        state = unwrap_state_dict(payload, what)
+        found = detect_backbone(state)
+        if found is None:
+            raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
+        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else 19
+        model = LiteSeg(LiteSegConfig(backbone=found, num_classes=int(classes)))
+        model.load_state_dict(match_state_dict(model, state, what), strict=True)
+        model.eval()
+        meta = CheckpointMeta.for_model(model, origin=f"authors' checkpoint {Path(path).name}")
+    if backbone is not None and meta.backbone != backbone:
+        raise IncompatibleWeightsError(f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}")
+    return model, meta

@@ -1,0 +1,44 @@
+"""Safe reading of weights files: ``torch.load(weights_only=True)`` with errors that name the file and the problem."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from liteseg_ros.errors import WeightsError
+
+_UNSAFE_MARKERS = ("Unsupported global", "Unsupported operand", "GLOBAL", "not an allowed global")
+
+
+def read_weights_file(path: str | os.PathLike) -> Any:
+    """Load a PyTorch file (zip or legacy format) without executing code from it.
+
+    Raises WeightsError naming the file for a missing, empty, truncated, corrupt or unsafe file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist: check the path")
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} is not a regular file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Weights only load failed" in text and any(marker in text for marker in _UNSAFE_MARKERS):
+            raise WeightsError(
+                f"weights file {path} holds Python objects other than tensors and plain data; refusing to load it "
+                f"(unpickling it could run code). Re-save the weights as a plain state dict."
+            ) from None
+        raise WeightsError(f"weights file {path} is not a readable PyTorch file (corrupt or not a weights file)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError, KeyError) as error:
+        raise WeightsError(
+            f"weights file {path} could not be read (truncated or corrupt?): {type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else ''}"
+        ) from None
