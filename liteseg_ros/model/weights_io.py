@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 
 from liteseg_ros.errors import WeightsError
 
-_UNSAFE_MARKERS = ("Unsupported global", "Unsupported operand", "GLOBAL", "not an allowed global")
+_UNSAFE_MARKERS = ("Unsupported global", "GLOBAL ", "not an allowed global")
 
 
 def read_weights_file(path: str | os.PathLike) -> Any:
@@ -28,7 +29,9 @@ def read_weights_file(path: str | os.PathLike) -> Any:
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file {path} is empty")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol N": the error below says more
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         if "Weights only load failed" in text and any(marker in text for marker in _UNSAFE_MARKERS):
