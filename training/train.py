@@ -1,0 +1,149 @@
+"""``liteseg-train``: train LiteSeg on a Cityscapes-layout dataset (single process, or DDP under torchrun).
+
+    liteseg-train --config config/train_mobilenetv2.yaml --data /data/cityscapes --out runs/mbv2 [key=value ...]
+    liteseg-train --out runs/mbv2 --data /data/cityscapes --resume          # continue exactly where it stopped
+    torchrun --nproc-per-node 4 -m training.train --config ... --data ... --out ...   # multi-GPU / multi-node
+
+Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes RUN_DIR/checkpoints/last.pt and exits with
+code 130; ``--resume`` continues from it. Exit code 2 means a configuration or data error (nothing trained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from liteseg_ros.errors import ConfigError, LiteSegError
+from training.config import TrainConfig, dump_config, load_config
+from training.distributed import DistContext, init_distributed, shutdown
+
+log = logging.getLogger("liteseg-train")
+EXIT_CONFIG_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="liteseg-train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML config (default with --resume: RUN_DIR/config.yaml)")
+    parser.add_argument("--data", type=Path, required=True, help="dataset root (Cityscapes layout)")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, config.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    parser.add_argument("--benchmark-loader", type=int, metavar="N", default=0,
+                        help="only time N batches of the first stage's loader (no training) and print the rate")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.batch_size=8")
+    return parser.parse_args(argv)
+
+
+def setup_logging(run_dir: Path, level: str, is_main: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
+    logging.basicConfig(level=level if is_main else "WARNING", handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    config_path = args.config
+    if config_path is None:
+        if not args.resume:
+            raise ConfigError("--config is required (unless --resume, which reads RUN_DIR/config.yaml)")
+        config_path = args.out / "config.yaml"
+    if not args.resume and (args.out / "checkpoints" / "last.pt").exists():
+        raise ConfigError(f"{args.out} already holds a training run: pass --resume to continue it, or choose another --out")
+    return load_config(config_path, args.overrides)
+
+
+def seed_everything(config: TrainConfig, context: DistContext) -> None:
+    """Global RNGs (augmentation has its own per-sample generators) and determinism settings."""
+    seed = config.runtime.seed + context.rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    if config.runtime.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=context.device.type == "cuda")
+        torch.backends.cudnn.benchmark = False
+    elif context.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def install_stop_handlers(trainer) -> None:
+    """First SIGINT/SIGTERM: stop after the current step with a checkpoint; a second SIGINT aborts at once."""
+
+    def request_stop(signum, _frame):
+        if trainer.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        log.warning("%s received: finishing the current step, then saving a checkpoint", signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+def benchmark_loader(trainer, batches: int) -> None:
+    """Print how many samples/s the first stage's loader delivers on its own (to compare with the step time)."""
+    from training import builders
+
+    name = trainer.config.stages()[0][0]
+    loader = builders.build_train_loader(trainer.config, trainer.train_sets[name], 0, trainer.context)
+    loader.batch_sampler.set_epoch(0)
+    iterator, count, first = iter(loader), 0, None
+    started = time.perf_counter()
+    for images, _ in iterator:
+        if first is None:
+            first = time.perf_counter()  # exclude worker start-up from the rate
+        else:
+            count += images.shape[0]
+        if count >= batches * trainer.config.data.batch_size:
+            break
+    elapsed = time.perf_counter() - (first or started)
+    print(f"loader: {count} samples in {elapsed:.2f} s = {count / max(elapsed, 1e-9):.1f} samples/s "
+          f"({trainer.config.data.workers} workers, crops {trainer.config.data.crop_sizes}, "
+          f"start-up {(first or started) - started:.2f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    context = None
+    try:
+        config = resolve_config(args)
+        context = init_distributed(config.runtime.device)
+        setup_logging(args.out, args.log_level, context.is_main)
+        seed_everything(config, context)
+        if context.is_main:
+            dump_config(config, args.out / "config.yaml")
+        from training.engine import Trainer
+
+        trainer = Trainer(config, args.data, args.out, context, resume=args.resume)
+        if args.benchmark_loader:
+            benchmark_loader(trainer, args.benchmark_loader)
+            return 0
+        install_stop_handlers(trainer)
+        log.info("training on %s (world size %d, amp %s), run dir %s", context.device, context.world_size,
+                 trainer.amp, args.out)
+        outcome = trainer.run()
+        log.info("training %s at iteration %d; best val mIoU %.4f at iteration %d", outcome, trainer.state.iteration,
+                 trainer.state.best_miou, trainer.state.best_iteration)
+        return EXIT_INTERRUPTED if outcome == "interrupted" else 0
+    except LiteSegError as error:
+        logging.basicConfig(level="INFO")
+        log.error("%s", error)
+        return EXIT_CONFIG_ERROR
+    finally:
+        if context is not None:
+            shutdown(context)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
