@@ -1,0 +1,91 @@
+"""Start the liteseg segmentation node (and optionally rviz2 showing its overlay and colour mask).
+
+    ros2 launch liteseg_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda rviz:=true
+
+Launch arguments that are left empty keep the value of the params file (config/liteseg.yaml by
+default); non-empty ones override it.
+"""
+
+import tempfile
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "liteseg_ros"
+NODE_NAME = "liteseg"
+RVIZ_TOPIC_PREFIX = f"/{NODE_NAME}/"
+
+# Launch arguments that override a node parameter when given: name -> (type, description).
+PARAMETER_ARGUMENTS = {
+    "backbone": (str, "Backbone: mobilenetv2, shufflenet or darknet19 (empty: params file)"),
+    "weights": (str, "Weights file, our .pt or the authors' .pth (empty: params file, then the bundled model)"),
+    "input_width": (int, "Network input width in pixels (empty: params file)"),
+    "input_height": (int, "Network input height in pixels (empty: params file)"),
+    "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),
+}
+
+
+def generate_launch_description():
+    """Declare the launch arguments; the node is configured once they are known."""
+    arguments = [
+        DeclareLaunchArgument(name, default_value="", description=description)
+        for name, (_, description) in PARAMETER_ARGUMENTS.items()
+    ]
+    arguments += [
+        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
+                              description="Camera topic (sensor_msgs/Image); <image_topic>/compressed is used "
+                                          "when input_transport is compressed"),
+        DeclareLaunchArgument("params_file",
+                              default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "liteseg.yaml"]),
+                              description="Node parameters (YAML)"),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and of its topics)"),
+        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
+                              description="Also start rviz2 with config/liteseg.rviz (overlay and colour mask)"),
+    ]
+    return LaunchDescription(arguments + [OpaqueFunction(function=_launch_setup)])
+
+
+def _parameter_overrides(context):
+    overrides = {}
+    for name, (cast, _) in PARAMETER_ARGUMENTS.items():
+        value = LaunchConfiguration(name).perform(context).strip()
+        if value:
+            overrides[name] = cast(value)
+    return overrides
+
+
+def _rviz_config(namespace):
+    """The packaged rviz config, with its topics moved into ``namespace`` when there is one."""
+    config = Path(get_package_share_directory(PACKAGE)) / "config" / "liteseg.rviz"
+    if not namespace:
+        return str(config)
+    text = config.read_text(encoding="utf-8").replace(RVIZ_TOPIC_PREFIX, f"/{namespace}{RVIZ_TOPIC_PREFIX}")
+    path = Path(tempfile.gettempdir()) / f"liteseg_{namespace.replace('/', '_')}.rviz"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _launch_setup(context):
+    namespace = LaunchConfiguration("namespace").perform(context).strip("/")
+    image_topic = LaunchConfiguration("image_topic").perform(context)
+    segmentation_node = Node(
+        package=PACKAGE,
+        executable="segmentation_node",
+        name=NODE_NAME,
+        output="screen",
+        emulate_tty=True,
+        parameters=[LaunchConfiguration("params_file"), _parameter_overrides(context)],
+        remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
+    )
+    actions = [segmentation_node]
+    if LaunchConfiguration("rviz").perform(context) == "true":
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
+                            arguments=["-d", _rviz_config(namespace)]))
+    if namespace:
+        return [GroupAction([PushRosNamespace(namespace), *actions])]
+    return actions

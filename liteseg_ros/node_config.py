@@ -1,0 +1,233 @@
+"""Parameters of the segmentation node: declarations, validation and the weights look-up.
+
+Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) ->
+:func:`declare_parameters` -> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter.
+This module imports neither rclpy nor torch at import time (validation imports the model
+module), so tests and the launch file check can read :data:`PARAMETERS` cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from liteseg_ros.errors import ConfigError, WeightsError
+
+NODE_NAME = "liteseg"
+PACKAGE_NAME = "liteseg_ros"
+OUTPUT_MODES = ("auto", "always", "never")
+INPUT_TRANSPORTS = ("raw", "compressed")
+QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
+MAX_INPUT_SIDE = 4096
+MAX_QOS_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter: name, default (which also fixes its type), description and range."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    integer_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    dynamic_typing: bool = False
+
+
+_OUTPUT_SWITCH_TEXT = (
+    "'auto': computed and published only while the topic has subscribers; 'always'; "
+    "'never' (the topic is not advertised). Booleans are accepted: true = always, false = never."
+)
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
+                  "Must match the weights file."),
+    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth. Empty: the bundled "
+                  "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
+    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
+                  "input's resolution.", integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("input_height", 360, "Height the image is resized to for inference (pixels).",
+                  integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
+                  "cuda:N. Asking for CUDA without CUDA is a start-up error."),
+    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or "
+                  "bf16, as the Segmenter supports them."),
+    ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
+                  "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
+    ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
+                  "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
+    ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "
+                  "subscribe sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'."),
+    ParameterSpec("qos_reliability", "auto", "Input subscription reliability: 'auto' (best_effort when any "
+                  "publisher of the topic is best-effort, else reliable; re-checked every second), "
+                  "'reliable' or 'best_effort'."),
+    ParameterSpec("qos_depth", 1, "Input subscription history depth (keep-last). The node segments only "
+                  "the newest frame anyway.", integer_range=(1, MAX_QOS_DEPTH)),
+    ParameterSpec("publish_mask", "auto", "~/mask (mono8 trainIds 0..18, 255 = ignore): " + _OUTPUT_SWITCH_TEXT,
+                  dynamic_typing=True),
+    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8 Cityscapes palette): " + _OUTPUT_SWITCH_TEXT,
+                  dynamic_typing=True),
+    ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
+                  + _OUTPUT_SWITCH_TEXT, dynamic_typing=True),
+    ParameterSpec("summary_period", 10.0, "Seconds between one-line statistics summaries in the log "
+                  "(0 = never). /diagnostics is published at 1 Hz regardless.",
+                  float_range=(0.0, 3600.0)),
+)
+
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"parameter {name}={value!r} is invalid: choose one of {', '.join(choices)}")
+    return value
+
+
+def _output_mode(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return "always" if value.lower() == "true" else "never"
+    return _choice(name, value, OUTPUT_MODES)
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give an integer in [{low}, {high}]")
+    return value
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give a number in [{low}, {high}]")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated configuration of the segmentation node (field names = ROS parameter names)."""
+
+    backbone: str = "mobilenetv2"
+    weights: str = ""
+    input_width: int = 640
+    input_height: int = 360
+    device: str = "auto"
+    precision: str = "auto"
+    upsample: str = "logits"
+    overlay_alpha: float = 0.5
+    input_transport: str = "raw"
+    qos_reliability: str = "auto"
+    qos_depth: int = 1
+    publish_mask: str = "auto"
+    publish_color: str = "auto"
+    publish_overlay: str = "auto"
+    summary_period: float = 10.0
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> "NodeConfig":
+        """Build and validate a config from parameter values; unknown names are a ConfigError."""
+        unknown = sorted(set(values) - set(PARAMETER_NAMES))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}")
+        return cls(**dict(values)).validated()
+
+    def validated(self) -> "NodeConfig":
+        """Return a normalised copy (output switches as strings) or raise ConfigError naming the field.
+
+        Device, precision, upsample and the input size's fit to the backbone are checked by the
+        Segmenter when it is built.
+        """
+        for name in ("backbone", "weights", "device", "precision", "upsample"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"parameter {name}={getattr(self, name)!r} is invalid: give a string")
+        from liteseg_ros.model import BACKBONES  # imports torch; the node needs it next anyway
+
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"parameter backbone={self.backbone!r} is invalid: choose one of {', '.join(BACKBONES)}")
+        _integer("input_width", self.input_width, 32, MAX_INPUT_SIDE)
+        _integer("input_height", self.input_height, 32, MAX_INPUT_SIDE)
+        _integer("qos_depth", self.qos_depth, 1, MAX_QOS_DEPTH)
+        _choice("input_transport", self.input_transport, INPUT_TRANSPORTS)
+        _choice("qos_reliability", self.qos_reliability, QOS_RELIABILITIES)
+        normalised = {
+            "overlay_alpha": _number("overlay_alpha", self.overlay_alpha, 0.0, 1.0),
+            "summary_period": _number("summary_period", self.summary_period, 0.0, 3600.0),
+            **{name: _output_mode(name, getattr(self, name)) for name in ("publish_mask", "publish_color", "publish_overlay")},
+        }
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values.update(normalised)
+        return NodeConfig(**values)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the network input."""
+        return self.input_height, self.input_width
+
+    @property
+    def output_modes(self) -> dict[str, str]:
+        """Output name ('mask', 'color', 'overlay') -> 'auto' | 'always' | 'never'."""
+        return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay}
+
+
+def bundled_model_dirs() -> list[Path]:
+    """Where the bundled models may be: the installed share directory, then the source tree."""
+    dirs = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory(PACKAGE_NAME)) / "models")
+    except Exception:  # ament_index_python missing, or the package not on AMENT_PREFIX_PATH
+        pass
+    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    return dirs
+
+
+def bundled_model_name(backbone: str) -> str:
+    return f"liteseg_{backbone}_synthetic.pt"
+
+
+def resolve_weights(config: NodeConfig) -> Path:
+    """Return the weights file to load; raise WeightsError when it does not exist."""
+    if config.weights:
+        path = Path(config.weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} does not exist; set weights:=/path/to/checkpoint.pt")
+        return path
+    name = bundled_model_name(config.backbone)
+    dirs = bundled_model_dirs()
+    for directory in dirs:
+        if (directory / name).is_file():
+            return directory / name
+    raise WeightsError(
+        f"weights is empty and the bundled model {name} is in none of {', '.join(map(str, dirs))}; "
+        "set weights:=/path/to/checkpoint.pt"
+    )
+
+
+def declare_parameters(node: Any) -> dict[str, Any]:
+    """Declare every parameter of :data:`PARAMETERS` on an rclpy node; return name -> value.
+
+    rclpy raises its own ParameterException subclasses for overrides of the wrong type or out of
+    range; the node turns them into one start-up error line.
+    """
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    values = {}
+    for spec in PARAMETERS:
+        descriptor = ParameterDescriptor(
+            name=spec.name, description=spec.description, read_only=spec.read_only,
+            dynamic_typing=spec.dynamic_typing,
+        )
+        if spec.integer_range:
+            descriptor.integer_range = [IntegerRange(from_value=spec.integer_range[0], to_value=spec.integer_range[1], step=1)]
+        if spec.float_range:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)
+            ]
+        parameter = node.declare_parameter(spec.name, spec.default, descriptor)
+        values[spec.name] = parameter.value
+    return values

@@ -1,0 +1,213 @@
+"""Statistics of the segmentation node: rates, latency percentiles, counters, diagnostics.
+
+Thread-safe (the subscription callback, the worker thread and the timers all report here).
+Times are plain float seconds from ``time.monotonic()`` (rates, processing latency) or from the
+ROS clock (end-to-end latency, computed by the caller). Only :func:`diagnostic_status` imports
+ROS messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RATE_WINDOW_S = 5.0
+LATENCY_WINDOW = 300
+NO_INPUT_WARN_S = 5.0
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S):
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+        self._trim(now)
+
+    def rate(self, now: float) -> float:
+        self._trim(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = max(now - self._times[0], self._times[-1] - self._times[0])
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+
+class LatencyWindow:
+    """The last ``size`` latencies (seconds) and their percentiles."""
+
+    def __init__(self, size: int = LATENCY_WINDOW):
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, seconds: float) -> None:
+        self._values.append(seconds)
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile (0..100), or None before the first value."""
+        if not self._values:
+            return None
+        return float(np.percentile(np.fromiter(self._values, dtype=np.float64), q))
+
+
+@dataclass
+class StatsSnapshot:
+    """A consistent copy of the statistics at one moment."""
+
+    input_rate: float = 0.0
+    output_rate: float = 0.0
+    processing_p50: float | None = None
+    processing_p95: float | None = None
+    end_to_end_p50: float | None = None
+    end_to_end_p95: float | None = None
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    errors: int = 0
+    idle: int = 0
+    resolution_changes: int = 0
+    seconds_since_input: float | None = None
+    last_problem: str = ""
+    new_rejected: int = 0
+    new_errors: int = 0
+
+
+@dataclass
+class NodeStats:
+    """Counters and windows of the node; every method may be called from any thread."""
+
+    input_rate: RateMeter = field(default_factory=RateMeter)
+    output_rate: RateMeter = field(default_factory=RateMeter)
+    processing: LatencyWindow = field(default_factory=LatencyWindow)
+    end_to_end: LatencyWindow = field(default_factory=LatencyWindow)
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("received", "processed", "dropped", "rejected", "errors", "idle", "resolution_changes"), 0))
+    last_input: float | None = None
+    last_problem: str = ""
+    _reported: dict[str, int] = field(default_factory=lambda: {"rejected": 0, "errors": 0})
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_received(self, now: float, dropped_previous: bool) -> None:
+        """A frame arrived; ``dropped_previous``: it overwrote one that was never processed."""
+        with self._lock:
+            self.counters["received"] += 1
+            self.counters["dropped"] += int(dropped_previous)
+            self.input_rate.tick(now)
+            self.last_input = now
+
+    def on_processed(self, now: float, processing_s: float, end_to_end_s: float | None) -> None:
+        with self._lock:
+            self.counters["processed"] += 1
+            self.output_rate.tick(now)
+            self.processing.add(processing_s)
+            if end_to_end_s is not None:
+                self.end_to_end.add(end_to_end_s)
+
+    def on_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.counters["rejected"] += 1
+            self.last_problem = f"rejected: {reason}"
+
+    def on_error(self, reason: str) -> None:
+        with self._lock:
+            self.counters["errors"] += 1
+            self.last_problem = f"error: {reason}"
+
+    def on_idle(self) -> None:
+        """A frame was skipped because no output had subscribers."""
+        with self._lock:
+            self.counters["idle"] += 1
+
+    def on_resolution_change(self) -> None:
+        with self._lock:
+            self.counters["resolution_changes"] += 1
+
+    def snapshot(self, now: float, *, mark_reported: bool = False) -> StatsSnapshot:
+        """Copy the statistics; ``mark_reported`` resets the 'new since last report' counts."""
+        with self._lock:
+            snap = StatsSnapshot(
+                input_rate=self.input_rate.rate(now), output_rate=self.output_rate.rate(now),
+                processing_p50=self.processing.percentile(50), processing_p95=self.processing.percentile(95),
+                end_to_end_p50=self.end_to_end.percentile(50), end_to_end_p95=self.end_to_end.percentile(95),
+                seconds_since_input=None if self.last_input is None else now - self.last_input,
+                last_problem=self.last_problem,
+                new_rejected=self.counters["rejected"] - self._reported["rejected"],
+                new_errors=self.counters["errors"] - self._reported["errors"],
+                **self.counters,
+            )
+            if mark_reported:
+                self._reported = {"rejected": self.counters["rejected"], "errors": self.counters["errors"]}
+            return snap
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1e3:.1f}"
+
+
+def health(snapshot: StatsSnapshot) -> tuple[str, str]:
+    """('OK' | 'WARN' | 'ERROR', message) for the diagnostics status."""
+    if snapshot.new_errors:
+        return "ERROR", f"{snapshot.new_errors} frame(s) failed in inference; last {snapshot.last_problem}"
+    if snapshot.new_rejected:
+        return "WARN", f"{snapshot.new_rejected} input frame(s) rejected; last {snapshot.last_problem}"
+    if snapshot.seconds_since_input is None:
+        return "WARN", "no image received yet"
+    if snapshot.seconds_since_input > NO_INPUT_WARN_S:
+        return "WARN", f"no image for {snapshot.seconds_since_input:.0f} s"
+    return "OK", f"segmenting at {snapshot.output_rate:.1f} Hz"
+
+
+def diagnostic_values(snapshot: StatsSnapshot, *, device: str, model: str, input_topic: str) -> list[tuple[str, str]]:
+    """The key/value pairs of the diagnostics status, in display order."""
+    return [
+        ("input topic", input_topic),
+        ("input rate (Hz)", f"{snapshot.input_rate:.2f}"),
+        ("output rate (Hz)", f"{snapshot.output_rate:.2f}"),
+        ("processing latency p50 (ms)", _ms(snapshot.processing_p50)),
+        ("processing latency p95 (ms)", _ms(snapshot.processing_p95)),
+        ("end-to-end latency p50 (ms)", _ms(snapshot.end_to_end_p50)),
+        ("end-to-end latency p95 (ms)", _ms(snapshot.end_to_end_p95)),
+        ("received frames", str(snapshot.received)),
+        ("processed frames", str(snapshot.processed)),
+        ("dropped frames", str(snapshot.dropped)),
+        ("rejected frames", str(snapshot.rejected)),
+        ("failed frames", str(snapshot.errors)),
+        ("skipped frames (no subscribers)", str(snapshot.idle)),
+        ("resolution changes", str(snapshot.resolution_changes)),
+        ("device", device),
+        ("model", model),
+    ]
+
+
+def diagnostic_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, device: str, model: str,
+                      input_topic: str) -> Any:
+    """Build a diagnostic_msgs/DiagnosticStatus from a snapshot."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    level_name, message = health(snapshot)
+    return DiagnosticStatus(
+        level=getattr(DiagnosticStatus, level_name), name=name, message=message, hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in
+                diagnostic_values(snapshot, device=device, model=model, input_topic=input_topic)],
+    )
+
+
+def summary_line(snapshot: StatsSnapshot) -> str:
+    """One log line: rates, latencies and counters."""
+    return (
+        f"in {snapshot.input_rate:.1f} Hz, out {snapshot.output_rate:.1f} Hz, "
+        f"processing p50/p95 {_ms(snapshot.processing_p50)}/{_ms(snapshot.processing_p95)} ms, "
+        f"end-to-end p50/p95 {_ms(snapshot.end_to_end_p50)}/{_ms(snapshot.end_to_end_p95)} ms, "
+        f"received {snapshot.received}, processed {snapshot.processed}, dropped {snapshot.dropped}, "
+        f"rejected {snapshot.rejected}, failed {snapshot.errors}"
+    )
