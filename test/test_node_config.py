@@ -1,0 +1,59 @@
+"""Validation of the node's parameters and the weights look-up (no ROS graph)."""
+
+from __future__ import annotations
+
+import pytest
+
+from liteseg_ros.errors import ConfigError, WeightsError
+from liteseg_ros.node_config import NodeConfig, bundled_model_name, resolve_weights
+
+
+def test_defaults_are_valid():
+    config = NodeConfig().validated()
+    assert config.input_size == (360, 640)
+    assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto"}
+
+
+@pytest.mark.parametrize("value, mode", [(True, "always"), (False, "never"), ("true", "always"), ("never", "never")])
+def test_output_switches_accept_booleans(value, mode):
+    assert NodeConfig(publish_overlay=value).validated().publish_overlay == mode
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"backbone": "resnet50"}, "backbone='resnet50' is invalid: choose one of mobilenetv2, shufflenet, darknet19"),
+        ({"input_width": 8}, r"input_width=8 is invalid: give an integer in \[32, 4096\]"),
+        ({"input_height": 2.5}, "input_height=2.5 is invalid"),
+        ({"overlay_alpha": 1.5}, r"overlay_alpha=1.5 is invalid: give a number in \[0.0, 1.0\]"),
+        ({"overlay_alpha": float("nan")}, "overlay_alpha=nan is invalid"),
+        ({"input_transport": "theora"}, "choose one of raw, compressed"),
+        ({"qos_reliability": "sometimes"}, "choose one of auto, reliable, best_effort"),
+        ({"qos_depth": 0}, "qos_depth=0 is invalid"),
+        ({"publish_mask": "maybe"}, "publish_mask='maybe' is invalid: choose one of auto, always, never"),
+        ({"device": 0}, "device=0 is invalid: give a string"),
+    ],
+)
+def test_invalid_values_name_the_parameter(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        NodeConfig(**changes).validated()
+
+
+def test_unknown_parameter_is_rejected():
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        NodeConfig.from_parameters({"backbone": "mobilenetv2", "colour": "red"})
+
+
+def test_explicit_weights_must_exist(tmp_path):
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(WeightsError, match=f"weights file {missing} does not exist"):
+        resolve_weights(NodeConfig(weights=str(missing)))
+    present = tmp_path / "w.pt"
+    present.write_bytes(b"x")
+    assert resolve_weights(NodeConfig(weights=str(present))) == present
+
+
+def test_empty_weights_means_the_bundled_model_or_a_clear_error():
+    config = NodeConfig(backbone="darknet19")  # no bundled darknet19 model is shipped
+    with pytest.raises(WeightsError, match=f"bundled model {bundled_model_name('darknet19')} is in none of"):
+        resolve_weights(config)
