@@ -87,9 +87,11 @@ def test_torch_and_numpy_agree_on_batches():
     gt[:, :4] = IGN
     pred = rng.integers(0, 21, (3, 17, 23)).astype(np.uint8)
     pred[0, 0, 0] = IGN
-    by_numpy, by_torch = ConfusionMatrix(), ConfusionMatrix()
-    by_numpy.update(gt, pred)
+    by_numpy, by_int, by_torch = ConfusionMatrix(), ConfusionMatrix(), ConfusionMatrix()
+    by_numpy.update(gt, pred)  # the uint8 path
+    by_int.update(gt.astype(np.int32), pred.astype(np.int64))  # the generic path
     by_torch.update(torch.from_numpy(gt), torch.from_numpy(pred).long())
+    np.testing.assert_array_equal(by_numpy.matrix, by_int.matrix)
     np.testing.assert_array_equal(by_numpy.matrix, by_torch.matrix)
     assert by_numpy.frames == by_torch.frames == 3
     assert by_numpy.matrix.sum() == 3 * 13 * 23
