@@ -1,0 +1,189 @@
+"""Live replay: play a bag over ROS 2 into a running segmentation_node and measure what comes back.
+
+This is the ``ros2 bag play`` + node path: images are published at the recorded rate (times ``rate``),
+the node's mask / colour / overlay outputs are recorded into the output bag, end-to-end latency is
+publish-to-mask-receipt, and frames the node never answered count as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from liteseg_ros.errors import BagError
+from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, stamp_ns
+from liteseg_ros.replay.matching import StampMatcher
+from liteseg_ros.replay.offline import ReplayOptions, _gt_array, open_bag, write_overlay_png
+from liteseg_ros.replay.report import ReplayReport, percentiles_ms
+
+LOG = logging.getLogger(__name__)
+OUTPUT_NAMES = {"mask": "mask", "color": "color_mask", "overlay": "overlay"}
+DISCOVERY_TIMEOUT_S = 60.0
+DRAIN_IDLE_S = 3.0
+
+
+@dataclass
+class _LiveState:
+    published: dict[int, float] = field(default_factory=dict)  # header stamp -> publish time
+    received: dict[int, float] = field(default_factory=dict)  # header stamp -> mask receipt time
+    overlays: int = 0
+    last_receipt: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LivePlayer:
+    """Owns the rclpy context, the publisher of the bag's images and the subscribers of the node's outputs."""
+
+    def __init__(self, options: ReplayOptions, source: BagSource, sink: BagSink, matcher: StampMatcher | None):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        self.options, self.source, self.sink, self.matcher = options, source, sink, matcher
+        self.state = _LiveState()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("liteseg_replay", context=self.context)
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        self.msg_class = _message_class(source.image_msgtype)
+        self.publisher = self.node.create_publisher(self.msg_class, source.image_topic, qos)
+        from sensor_msgs.msg import Image
+
+        namespace = options.node_namespace.rstrip("/")
+        self.subscriptions = [
+            self.node.create_subscription(Image, f"{namespace}/{topic}", self._callback(name), qos, raw=True)
+            for name, topic in OUTPUT_NAMES.items()
+        ]
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _callback(self, name: str):
+        def on_output(rawdata: bytes) -> None:
+            from rclpy.serialization import deserialize_message
+            from sensor_msgs.msg import Image
+
+            from liteseg_ros.conversions import image_msg_to_array
+
+            now = time.monotonic()
+            msg = deserialize_message(rawdata, Image)
+            stamp = stamp_ns(msg.header)
+            with self.state.lock:
+                self.sink.write_raw(name, stamp, rawdata)
+                if name == "mask":
+                    self.state.received.setdefault(stamp, now)
+                    self.state.last_receipt = now
+                    if self.matcher:
+                        self.matcher.add_mask(stamp, image_msg_to_array(msg))
+                elif name == "overlay":
+                    write_overlay_png(self.options, self.state.overlays, image_msg_to_array(msg))
+                    self.state.overlays += 1
+
+        return on_output
+
+    def wait_for_node(self, timeout: float = DISCOVERY_TIMEOUT_S) -> None:
+        """Block until a node subscribes to the image topic and publishes masks, else BagError."""
+        deadline = time.monotonic() + timeout
+        mask_topic = self.subscriptions[0].topic_name
+        while time.monotonic() < deadline:
+            if self.publisher.get_subscription_count() > 0 and self.node.count_publishers(mask_topic) > 0:
+                time.sleep(0.5)  # let both sides finish matching their endpoints
+                return
+            time.sleep(0.1)
+        raise BagError(
+            f"no segmentation_node answered within {timeout:.0f} s: nothing subscribes to {self.source.image_topic} "
+            f"and publishes {mask_topic}; start one with image remapped to {self.source.image_topic}"
+        )
+
+    def play(self) -> None:
+        """Publish the bag's images at the recorded rate (times options.rate); feed ground truth to the matcher."""
+        from rclpy.serialization import deserialize_message
+
+        first_bag_ns, start = None, time.monotonic()
+        for message in self.source.messages():
+            if message.topic != self.source.image_topic:
+                if self.matcher:
+                    with self.state.lock:
+                        self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
+                continue
+            first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
+            due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            with self.state.lock:
+                self.sink.write_input(message.timestamp_ns, message.rawdata)
+                self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
+            self.publisher.publish(deserialize_message(message.rawdata, self.msg_class))
+
+    def drain(self) -> None:
+        """Wait until every published frame was answered, or no answer came for DRAIN_IDLE_S."""
+        while True:
+            with self.state.lock:
+                done = set(self.state.received) >= set(self.state.published)
+                idle = time.monotonic() - max(self.state.last_receipt, max(self.state.published.values(), default=0))
+            if done or idle > DRAIN_IDLE_S:
+                time.sleep(0.2)  # colour / overlay of the last frame arrive just after its mask
+                return
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self.thread.join(timeout=2.0)
+
+
+def _message_class(msgtype: str):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    return CompressedImage if msgtype == COMPRESSED_TYPE else Image
+
+
+def _fill_report(report: ReplayReport, player: LivePlayer) -> None:
+    state = player.state
+    latencies = [state.received[s] - state.published[s] for s in state.received if s in state.published]
+    report.frames = len(state.received)
+    report.published_frames = len(state.published)
+    report.dropped_frames = len(set(state.published) - set(state.received))
+    report.latency_ms = percentiles_ms(latencies)
+    if state.received and state.published:
+        span = max(state.received.values()) - min(state.published.values())
+        report.fps = round(report.frames / span, 3) if span > 0 else None
+    if player.matcher and player.matcher.matched:
+        report.add_scores(player.matcher.confusion.scores().to_dict(), player.matcher.matched)
+
+
+def run_live(options: ReplayOptions, model_description: str = "the running segmentation_node") -> ReplayReport:
+    """Play ``options.bag`` into a running node; write OUT/bag and the report; return it."""
+    source = open_bag(options)
+    sink = BagSink(options.out_bag, source.image_topic, source.image_msgtype, options.storage)
+    matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
+    report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="live", model=model_description,
+                          latency_definition="end to end: publish to mask receipt, through DDS and the node")
+    player = None
+    try:
+        player = LivePlayer(options, source, sink, matcher)
+        player.wait_for_node()
+        player.play()
+        player.drain()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        LOG.warning("interrupted: closing the output bag")
+    finally:
+        if player is not None:
+            player.close()
+            _fill_report(report, player)
+        report.output_bag = str(sink.close())
+        source.close()
+    report.write(options.out)
+    return report

@@ -1,0 +1,133 @@
+"""Offline replay: every frame of a bag through the same Segmenter the node uses, as fast as possible."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from liteseg_ros.errors import BagError, ImageError
+from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, stamp_ns
+from liteseg_ros.replay.matching import StampMatcher
+from liteseg_ros.replay.report import ReplayReport, percentiles_ms
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Validated options of one replay (offline or live)."""
+
+    bag: Path
+    out: Path
+    weights: Path
+    image_topic: str | None = None
+    gt_topic: str | None = None
+    gt_encoding: str = "labelids"
+    input_size: tuple[int, int] = (360, 640)
+    device: str = "auto"
+    precision: str = "auto"
+    storage: str = "sqlite3"
+    overlay_every: int = 0  # write every Nth overlay as PNG into OUT/overlays (0 = none)
+    rate: float = 1.0  # live: multiple of the recorded rate
+    node_namespace: str = "/liteseg"  # live: where the node publishes mask/color_mask/overlay
+
+    @property
+    def out_bag(self) -> Path:
+        return self.out / "bag"
+
+
+def open_bag(options: ReplayOptions) -> BagSource:
+    source = BagSource(options.bag, options.image_topic, options.gt_topic)
+    if source.image_count == 0:
+        source.close()
+        raise BagError(f"image topic {source.image_topic} of bag {options.bag} has no messages")
+    return source
+
+
+def write_overlay_png(options: ReplayOptions, index: int, overlay: np.ndarray | None) -> None:
+    if overlay is None or not options.overlay_every or index % options.overlay_every:
+        return
+    from PIL import Image
+
+    directory = options.out / "overlays"
+    directory.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay).save(directory / f"overlay_{index:06d}.png")
+
+
+class _Replayer:
+    """State of one offline replay; ``run`` fills the report even when interrupted."""
+
+    def __init__(self, options: ReplayOptions, segmenter, source: BagSource, sink: BagSink):
+        self.options, self.segmenter, self.source, self.sink = options, segmenter, source, sink
+        self.matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
+        self.latencies: list[float] = []
+        self.report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="offline",
+                                   model=segmenter.description,
+                                   latency_definition="decode + segment per frame (Segmenter, mask+colour+overlay)")
+
+    def _on_image(self, message) -> None:
+        self.sink.write_input(message.timestamp_ns, message.rawdata)
+        start = time.perf_counter()
+        try:
+            image, encoding = decode_image(message)
+            result = self.segmenter.seg(image, encoding=encoding)
+        except ImageError as error:
+            self.report.rejected_frames += 1
+            LOG.warning("frame at %.3f s rejected: %s", stamp_ns(message.msg.header) / 1e9, error)
+            return
+        self.latencies.append(time.perf_counter() - start)
+        outputs = {"mask": result.mask, "color": result.color, "overlay": result.overlay}
+        self.sink.write_outputs(message.timestamp_ns, message.msg.header, outputs)
+        write_overlay_png(self.options, self.report.frames, result.overlay)
+        self.report.frames += 1
+        if self.matcher:
+            self.matcher.add_mask(stamp_ns(message.msg.header), result.mask)
+
+    def run(self) -> ReplayReport:
+        start = time.perf_counter()
+        try:
+            for message in self.source.messages():
+                if message.topic == self.source.image_topic:
+                    self._on_image(message)
+                elif self.matcher:
+                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+            LOG.warning("interrupted: closing the output bag after %d frames", self.report.frames)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.report.output_bag = str(self.sink.close())
+            self.source.close()
+        self.report.fps = round(self.report.frames / elapsed, 3) if elapsed > 0 and self.report.frames else None
+        self.report.latency_ms = percentiles_ms(self.latencies)
+        if self.matcher and self.matcher.matched:
+            self.report.add_scores(self.matcher.confusion.scores().to_dict(), self.matcher.matched)
+        return self.report
+
+
+def _gt_array(message) -> np.ndarray:
+    from liteseg_ros.conversions import image_msg_to_array
+
+    msg = message.msg
+    if msg.encoding not in ("mono8", "8UC1"):
+        raise BagError(f"ground-truth topic {message.topic} has encoding {msg.encoding}; expected mono8 label ids")
+    return image_msg_to_array(msg)
+
+
+def run_offline(options: ReplayOptions, segmenter) -> ReplayReport:
+    """Replay ``options.bag`` through ``segmenter``; write OUT/bag, OUT/report.json and OUT/report.md."""
+    source = open_bag(options)
+    try:
+        sink = BagSink(options.out_bag, source.image_topic, source.image_msgtype, options.storage)
+    except BaseException:
+        source.close()
+        raise
+    report = _Replayer(options, segmenter, source, sink).run()
+    report.write(options.out)
+    return report
+
+
