@@ -66,6 +66,7 @@ class StageSection:
     splits: list[str] = field(default_factory=lambda: ["train"])
     epochs: int = 100
     base_lr: float = 1e-7
+    lr_update_every: int | None = None  # null: schedule.update_every (the authors update every 10 epochs on coarse)
 
 
 @dataclass
@@ -221,6 +222,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name, stage in config.stages():
         if stage.base_lr <= 0 or not stage.splits:
             raise ConfigError(f"{name}.base_lr must be > 0 and {name}.splits non-empty")
+        if stage.lr_update_every is not None and stage.lr_update_every < 1:
+            raise ConfigError(f"{name}.lr_update_every must be null or >= 1, got {stage.lr_update_every}")
     if config.init.backbone and config.init.weights:
         raise ConfigError("set init.backbone or init.weights, not both (init.weights already holds a backbone)")
     return config

@@ -126,7 +126,8 @@ class Trainer:
 
     def _update_lr(self, stage: StageSection, step: int, total: int) -> None:
         schedule = self.config.schedule
-        lr = poly_lr(stage.base_lr, step, total, power=schedule.power, update_every=schedule.update_every)
+        every = stage.lr_update_every or schedule.update_every
+        lr = poly_lr(stage.base_lr, step, total, power=schedule.power, update_every=every)
         if set_lr(self.optimizer, lr) and self.config.optim.reset_on_lr_update:
             self.optimizer.state.clear()  # the authors build a new optimiser at every LR update
 
