@@ -61,9 +61,10 @@ def _main(argv: list[str] | None) -> int:
         report = run_live(options)
     else:
         from liteseg_ros.replay.offline import open_bag, run_offline
-        from liteseg_ros.segmenter import Segmenter
 
         open_bag(options).close()  # a bad bag fails before the model is loaded
+        from liteseg_ros.segmenter import Segmenter
+
         segmenter = Segmenter(str(options.weights), device=options.device, precision=options.precision,
                               input_size=options.input_size)
         report = run_offline(options, segmenter)

@@ -1,0 +1,88 @@
+"""Small rosbag2 bags for replay tests, written with rosbags (sqlite3 or mcap, raw or compressed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+T = TYPESTORE.types
+START_NS = 1_700_000_000_000_000_000
+
+
+def frame(index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A deterministic RGB frame and its labelIds: sky / building / road bands with a moving car."""
+    rng = np.random.default_rng(index)
+    labels = np.full((height, width), 7, np.uint8)  # road
+    labels[: height // 3] = 23  # sky
+    labels[height // 3: height // 2] = 11  # building
+    x = (index * 7) % max(1, width - width // 4)
+    labels[height // 2: height // 2 + height // 6, x: x + width // 4] = 26  # car
+    labels[-2:, :] = 1  # ego vehicle (ignored)
+    from liteseg_ros.labels import ID_PALETTE
+
+    rgb = ID_PALETTE[labels].astype(np.int16) + rng.integers(-12, 12, (height, width, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8), labels
+
+
+def header(index: int, rate_hz: float = 10.0):
+    ns = START_NS + int(index * 1e9 / rate_hz)
+    stamp = T["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return T["std_msgs/msg/Header"](stamp=stamp, frame_id="camera"), ns
+
+
+def image_msg(array: np.ndarray, encoding: str, hdr):
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    return T["sensor_msgs/msg/Image"](header=hdr, height=array.shape[0], width=array.shape[1], encoding=encoding,
+                                      is_bigendian=0, step=array.shape[1] * channels,
+                                      data=np.ascontiguousarray(array).reshape(-1))
+
+
+def compressed_msg(array: np.ndarray, fmt: str, hdr):
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="JPEG" if fmt == "jpeg" else "PNG", quality=92)
+    return T["sensor_msgs/msg/CompressedImage"](header=hdr, format=fmt, data=np.frombuffer(buffer.getvalue(), np.uint8))
+
+
+def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96, storage: str = "sqlite3",
+              compressed: str | None = None, gt: bool = True, gt_size: tuple[int, int] | None = None,
+              image_topic: str = "/camera/image_raw", extra_topics: bool = True) -> Path:
+    """Write a drive of ``frames`` images (+ labelIds ground truth) at 10 Hz; return the bag path."""
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
+        cam = writer.add_connection(image_topic, image_type, typestore=TYPESTORE)
+        labels_conn = writer.add_connection("/camera/labels", "sensor_msgs/msg/Image", typestore=TYPESTORE) if gt else None
+        info = writer.add_connection("/camera/camera_info", "sensor_msgs/msg/CameraInfo", typestore=TYPESTORE) if extra_topics else None
+        for index in range(frames):
+            rgb, labels = frame(index, height, width)
+            hdr, ns = header(index)
+            msg = compressed_msg(rgb, compressed, hdr) if compressed else image_msg(rgb, "rgb8", hdr)
+            writer.write(cam, ns, TYPESTORE.serialize_cdr(msg, image_type))
+            if labels_conn is not None:
+                if gt_size:
+                    labels = np.array(PILImage.fromarray(labels).resize(gt_size[::-1], PILImage.NEAREST))
+                writer.write(labels_conn, ns, TYPESTORE.serialize_cdr(image_msg(labels, "mono8", hdr), "sensor_msgs/msg/Image"))
+            if info is not None:
+                cam_info = T["sensor_msgs/msg/CameraInfo"](
+                    header=hdr, height=height, width=width, distortion_model="plumb_bob", d=np.zeros(5),
+                    k=np.eye(3).reshape(-1), r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
+                    roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                writer.write(info, ns, TYPESTORE.serialize_cdr(cam_info, "sensor_msgs/msg/CameraInfo"))
+    return path
+
+
+def read_bag(path: Path) -> dict[str, list]:
+    """topic -> list of (timestamp, deserialised message)."""
+    from rosbags.rosbag2 import Reader
+
+    topics: dict[str, list] = {}
+    with Reader(path) as reader:
+        for connection, timestamp, raw in reader.messages():
+            topics.setdefault(connection.topic, []).append((timestamp, TYPESTORE.deserialize_cdr(raw, connection.msgtype)))
+    return topics
