@@ -19,7 +19,7 @@ test: venv
 	$(VPY) -m pytest -q test
 
 demo: venv
-	$(VPY) -m liteseg_ros.cli.info --backbone mobilenetv2 --size 360x640
+	$(VPY) -m liteseg_ros.demo --out out/demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

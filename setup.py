@@ -47,6 +47,7 @@ setup(
             "liteseg-eval = training.evaluate:main",
             "liteseg-train = training.train:main",
             "segmentation_node = liteseg_ros.node:main",
+            "liteseg-demo = liteseg_ros.demo:main",
         ],
     },
 )

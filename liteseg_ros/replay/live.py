@@ -92,11 +92,16 @@ class LivePlayer:
 
         return on_output
 
-    def wait_for_node(self, timeout: float = DISCOVERY_TIMEOUT_S) -> None:
-        """Block until a node subscribes to the image topic and publishes masks, else BagError."""
+    def wait_for_node(self, timeout: float = DISCOVERY_TIMEOUT_S, node_alive=None) -> None:
+        """Block until a node subscribes to the image topic and publishes masks, else BagError.
+
+        ``node_alive``, when given, is polled: a node process that died stops the wait at once.
+        """
         deadline = time.monotonic() + timeout
         mask_topic = self.subscriptions[0].topic_name
         while time.monotonic() < deadline:
+            if node_alive is not None and not node_alive():
+                raise BagError("the segmentation_node process exited before it was ready (see its log)")
             if self.publisher.get_subscription_count() > 0 and self.node.count_publishers(mask_topic) > 0:
                 time.sleep(0.5)  # let both sides finish matching their endpoints
                 return
@@ -163,8 +168,12 @@ def _fill_report(report: ReplayReport, player: LivePlayer) -> None:
         report.add_scores(player.matcher.confusion.scores().to_dict(), player.matcher.matched)
 
 
-def run_live(options: ReplayOptions, model_description: str = "the running segmentation_node") -> ReplayReport:
-    """Play ``options.bag`` into a running node; write OUT/bag and the report; return it."""
+def run_live(options: ReplayOptions, model_description: str = "the running segmentation_node",
+             node_alive=None) -> ReplayReport:
+    """Play ``options.bag`` into a running node; write OUT/bag and the report; return it.
+
+    ``node_alive``: optional callable, False once the node's process has died (see LivePlayer.wait_for_node).
+    """
     source = open_bag(options)
     sink = BagSink(options.out_bag, source.image_topic, source.image_msgtype, options.storage)
     matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
@@ -173,7 +182,7 @@ def run_live(options: ReplayOptions, model_description: str = "the running segme
     player = None
     try:
         player = LivePlayer(options, source, sink, matcher)
-        player.wait_for_node()
+        player.wait_for_node(node_alive=node_alive)
         player.play()
         player.drain()
     except KeyboardInterrupt:
