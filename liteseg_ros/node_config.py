@@ -13,10 +13,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from liteseg_ros.bundled import bundled_model_path
 from liteseg_ros.errors import ConfigError, WeightsError
 
 NODE_NAME = "liteseg"
-PACKAGE_NAME = "liteseg_ros"
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
@@ -173,39 +173,17 @@ class NodeConfig:
         return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay}
 
 
-def bundled_model_dirs() -> list[Path]:
-    """Where the bundled models may be: the installed share directory, then the source tree."""
-    dirs = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory(PACKAGE_NAME)) / "models")
-    except Exception:  # ament_index_python missing, or the package not on AMENT_PREFIX_PATH
-        pass
-    dirs.append(Path(__file__).resolve().parent.parent / "models")
-    return dirs
-
-
-def bundled_model_name(backbone: str) -> str:
-    return f"liteseg_{backbone}_synthetic.pt"
-
-
 def resolve_weights(config: NodeConfig) -> Path:
-    """Return the weights file to load; raise WeightsError when it does not exist."""
-    if config.weights:
-        path = Path(config.weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"weights file {path} does not exist; set weights:=/path/to/checkpoint.pt")
-        return path
-    name = bundled_model_name(config.backbone)
-    dirs = bundled_model_dirs()
-    for directory in dirs:
-        if (directory / name).is_file():
-            return directory / name
-    raise WeightsError(
-        f"weights is empty and the bundled model {name} is in none of {', '.join(map(str, dirs))}; "
-        "set weights:=/path/to/checkpoint.pt"
-    )
+    """Return the weights file to load (``weights``, or the bundled model when it is empty).
+
+    Raises WeightsError when the file does not exist.
+    """
+    if not config.weights:
+        return bundled_model_path(config.backbone)
+    path = Path(config.weights).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist; set weights:=/path/to/checkpoint.pt")
+    return path
 
 
 def declare_parameters(node: Any) -> dict[str, Any]:

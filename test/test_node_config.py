@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from liteseg_ros.errors import ConfigError, WeightsError
-from liteseg_ros.node_config import NodeConfig, bundled_model_name, resolve_weights
+from liteseg_ros.bundled import bundled_model_name
+from liteseg_ros.node_config import NodeConfig, resolve_weights
 
 
 def test_defaults_are_valid():
@@ -55,5 +56,5 @@ def test_explicit_weights_must_exist(tmp_path):
 
 def test_empty_weights_means_the_bundled_model_or_a_clear_error():
     config = NodeConfig(backbone="darknet19")  # no bundled darknet19 model is shipped
-    with pytest.raises(WeightsError, match=f"bundled model {bundled_model_name('darknet19')} is in none of"):
+    with pytest.raises(WeightsError, match=f"no bundled model {bundled_model_name('darknet19')} in "):
         resolve_weights(config)

@@ -1,0 +1,235 @@
+"""Shared fixtures: an isolated ROS 2 graph for this test run, a client node, node processes.
+
+Every run gets its own ROS_DOMAIN_ID (from the pid, skipping domains whose first participant port is
+taken on this host) and ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, set in os.environ before any
+rclpy.init, so child processes inherit them. Nothing here mocks ROS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_EXECUTABLE = Path(sys.executable).parent / "segmentation_node"
+FASTDDS_PORT_BASE, FASTDDS_DOMAIN_GAIN, FASTDDS_UNICAST_OFFSET = 7400, 250, 10
+
+
+def _domain_in_use(domain_id: int) -> bool:
+    """True when a DDS participant of ``domain_id`` already holds its first unicast port here."""
+    port = FASTDDS_PORT_BASE + FASTDDS_DOMAIN_GAIN * domain_id + FASTDDS_UNICAST_OFFSET
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return True
+    return False
+
+
+def pick_domain_id() -> int:
+    """A domain in 1..100 derived from the pid, skipping domains in use on this host."""
+    start = os.getpid() % 100
+    for offset in range(100):
+        domain_id = 1 + (start + offset) % 100
+        if not _domain_in_use(domain_id):
+            return domain_id
+    raise RuntimeError("every ROS domain 1..100 is in use on this host")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ros_environment() -> dict[str, str]:
+    """Isolate this test run's ROS graph; returns the variables set."""
+    values = {
+        "ROS_DOMAIN_ID": os.environ.get("LITESEG_TEST_DOMAIN_ID") or str(pick_domain_id()),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+    }
+    os.environ.update(values)
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
+    return values
+
+
+class RosClient:
+    """A client node spun by a background executor; helpers to publish, collect and call services."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"liteseg_test_client_{os.getpid()}", context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def publisher(self, msg_type: Any, topic: str, reliable: bool = True, depth: int = 10) -> Any:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        return self.node.create_publisher(msg_type, topic, QoSProfile(depth=depth, reliability=reliability))
+
+    def collector(self, msg_type: Any, topic: str, depth: int = 50) -> "Collector":
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        collector = Collector()
+        collector.subscription = self.node.create_subscription(
+            msg_type, topic, collector.add, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        return collector
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> list[Any]:
+        """Call <node>/set_parameters (rcl_interfaces/SetParameters); return the results."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        client = self.node.create_client(SetParameters, f"{node_name}/set_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise AssertionError(f"{node_name}/set_parameters is not available")
+            request = SetParameters.Request(
+                parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+            future = client.call_async(request)
+            self.wait_for(future.done, timeout, f"{node_name}/set_parameters")
+            return list(future.result().results)
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Collector:
+    """Messages received on one topic, in arrival order, with arrival times (monotonic)."""
+
+    messages: list[Any] = field(default_factory=list)
+    arrival: list[float] = field(default_factory=list)
+    subscription: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, msg: Any) -> None:
+        with self._lock:
+            self.messages.append(msg)
+            self.arrival.append(time.monotonic())
+
+    def find(self, predicate: Callable[[Any], bool]) -> Any:
+        with self._lock:
+            return next((m for m in self.messages if predicate(m)), None)
+
+    def snapshot(self) -> list[Any]:
+        with self._lock:
+            return list(self.messages)
+
+
+@pytest.fixture(scope="session")
+def ros_client(ros_environment) -> RosClient:
+    client = RosClient()
+    yield client
+    client.close()
+
+
+@dataclass
+class NodeProcess:
+    """A segmentation_node child process with its log files."""
+
+    process: subprocess.Popen
+    log_dir: Path
+    namespace: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.namespace}/liteseg"
+
+    def stderr(self) -> str:
+        return (self.log_dir / "stderr.txt").read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return (self.log_dir / "stdout.txt").read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        """Send ``signum`` and wait for the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"segmentation_node did not exit {timeout} s after signal {signum}:\n{self.stderr()}")
+
+
+def node_environment() -> dict[str, str]:
+    """The child's environment: ROS isolation from os.environ, one torch thread (as in the tests)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
+
+
+def spawn_node(log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = ()) -> NodeProcess:
+    """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    args = [str(NODE_EXECUTABLE), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
+    for name, value in parameters.items():
+        args += ["-p", f"{name}:={value}"]
+    args += list(extra_args)
+    with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
+        process = subprocess.Popen(args, stdout=out, stderr=err, env=node_environment(), cwd=ROOT)
+    return NodeProcess(process, log_dir, namespace)
+
+
+def wait_until_ready(client: RosClient, node: NodeProcess, input_topic: str, timeout: float = 60.0) -> None:
+    """Wait until the node subscribes to ``input_topic`` and advertises its outputs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            raise AssertionError(f"segmentation_node exited with {node.process.returncode}:\n{node.stderr()}")
+        if client.node.count_subscribers(input_topic) and client.node.count_publishers(f"{node.name}/mask"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"segmentation_node not ready after {timeout} s:\n{node.stderr()}")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A randomly initialised MobileNetV2 LiteSeg checkpoint (fixed seed) whose masks are not constant.
+
+    Freshly initialised, the classifier bias decides every pixel; without it and with random
+    BatchNorm statistics the argmax depends on the image, so tests can tell images apart.
+    """
+    import torch
+
+    from liteseg_ros.model import build_liteseg, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_liteseg("mobilenetv2", num_classes=19).eval()
+    with torch.no_grad():
+        model.last_conv[6].bias.zero_()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.2)
+                module.running_var.fill_(0.25)
+    path = tmp_path_factory.mktemp("weights") / "liteseg_mobilenetv2_test.pt"
+    save_checkpoint(path, model)
+    return path
