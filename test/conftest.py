@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,42 +19,17 @@ from typing import Any, Callable
 
 import pytest
 
+from liteseg_ros.ros_env import isolated_ros_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_EXECUTABLE = Path(sys.executable).parent / "segmentation_node"
-FASTDDS_PORT_BASE, FASTDDS_DOMAIN_GAIN, FASTDDS_UNICAST_OFFSET = 7400, 250, 10
-
-
-def _domain_in_use(domain_id: int) -> bool:
-    """True when a DDS participant of ``domain_id`` already holds its first unicast port here."""
-    port = FASTDDS_PORT_BASE + FASTDDS_DOMAIN_GAIN * domain_id + FASTDDS_UNICAST_OFFSET
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return True
-    return False
-
-
-def pick_domain_id() -> int:
-    """A domain in 1..100 derived from the pid, skipping domains in use on this host."""
-    start = os.getpid() % 100
-    for offset in range(100):
-        domain_id = 1 + (start + offset) % 100
-        if not _domain_in_use(domain_id):
-            return domain_id
-    raise RuntimeError("every ROS domain 1..100 is in use on this host")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def ros_environment() -> dict[str, str]:
     """Isolate this test run's ROS graph; returns the variables set."""
-    values = {
-        "ROS_DOMAIN_ID": os.environ.get("LITESEG_TEST_DOMAIN_ID") or str(pick_domain_id()),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-    }
-    os.environ.update(values)
-    os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
-    return values
+    requested = os.environ.get("LITESEG_TEST_DOMAIN_ID")
+    return isolated_ros_environment(int(requested) if requested else None)
 
 
 class RosClient:

@@ -269,6 +269,7 @@ def test_overlay_alpha_changes_at_run_time_and_bad_values_are_rejected(nodes, re
         expected = reference.seg(rgb)
     finally:
         reference.overlay_alpha = 0.5
+        assert ros_client.set_parameters(node.process.name, {"overlay_alpha": 0.5})[0].successful
     assert_outputs_match(outputs, msg, expected)
     assert not np.array_equal(expected.overlay, reference.seg(rgb).overlay)  # 0.25 really differs from 0.5
 
@@ -280,6 +281,31 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert float(status["processing latency p50 (ms)"]) > 0
     assert float(status["end-to-end latency p95 (ms)"]) > 0
     assert status["input topic"] == "/io_raw/image"
+
+
+def test_input_qos_follows_a_best_effort_publisher(nodes, reference, ros_client):
+    """qos_reliability auto: a best-effort camera is heard; when it leaves, the node goes back to reliable."""
+    node = nodes["raw"]
+    best_effort = ros_client.publisher(Image, "/io_raw/image", reliable=False)
+    try:
+        rgb = scene(seed=8)
+        deadline = time.monotonic() + 15.0
+        outputs = None
+        while outputs is None and time.monotonic() < deadline:  # the node re-checks publishers every second
+            msg = raw_message(rgb, "rgb8", frame_id="best_effort_camera")
+            best_effort.publish(msg)
+            time.sleep(0.3)
+            outputs = node._outputs_for(msg.header)
+        assert outputs is not None, node.process.stderr()
+        assert_outputs_match(outputs, msg, reference.seg(rgb))
+        assert "subscribed to /io_raw/image (best_effort, depth 1)" in node.process.stderr()
+    finally:
+        ros_client.node.destroy_publisher(best_effort)
+    ros_client.wait_for(lambda: node.process.stderr().count("subscribed to /io_raw/image (reliable, depth 1)") >= 2,
+                        10.0, "the node to return to a reliable subscription")
+    rgb = scene(seed=9)
+    msg = raw_message(rgb, "rgb8")
+    assert_outputs_match(node.send(msg), msg, reference.seg(rgb))
 
 
 @pytest.mark.parametrize("node_key, signum", [("raw", signal.SIGINT), ("compressed", signal.SIGTERM)])

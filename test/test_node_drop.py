@@ -1,0 +1,98 @@
+"""Drop-oldest under load: a 30 Hz camera faster than inference never builds up latency.
+
+The node runs at the default 360x640 network input with one torch thread, far slower than 30 Hz
+on a CPU, so most frames must be overwritten before the worker takes them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from conftest import spawn_node, wait_until_ready
+from liteseg_ros import conversions
+
+pytestmark = pytest.mark.ros
+
+PUBLISH_HZ = 30.0
+FRAMES = 90
+FRAME_SHAPE = (480, 640, 3)
+# Generous: with a FIFO queue instead of drop-oldest, the lag at the end of the burst would be
+# FRAMES x inference time - burst length, several seconds at 360x640 on one CPU thread.
+LATENCY_BOUND_S = 2.0
+
+
+def counters(diagnostics, node_name: str) -> dict[str, int] | None:
+    for array in reversed(diagnostics.snapshot()):
+        for status in array.status:
+            if status.name == f"{node_name}: segmentation":
+                return {kv.key: int(kv.value) for kv in status.values if kv.key.endswith("frames")}
+    return None
+
+
+def stamped_frame(client, pixels: bytes) -> Image:
+    msg = Image(header=Header(frame_id="camera"), height=FRAME_SHAPE[0], width=FRAME_SHAPE[1], encoding="rgb8",
+                step=FRAME_SHAPE[1] * 3, data=pixels)
+    msg.header.stamp = client.node.get_clock().now().to_msg()
+    return msg
+
+
+@pytest.fixture(scope="module")
+def loaded_node(ros_client, tiny_weights, tmp_path_factory):
+    process = spawn_node(tmp_path_factory.mktemp("node_drop"), "/drop",
+                         {"weights": str(tiny_weights), "device": "cpu", "summary_period": 0.0})
+    wait_until_ready(ros_client, process, "/drop/image")
+    yield process
+    process.stop(signal.SIGINT)
+
+
+def test_a_fast_camera_is_thinned_not_queued(loaded_node, ros_client):
+    diagnostics = ros_client.collector(DiagnosticArray, "/diagnostics", depth=100)
+    masks = ros_client.collector(Image, f"{loaded_node.name}/mask")
+    publisher = ros_client.publisher(Image, "/drop/image")
+    pixels = np.random.default_rng(0).integers(0, 256, size=FRAME_SHAPE, dtype=np.uint8).tobytes()
+
+    warm_up = None
+    deadline = time.monotonic() + 60.0
+    while not (warm_up and masks.find(lambda m: m.header.stamp == warm_up.header.stamp)):
+        assert time.monotonic() < deadline, loaded_node.stderr()
+        warm_up = stamped_frame(ros_client, pixels)
+        publisher.publish(warm_up)
+        time.sleep(1.0)
+    time.sleep(1.5)  # the next diagnostics message counts the warm-up frames
+    before = ros_client.wait_for(lambda: counters(diagnostics, loaded_node.name), 5.0, "diagnostics")
+
+    published_at = {}
+    start = time.monotonic()
+    for i in range(FRAMES):
+        time.sleep(max(0.0, start + i / PUBLISH_HZ - time.monotonic()))
+        msg = stamped_frame(ros_client, pixels)
+        publisher.publish(msg)
+        published_at[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
+    last = max(published_at)
+    ros_client.wait_for(lambda: masks.find(lambda m: (m.header.stamp.sec, m.header.stamp.nanosec) == last),
+                        10.0, "the mask of the newest frame")
+
+    with masks._lock:
+        received = [((m.header.stamp.sec, m.header.stamp.nanosec), t) for m, t in zip(masks.messages, masks.arrival)]
+    outputs = [(stamp, arrived) for stamp, arrived in received if stamp in published_at]
+    lags = [arrived - published_at[stamp] for stamp, arrived in outputs]
+    print(f"\n{FRAMES} frames at {PUBLISH_HZ:.0f} Hz -> {len(outputs)} masks; lag max {max(lags):.3f} s, "
+          f"median {np.median(lags):.3f} s")
+    assert 2 <= len(outputs) < FRAMES
+    assert max(lags) < LATENCY_BOUND_S
+
+    time.sleep(1.5)  # the next diagnostics message includes the whole burst
+    after = counters(diagnostics, loaded_node.name)
+    delta = {key: after[key] - before[key] for key in after}
+    assert delta["received frames"] == FRAMES  # reliable transport: nothing lost before the node
+    assert delta["dropped frames"] > 0
+    assert delta["processed frames"] == len(outputs)
+    assert delta["processed frames"] + delta["dropped frames"] == FRAMES
+    assert delta["rejected frames"] == 0

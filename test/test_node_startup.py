@@ -1,0 +1,81 @@
+"""Invalid start-up parameters: one clear error line, a non-zero exit, no traceback.
+
+All the failing node processes start at once (each imports torch) to keep the module quick.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import spawn_node
+
+pytestmark = pytest.mark.ros
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+CASES = {
+    "unknown backbone": ({"backbone": "resnet50"},
+                         "backbone='resnet50' is invalid: choose one of mobilenetv2, shufflenet, darknet19"),
+    "missing weights file": ({"weights": "/nonexistent/liteseg.pt"},
+                             "weights file /nonexistent/liteseg.pt does not exist"),
+    "weights of another backbone": ({"weights": "{shufflenet}"}, "has keys for shufflenet, but backbone=mobilenetv2"),
+    "CUDA asked for but absent": ({"weights": "{mobilenetv2}", "device": "cuda"}, "cuda"),
+    "input size out of range": ({"input_width": 8}, "Parameter input_width out of range"),
+    "input size of the wrong type": ({"input_height": "tall"}, "'input_height' to 'tall' of type 'STRING'"),
+    "unknown transport": ({"input_transport": "theora"}, "input_transport='theora' is invalid"),
+    "unknown QoS": ({"qos_reliability": "sometimes"}, "qos_reliability='sometimes' is invalid"),
+}
+
+
+@pytest.fixture(scope="module")
+def shufflenet_weights(tmp_path_factory):
+    import torch
+
+    from liteseg_ros.model import build_liteseg, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("shufflenet") / "liteseg_shufflenet.pt"
+    save_checkpoint(path, build_liteseg("shufflenet").eval())
+    return path
+
+
+@pytest.fixture(scope="module")
+def failed_starts(tiny_weights, shufflenet_weights, tmp_path_factory):
+    """name -> (exit code, stderr) of every case, run in parallel."""
+    logs = tmp_path_factory.mktemp("startup")
+    files = {"{shufflenet}": str(shufflenet_weights), "{mobilenetv2}": str(tiny_weights)}
+    processes = {}
+    for index, (name, (parameters, _)) in enumerate(CASES.items()):
+        if name == "CUDA asked for but absent" and _cuda_available():
+            continue
+        parameters = {key: files.get(str(value), value) for key, value in parameters.items()}
+        processes[name] = spawn_node(logs / f"case{index}", f"/startup{index}", parameters)
+    results = {}
+    for name, node in processes.items():
+        try:
+            code = node.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            code = node.process.wait()
+        results[name] = (code, node.stderr())
+    return results
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_start_up_error_is_one_clear_line(failed_starts, case):
+    if case not in failed_starts:
+        pytest.skip("CUDA is available on this machine")
+    code, stderr = failed_starts[case]
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    error_lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(error_lines) == 1, stderr
+    assert error_lines[0].startswith("[ERROR]") and "cannot start:" in error_lines[0]
+    assert CASES[case][1] in error_lines[0]
