@@ -115,3 +115,24 @@ def test_unreadable_label_names_the_file(tree):
     dataset.samples[0].label.write_bytes(b"not a png")
     with pytest.raises(DatasetError, match="cannot read label image .*frankfurt_000000_000019"):
         dataset[0]
+
+
+def test_synthetic_tree_reads_back(tmp_path):
+    from liteseg_ros.synthetic import write_cityscapes_tree
+
+    root = tmp_path / "synth"
+    write_cityscapes_tree(root, train=2, val=1, height=32, width=64, seed=3, coarse=True, extra=1)
+    assert len(CityscapesDataset(root, "val")) == 1
+    fine = CityscapesDataset(root, "train")
+    coarse = CityscapesDataset(root, ["train", "train_extra"], annotation="gtCoarse")
+    assert len(fine) == 2 and len(coarse) == 3
+    for dataset in (fine, coarse):
+        for index in range(len(dataset)):
+            image, label = dataset[index]
+            assert image.shape == (32, 64, 3) and image.dtype == np.uint8
+            assert label.shape == (32, 64) and label.dtype == np.uint8
+            assert set(np.unique(label).tolist()) <= set(range(19)) | {255}
+    _, fine_label = fine[0]
+    assert len(set(np.unique(fine_label).tolist()) - {255}) >= 2  # a street scene, not one flat class
+    with pytest.raises(DatasetError, match="gtFine has no 'train_extra' split"):
+        scan_split(root, ["train", "train_extra"])
