@@ -142,16 +142,17 @@ def evaluate_prediction_files(pairs: Sequence[tuple[Path, Path]], workers: int =
 def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int, int] | None = None,
                    device: str = "cpu", backbone: str | None = None, workers: int = 2) -> ConfusionMatrix:
     """Score a model's trainId masks on a dataset split at full label resolution."""
+    dataset = CityscapesDataset(data, split)  # validates the tree before the model is loaded
+
     from liteseg_ros.model import load_weights
     from liteseg_ros.segmenter import Segmenter
 
-    dataset = CityscapesDataset(data, split)  # validates the tree before the model is loaded
     model, meta = load_weights(weights, backbone=backbone)
     size = input_size or meta.input_size
     segmenter = Segmenter(model, device=device, input_size=size)
     LOG.info("evaluating %s (%s) on %d %s images at input %s", weights, meta.backbone, len(dataset), split,
              "x".join(map(str, size)) if size else "full resolution")
-    matrix = ConfusionMatrix(meta.num_classes, getattr(meta, "class_names", None))
+    matrix = ConfusionMatrix(meta.num_classes, meta.class_names)
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
         matrix.update(label, segmenter.seg(image, outputs=("mask",)).mask)
         if index % 50 == 0:
