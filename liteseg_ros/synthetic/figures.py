@@ -19,6 +19,8 @@ from liteseg_ros.synthetic.objects import WorldObject
 MIN_SPRITE_DEPTH_M = 1.5
 #: figures farther than this are not drawn: a few pixels, too small to learn from
 MAX_SPRITE_DEPTH_M = 70.0
+#: riders and their bikes are thinner: they stop being drawn sooner
+CYCLIST_MAX_DEPTH_M = 45.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class Figure(WorldObject):
             return self
         return replace(self, x=self.x + self.vx * t, z=self.z + self.vz * t)
 
+    max_depth = MAX_SPRITE_DEPTH_M
+
     def sprite(self, canvas: Canvas) -> Sprite | None:
-        if not MIN_SPRITE_DEPTH_M <= self.z - canvas.camera.z <= MAX_SPRITE_DEPTH_M:
+        if not MIN_SPRITE_DEPTH_M <= self.z - canvas.camera.z <= self.max_depth:
             return None
         return Sprite(canvas.camera, self.x, self.z)
 
@@ -100,6 +104,7 @@ class Cyclist(Figure):
     jacket: Color | None = pal.RIDER_JACKETS[0]  # None: parked, no rider
     helmet: Color = pal.HELMETS[0]
     trousers: Color = pal.TROUSERS[0]
+    max_depth = CYCLIST_MAX_DEPTH_M
 
     def draw(self, canvas: Canvas, light: Lighting) -> None:
         sp = self.sprite(canvas)
@@ -125,7 +130,7 @@ class Cyclist(Figure):
         hub_r, hub_f, bb = (-0.53 * f, r), (0.53 * f, r), (0.0, 0.3)
         seat, top = (-0.2 * f, 0.92), (0.38 * f, 0.95)
         bar = (0.45 * f, 1.08)
-        width = max(sp.px(0.06), canvas.min_px * 2)
+        width = max(sp.px(0.08), canvas.min_px * 2)
         canvas.line([sp.p(*hub_r), sp.p(*seat), sp.p(*top), sp.p(*hub_f)], self.frame, value, width)
         canvas.line([sp.p(*hub_r), sp.p(*bb), sp.p(*top)], self.frame, value, width)
         canvas.line([sp.p(*bb), sp.p(*seat)], self.frame, value, width)
@@ -154,12 +159,12 @@ class Cyclist(Figure):
         shoulder = (hip[0] + 0.28 * f, hip[1] + 0.55)
         knee = (hip[0] + 0.38 * f, hip[1] - 0.22)
         foot = (0.05 * f, 0.3)
-        leg = max(sp.px(0.14), canvas.min_px * 2)
+        leg = max(sp.px(0.2), canvas.min_px * 2)
         canvas.line([sp.p(*hip), sp.p(*knee), sp.p(*foot)], self.trousers, value, leg)
-        canvas.polygon(sp.poly([(hip[0] - 0.13 * f, hip[1]), (hip[0] + 0.12 * f, hip[1] - 0.02),
-                                (shoulder[0] + 0.1 * f, shoulder[1]), (shoulder[0] - 0.14 * f, shoulder[1] + 0.02)]),
+        canvas.polygon(sp.poly([(hip[0] - 0.16 * f, hip[1]), (hip[0] + 0.15 * f, hip[1] - 0.02),
+                                (shoulder[0] + 0.12 * f, shoulder[1]), (shoulder[0] - 0.17 * f, shoulder[1] + 0.02)]),
                        self.jacket, value)
-        canvas.line([sp.p(*shoulder), sp.p(*bar)], pal.shade(self.jacket, 0.85), value, max(sp.px(0.09), canvas.min_px))
+        canvas.line([sp.p(*shoulder), sp.p(*bar)], pal.shade(self.jacket, 0.85), value, max(sp.px(0.13), canvas.min_px * 2))
         head = (shoulder[0] + 0.08 * f, shoulder[1] + 0.2)
         canvas.ellipse(sp.oval(head[0], head[1], 0.13, 0.14), self.helmet, value)
 

@@ -119,8 +119,9 @@ def _riders(rng: np.random.Generator, layout: Layout, side: Side, z0: float, z1:
         kind = "bicycle" if rng.random() < 0.5 else "motorcycle"
         parked = rng.random() < 0.25
         x = side.x_at(edge, side.sidewalk().inner + 0.8) if parked else kerb_x
+        speed = 0.0 if parked else (rng.uniform(3.0, 5.0) if kind == "bicycle" else rng.uniform(5.0, 9.0))
         out.append(Cyclist(
-            x=x, z=z, kind=kind, facing=float(rng.choice([-1.0, 1.0])),
+            x=x, z=z, vz=speed, kind=kind, facing=float(rng.choice([-1.0, 1.0])),
             frame=pal.pick(rng, pal.BICYCLE if kind == "bicycle" else pal.MOTORCYCLE, 10.0),
             jacket=None if parked else pal.pick(rng, pal.RIDER_JACKETS, 12.0),
             helmet=pal.pick(rng, pal.HELMETS, 8.0), trousers=pal.pick(rng, pal.TROUSERS, 8.0),
