@@ -105,7 +105,7 @@ class CheckpointSection:
 class RuntimeSection:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    amp: str = "auto"  # auto (on for CUDA) | on | off
+    amp: bool | str = "auto"  # auto (on with CUDA) | true | false
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads per process (null: torch default)
     sync_bn: bool = False  # SyncBatchNorm under DDP
@@ -145,7 +145,12 @@ def _coerce(value, hint, where: str):
         if value is None and type(None) in typing.get_args(hint):
             return None
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _coerce(value, inner[0], where)
+        for option in inner[:-1]:
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                pass
+        return _coerce(value, inner[-1], where)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
@@ -203,7 +208,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice(config.schedule.unit, ("epoch", "iteration"), "schedule.unit")
     _check_choice(config.validation.unit, ("epoch", "iteration"), "validation.unit")
     _check_choice(config.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
-    _check_choice(config.runtime.amp, ("auto", "on", "off"), "runtime.amp")
+    _check_choice(config.runtime.amp, (True, False, "auto"), "runtime.amp")
     if not config.data.crop_sizes or any(len(s) != 2 or min(s) < 32 for s in config.data.crop_sizes):
         raise ConfigError(f"data.crop_sizes must be a non-empty list of [height, width] >= 32, got {config.data.crop_sizes}")
     if len(config.data.scale_range) != 2 or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]:

@@ -43,13 +43,16 @@ class Trainer:
         self.val_data = builders.build_val_dataset(config, val_set)
         self.model = builders.build_model(config).to(context.device)
         if context.distributed and config.runtime.sync_bn:
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            if context.device.type == "cuda":
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            else:
+                log.warning("runtime.sync_bn needs CUDA (torch has no CPU SyncBatchNorm): per-process BatchNorm")
         self.net = DistributedDataParallel(self.model, device_ids=[context.device.index] if context.device.type == "cuda"
                                            else None) if context.distributed else self.model
         amp_setting = config.runtime.amp
-        self.amp = context.device.type == "cuda" and amp_setting in ("auto", "on")
-        if amp_setting == "on" and not self.amp:
-            log.warning("runtime.amp=on needs CUDA; training in fp32 on %s", context.device)
+        self.amp = context.device.type == "cuda" and amp_setting in ("auto", True)
+        if amp_setting is True and not self.amp:
+            log.warning("runtime.amp=true needs CUDA; training in fp32 on %s", context.device)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=self.amp)
         self.optimizer = builders.build_optimizer(config, self.model, config.stages()[0][1].base_lr)
         self.state = TrainState()

@@ -44,12 +44,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def setup_logging(run_dir: Path, level: str, is_main: bool) -> None:
+    """Log to stderr (rank 0 at ``level``, other ranks warnings only) and to RUN_DIR/train.log (rank 0)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "liteseg_train", False)]:
+        root.removeHandler(handler)
+        handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
-    logging.basicConfig(level=level if is_main else "WARNING", handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.liteseg_train = True
+        root.addHandler(handler)
+    root.setLevel(level if is_main else "WARNING")
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -137,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                  trainer.state.best_miou, trainer.state.best_iteration)
         return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     except LiteSegError as error:
-        logging.basicConfig(level="INFO")
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level="INFO")
         log.error("%s", error)
         return EXIT_CONFIG_ERROR
     finally:
