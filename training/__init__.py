@@ -1,0 +1,1 @@
+"""Training and evaluation of LiteSeg: ``liteseg-train`` (training.train) and ``liteseg-eval`` (training.evaluate)."""
