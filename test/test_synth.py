@@ -197,6 +197,8 @@ def test_writer_refuses_bad_requests_and_leaves_nothing_behind(tmp_path: Path) -
         write_cityscapes_tree(tmp_path / "a", train=1, val=0, height=H, width=W, seed=0, coarse=False, extra=1)
     with pytest.raises(ConfigError, match="too small"):
         write_cityscapes_tree(tmp_path / "b", train=1, val=0, height=8, width=8, seed=0)
+    with pytest.raises(ConfigError, match="seed"):
+        write_cityscapes_tree(tmp_path / "d", train=1, val=0, height=H, width=W, seed=-1)
     with pytest.raises(ConfigError, match="nothing to write"):
         write_cityscapes_tree(tmp_path / "c", train=0, val=0, height=H, width=W, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]

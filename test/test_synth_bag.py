@@ -123,7 +123,7 @@ def test_refuses_existing_path_and_bad_options_leaving_nothing(tmp_path) -> None
     with pytest.raises(ConfigError, match="exists already"):
         write_drive_bag(tmp_path / "taken", frames=2, height=H, width=W, seed=0)
     for kwargs, message in (({"storage": "rosbag1"}, "unknown bag storage"), ({"rate_hz": 0.0}, "rate"),
-                            ({"frames": 0}, "at least one frame"), ({"gt_topic": "labels"}, "topic"),
+                            ({"frames": 0}, "at least one frame"), ({"seed": -3}, "seed"), ({"gt_topic": "labels"}, "topic"),
                             ({"gt_topic": "/camera/image_raw"}, "must differ")):
         options = {"frames": 2, "height": H, "width": W, "seed": 0, **kwargs}
         with pytest.raises(ConfigError, match=message):

@@ -27,7 +27,7 @@ from PIL import Image
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.synthetic.canvas import Camera
-from liteseg_ros.synthetic.scene import Drive, check_size
+from liteseg_ros.synthetic.scene import Drive, check_seed, check_size
 
 LOG = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, s
     path = Path(path)
     image_topic = f"{image_topic.rstrip('/')}/compressed" if compressed else image_topic
     _check_arguments(path, frames, height, width, rate_hz, storage, (image_topic, gt_topic, camera_info_topic))
+    check_seed(seed)
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import ID_PALETTE
-from liteseg_ros.synthetic.scene import check_size, render_scene
+from liteseg_ros.synthetic.scene import check_seed, check_size, render_scene
 
 LOG = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def write_cityscapes_tree(out: str | Path, *, train: int, val: int, height: int,
     """
     out = Path(out)
     _check_arguments(out, train, val, test, extra, coarse, height, width)
+    check_seed(seed)
     counts = {"train": train, "val": val, "test": test, "train_extra": extra}
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     files = 0

@@ -111,6 +111,7 @@ class Drive:
 
     def __init__(self, seed: int, height: int, width: int, duration_s: float, speed: float | None = None) -> None:
         check_size(height, width)
+        check_seed(seed)
         rng = np.random.default_rng(seed)
         speed = rng.uniform(6.0, 11.0) if speed is None else speed
         span = Span(-15.0, speed * duration_s + VIEW_DISTANCE_M + 15.0, speed)
@@ -128,8 +129,15 @@ class Drive:
 
 
 def check_size(height: int, width: int) -> None:
+    """ConfigError unless the renderer can draw a ``height`` x ``width`` image."""
     if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
         raise ConfigError(f"image size {height}x{width} is too small: use at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+
+
+def check_seed(seed: int) -> None:
+    """ConfigError unless ``seed`` is a non-negative integer (numpy seeds cannot be negative)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"the seed must be an integer >= 0, got {seed!r}")
 
 
 def compact_instances(values: np.ndarray) -> np.ndarray:
