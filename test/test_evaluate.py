@@ -211,3 +211,50 @@ def test_runs_as_a_process(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [f"liteseg-eval: error: ground-truth folder {tmp_path / 'none'} does not exist"]
+
+
+def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
+    """--weights/--data scores the Segmenter's masks exactly as the official script scores them as files."""
+    import torch
+
+    from liteseg_ros.labels import train_ids_to_label_ids
+    from liteseg_ros.model import build_liteseg, load_weights, save_checkpoint
+    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.synthetic import write_cityscapes_tree
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    root = tmp_path / "data"
+    write_cityscapes_tree(root, train=0, val=2, height=48, width=96, seed=5, coarse=False)
+    weights = save_checkpoint(tmp_path / "tiny.pt", build_liteseg("mobilenetv2").eval())
+    code, out, err = run_eval(capsys, "--weights", weights, "--data", root, "--split", "val",
+                              "--input-size", "64x128", "--device", "cpu", "--json")
+    assert code == 0, err
+    ours = json.loads(out)
+    assert ours["frames"] == 2
+
+    model, _ = load_weights(weights)
+    segmenter = Segmenter(model, device="cpu", input_size=(64, 128))
+    pred_root = tmp_path / "pred"
+    pred_root.mkdir()
+    for image_path in sorted((root / "leftImg8bit" / "val").glob("*/*_leftImg8bit.png")):
+        mask = segmenter.seg(np.asarray(Image.open(image_path).convert("RGB")), outputs=("mask",)).mask
+        assert mask.shape == (48, 96)
+        Image.fromarray(train_ids_to_label_ids(mask)).save(pred_root / image_path.name)
+    theirs = official_scores(pred_root, root / "gtFine")
+    for name in CLASS_NAMES:
+        assert_same(ours["per_class"][name], theirs["classScores"][name])
+    for name in CATEGORY_NAMES:
+        assert_same(ours["per_category"][name], theirs["categoryScores"][name])
+    assert_same(ours["miou"], theirs["averageScoreClasses"])
+
+
+def test_model_mode_errors(tmp_path, capsys):
+    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="is not a Cityscapes root")
+    (tmp_path / "leftImg8bit" / "val" / "x").mkdir(parents=True)
+    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="split 'val' is empty")
+    from liteseg_ros.synthetic import write_cityscapes_tree
+
+    write_cityscapes_tree(tmp_path / "data", train=0, val=1, height=32, width=64, seed=1, coarse=False)
+    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path / "data", "--device", "cpu",
+                 match=f"weights file {tmp_path / 'w.pt'} does not exist")

@@ -140,24 +140,37 @@ def evaluate_prediction_files(pairs: Sequence[tuple[Path, Path]], workers: int =
 
 
 def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int, int] | None = None,
-                   device: str = "cpu", backbone: str | None = None, workers: int = 2) -> ConfusionMatrix:
-    """Score a model's trainId masks on a dataset split at full label resolution."""
+                   device: str = "auto", precision: str = "auto", backbone: str | None = None,
+                   workers: int = 2) -> ConfusionMatrix:
+    """Score a model's trainId masks on a dataset split at full label resolution.
+
+    The network input is ``input_size``, else the checkpoint's training size, else the first image's size
+    (full resolution, as the authors' demo runs); masks are resized back to each image.
+    """
     dataset = CityscapesDataset(data, split)  # validates the tree before the model is loaded
 
     from liteseg_ros.model import load_weights
     from liteseg_ros.segmenter import Segmenter
 
-    model, meta = load_weights(weights, backbone=backbone)
-    size = input_size or meta.input_size
-    segmenter = Segmenter(model, device=device, input_size=size)
-    LOG.info("evaluating %s (%s) on %d %s images at input %s", weights, meta.backbone, len(dataset), split,
-             "x".join(map(str, size)) if size else "full resolution")
+    _, meta = load_weights(weights, backbone=backbone)  # checks the file and --backbone; metadata
+    size = input_size or meta.input_size or _image_size(dataset.samples[0].image)
+    # from the path, so that the Segmenter normalises with the checkpoint's own mean/std
+    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size)
+    LOG.info("evaluating %s (%s) on %d %s images, network input %dx%d, %s", weights, meta.backbone, len(dataset),
+             split, size[0], size[1], segmenter.description)
     matrix = ConfusionMatrix(meta.num_classes, meta.class_names)
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
         matrix.update(label, segmenter.seg(image, outputs=("mask",)).mask)
         if index % 50 == 0:
             LOG.info("%d / %d images", index, len(dataset))
     return matrix
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.height, image.width
 
 
 def _cell(value: float | None) -> str:
@@ -191,8 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--data", help="Cityscapes root (holding leftImg8bit/ and gtFine/)")
     model.add_argument("--split", default="val", help="dataset split (default: val)")
     model.add_argument("--input-size", type=parse_size, metavar="HxW",
-                       help="network input size (default: the checkpoint's, else full resolution)")
-    model.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+                       help="network input size (default: the checkpoint's, else the images' full resolution)")
+    model.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    model.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                       help="network precision (default: auto = fp16 on CUDA, fp32 on CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--plots", metavar="DIR", help="also write class_iou.png and confusion_matrix.png to DIR")
     parser.add_argument("--workers", type=int, default=4, help="threads reading PNG files (default: 4)")
@@ -214,7 +229,8 @@ def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         if args.weights is None or args.data is None:
             parser.error("--weights and --data go together")
         matrix = evaluate_model(args.weights, args.data, args.split, input_size=args.input_size,
-                                device=args.device, backbone=args.backbone, workers=args.workers)
+                                device=args.device, precision=args.precision, backbone=args.backbone,
+                                workers=args.workers)
     return matrix.scores()
 
 
