@@ -31,6 +31,7 @@ from liteseg_ros.labels import (
     LABELS,
     NUM_CLASSES,
     TRAIN_ID_TO_CATEGORY,
+    TRAIN_ID_TO_ID,
 )
 
 #: The largest labelId of the Cityscapes label table (33, "bicycle").
@@ -145,10 +146,7 @@ class ConfusionMatrix:
     def _count_numpy(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
         n = self.num_classes
         if gt.dtype == np.uint8 and pred.dtype == np.uint8 and n < 256:
-            # one bincount over all 256 x 256 (gt, pred) pairs: no masking, no int64 copies
-            pairs = gt.astype(np.uint16).reshape(-1) << 8
-            pairs |= pred.reshape(-1)
-            full = np.bincount(pairs, minlength=256 * 256).reshape(256, 256)[:n]
+            full = _pair_counts_uint8(gt, pred)[:n]
             return np.concatenate([full[:, :n], full[:, n:].sum(axis=1, keepdims=True)], axis=1)
         gt = gt.reshape(-1)
         pred = pred.reshape(-1)
@@ -182,9 +180,15 @@ class ConfusionMatrix:
             raise ValueError("labelIds map to the 19 Cityscapes classes; this matrix has another class count")
         gt = _as_numpy(gt_label_ids)
         pred = _as_numpy(pred_label_ids)
+        if gt.shape != pred.shape:
+            raise ImageError(f"ground truth {gt.shape} and prediction {pred.shape} differ in shape; "
+                             "predict at the label's resolution")
         _check_label_ids(gt, "ground truth")
         _check_label_ids(pred, "prediction")
-        self.update(ID_TO_TRAIN_ID[gt], ID_TO_TRAIN_ID[pred])
+        # count (labelId, labelId) pairs, then map rows and columns to trainIds / "other"
+        full = _pair_counts_uint8(gt.astype(np.uint8, copy=False), pred.astype(np.uint8, copy=False))
+        self.matrix += full[_EVALUATED_LABEL_IDS] @ _LABEL_ID_TO_COLUMN
+        self.frames += int(gt.shape[0]) if gt.ndim == 3 else 1
 
     def class_iou(self) -> list[float | None]:
         """IoU of each class in trainId order; None where TP + FP + FN = 0."""
@@ -221,6 +225,24 @@ class ConfusionMatrix:
             frames=self.frames,
             matrix=self.matrix.copy(),
         )
+
+
+def _pair_counts_uint8(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """256 x 256 counts of (gt, pred) value pairs: one bincount, no masking, no int64 copies."""
+    pairs = gt.astype(np.uint16).reshape(-1) << 8
+    pairs |= pred.reshape(-1)
+    return np.bincount(pairs, minlength=256 * 256).reshape(256, 256)
+
+
+def _label_id_to_column() -> np.ndarray:
+    """256 x 20 one-hot: the confusion-matrix column (trainId, or 19 = "other") of each labelId."""
+    columns = np.where(ID_TO_TRAIN_ID < NUM_CLASSES, ID_TO_TRAIN_ID, NUM_CLASSES)
+    return np.eye(NUM_CLASSES + 1, dtype=np.int64)[columns]
+
+
+#: labelId of each trainId 0..18 (the matrix rows), and the column of each labelId.
+_EVALUATED_LABEL_IDS = TRAIN_ID_TO_ID[:NUM_CLASSES].astype(np.int64)
+_LABEL_ID_TO_COLUMN = _label_id_to_column()
 
 
 def _as_numpy(x: Any) -> np.ndarray:

@@ -143,3 +143,17 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ImageError, match="ground truth"):
         cm.update_label_ids(np.full((2, 2), 255, np.uint8), np.full((2, 2), 7, np.uint8))
     assert cm.matrix.sum() == 0 and cm.frames == 0
+
+
+def test_label_id_path_equals_train_id_path():
+    from liteseg_ros.labels import ID_TO_TRAIN_ID
+
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 34, (2, 9, 11)).astype(np.uint8)
+    pred = rng.integers(0, 34, (2, 9, 11)).astype(np.int32)  # e.g. a 32-bit PNG
+    by_label_ids, by_train_ids = ConfusionMatrix(), ConfusionMatrix()
+    by_label_ids.update_label_ids(gt, pred)
+    by_train_ids.update(ID_TO_TRAIN_ID[gt], ID_TO_TRAIN_ID[pred])
+    np.testing.assert_array_equal(by_label_ids.matrix, by_train_ids.matrix)
+    assert by_label_ids.frames == 2
+    assert by_label_ids.matrix[:, 19].sum() > 0  # ignored ids were predicted on evaluated pixels
