@@ -1,0 +1,306 @@
+"""Deployment optimisations of a segmentation network, each switchable and each checked against eager fp32 in tests.
+
+- BatchNorm folding into the preceding convolution (and the separable convolutions' 1x1 depthwise scale into
+  the pointwise convolution), found by running the network once and watching which module feeds which.
+- channels_last memory format.
+- TorchScript freezing (trace + freeze) or torch.compile (Inductor) for a fixed input size.
+- CUDA graphs for a fixed input size (see :class:`CudaGraphRunner`).
+- warm-up passes.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import ctypes.util
+import logging
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from liteseg_ros.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+FOLD_CHECK_RTOL = 1e-3  # relative (to the logits' range) tolerance of the post-fold self-check
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """Which deployment optimisations to apply. ``OptimizeOptions.auto(device)`` gives the measured defaults."""
+
+    fold_bn: bool = True  # fold BatchNorm (and separable 1x1 depthwise scales) into the convolutions
+    channels_last: bool = True  # NHWC memory format for the network and its input
+    warmup: int = 3  # forward passes at construction (JIT profiling, cuDNN autotuning, allocator)
+    cuda_graphs: bool = False  # capture the whole GPU pipeline for a fixed image size (CUDA only)
+    compile: bool = False  # torch.compile (Inductor) for the fixed input size
+    torchscript_freeze: bool = False  # torch.jit.trace + torch.jit.freeze for the fixed input size
+    malloc_tuning: bool = False  # keep freed memory in the process (glibc mallopt): no page faults per frame
+
+    @classmethod
+    def none(cls) -> "OptimizeOptions":
+        """Plain eager execution, nothing changed."""
+        return cls(fold_bn=False, channels_last=False, warmup=0)
+
+    @classmethod
+    def auto(cls, device: torch.device | str) -> "OptimizeOptions":
+        """The defaults: measured fastest on CPU (docs/benchmarks.md); fp16 + CUDA graphs on GPU (reasoned, unmeasured)."""
+        if torch.device(device).type == "cuda":
+            return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
+        return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True, malloc_tuning=True)
+
+    def validate(self, device: torch.device | str | None = None) -> "OptimizeOptions":
+        """Raise ConfigError for contradictory options or options the device cannot run; return self."""
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"optimize warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.compile and self.torchscript_freeze:
+            raise ConfigError("optimize: choose either compile or torchscript_freeze, not both")
+        if device is not None and self.cuda_graphs and torch.device(device).type != "cuda":
+            raise ConfigError("optimize: cuda_graphs needs device=cuda; drop cuda_graphs or run on a GPU")
+        return self
+
+    def tags(self) -> list[str]:
+        """Short names of the enabled optimisations, for descriptions and tables."""
+        names = {"fold_bn": "bn-folded", "channels_last": "channels-last", "cuda_graphs": "cuda-graph",
+                 "compile": "compiled", "torchscript_freeze": "torchscript", "malloc_tuning": "malloc-tuned"}
+        return [tag for name, tag in names.items() if getattr(self, name)]
+
+
+OPTION_NAMES = tuple(f.name for f in fields(OptimizeOptions) if f.name != "warmup")
+
+
+def resolve_optimize(optimize: Any, device: torch.device | str) -> OptimizeOptions:
+    """Turn the ``optimize=`` argument into validated options.
+
+    Accepts ``"auto"``, ``"none"`` (or None/False), an :class:`OptimizeOptions`, a mapping of fields overriding
+    the auto defaults (e.g. ``{"cuda_graphs": False}``), or a comma-separated list of the optimisations to enable
+    (e.g. ``"fold_bn,channels_last,torchscript_freeze"``; ``warmup=N`` may be one of the items).
+    """
+    if isinstance(optimize, OptimizeOptions):
+        options = optimize
+    elif optimize is None or optimize is False or optimize == "none":
+        options = OptimizeOptions.none()
+    elif optimize is True or optimize == "auto":
+        options = OptimizeOptions.auto(device)
+    elif isinstance(optimize, Mapping):
+        unknown = set(optimize) - {f.name for f in fields(OptimizeOptions)}
+        if unknown:
+            raise ConfigError(f"unknown optimize option(s) {sorted(unknown)}: choose from {', '.join(OPTION_NAMES)}, warmup")
+        options = replace(OptimizeOptions.auto(device), **optimize)
+    elif isinstance(optimize, str):
+        options = _parse_option_list(optimize)
+    else:
+        raise ConfigError(f"optimize must be 'auto', 'none', a comma-separated list or OptimizeOptions, got {optimize!r}")
+    return options.validate(device)
+
+
+def _parse_option_list(text: str) -> OptimizeOptions:
+    enabled: dict[str, Any] = {name: False for name in OPTION_NAMES}
+    warmup = OptimizeOptions().warmup
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item.startswith("warmup="):
+            try:
+                warmup = int(item.split("=", 1)[1])
+            except ValueError:
+                raise ConfigError(f"optimize: warmup must be an integer, got {item!r}") from None
+        elif item in enabled:
+            enabled[item] = True
+        else:
+            raise ConfigError(f"unknown optimize option {item!r}: use 'auto', 'none' or a list of {', '.join(OPTION_NAMES)}")
+    return OptimizeOptions(warmup=warmup, **enabled)
+
+
+# --------------------------------------------------------------------------------------------- BatchNorm folding
+def fold_batchnorm(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """Return an eval-mode copy of ``model`` with every BatchNorm2d folded into the convolution that feeds it.
+
+    A 1x1 depthwise convolution feeding a 1x1 convolution (the separable convolutions' per-channel scale) is
+    folded into it as well. The pairs are found by running ``example_input`` through the model and matching the
+    tensor each module receives with the tensor another produced; a folded copy that does not reproduce the
+    original logits raises RuntimeError (it would mean a convolution's output is used elsewhere too).
+    """
+    folded = copy.deepcopy(model).eval()
+    depthwise_pairs, bn_pairs = _producer_pairs(folded, example_input)
+    with torch.no_grad():
+        reference = folded(example_input)
+        for depthwise_name, pointwise_name in depthwise_pairs:
+            _fold_depthwise_scale(folded, depthwise_name, pointwise_name)
+        for conv_name, bn_name in bn_pairs:
+            _fold_bn_into_conv(folded, conv_name, bn_name)
+        result = folded(example_input)
+    scale = reference.abs().max().clamp_min(1e-6)
+    if not torch.allclose(result, reference, rtol=0.0, atol=FOLD_CHECK_RTOL * float(scale)):
+        raise RuntimeError("BatchNorm folding changed the network's output; run the model without fold_bn")
+    LOG.debug("folded %d BatchNorms and %d depthwise scales", len(bn_pairs), len(depthwise_pairs))
+    return folded
+
+
+def _producer_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(depthwise 1x1 -> pointwise 1x1) and (conv -> BatchNorm) module-name pairs, in execution order."""
+    produced_by: dict[int, str] = {}
+    keep_alive: list[torch.Tensor] = []  # ids stay unique while the tensors live
+    depthwise_pairs: list[tuple[str, str]] = []
+    bn_pairs: list[tuple[str, str]] = []
+    modules = dict(model.named_modules())
+
+    def hook(name: str) -> Callable:
+        def record(module: nn.Module, inputs: tuple, output: Any) -> None:
+            producer = produced_by.get(id(inputs[0])) if inputs and isinstance(inputs[0], torch.Tensor) else None
+            if producer is not None and isinstance(module, nn.BatchNorm2d):
+                bn_pairs.append((producer, name))
+            elif producer is not None and _is_pointwise(module) and _is_depthwise_scale(modules[producer]):
+                depthwise_pairs.append((producer, name))
+            if isinstance(module, nn.Conv2d) and isinstance(output, torch.Tensor):
+                produced_by[id(output)] = name
+                keep_alive.append(output)
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    folded_pointwise = {pointwise for _, pointwise in depthwise_pairs}
+    if len(folded_pointwise) != len(depthwise_pairs) or len({bn for _, bn in bn_pairs}) != len(bn_pairs):
+        raise RuntimeError("a module runs more than once per forward pass; BatchNorm folding cannot handle that")
+    return depthwise_pairs, bn_pairs
+
+
+def _is_depthwise_scale(conv: nn.Module) -> bool:
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding == (0, 0) and conv.groups == conv.in_channels == conv.out_channels)
+
+
+def _is_pointwise(conv: nn.Module) -> bool:
+    return isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding == (0, 0)
+
+
+def _fold_depthwise_scale(model: nn.Module, depthwise_name: str, pointwise_name: str) -> None:
+    """pointwise(s * x + b) = (W * s) x + (W b + bias): scale the pointwise weights' input channels."""
+    depthwise, pointwise = model.get_submodule(depthwise_name), model.get_submodule(pointwise_name)
+    scale = depthwise.weight.reshape(-1)
+    weight = pointwise.weight.reshape(pointwise.out_channels, -1)
+    bias = pointwise.bias.clone() if pointwise.bias is not None else torch.zeros(pointwise.out_channels)
+    if depthwise.bias is not None:
+        bias += weight @ depthwise.bias
+    fused = _conv_like(pointwise, bias=True)
+    fused.weight.copy_((weight * scale).reshape_as(pointwise.weight))
+    fused.bias.copy_(bias)
+    _replace_module(model, pointwise_name, fused)
+    _replace_module(model, depthwise_name, nn.Identity())
+
+
+def _fold_bn_into_conv(model: nn.Module, conv_name: str, bn_name: str) -> None:
+    """conv -> BN  ==  conv with weight * g / sqrt(var + eps) and bias (b - mean) * g / sqrt(var + eps) + beta."""
+    conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+    beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+    factor = gamma / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused = _conv_like(conv, bias=True)
+    fused.weight.copy_(conv.weight * factor.reshape(-1, 1, 1, 1))
+    fused.bias.copy_((bias - bn.running_mean) * factor + beta)
+    _replace_module(model, conv_name, fused)
+    _replace_module(model, bn_name, nn.Identity())
+
+
+def _conv_like(conv: nn.Conv2d, *, bias: bool) -> nn.Conv2d:
+    return nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     conv.dilation, conv.groups, bias=bias, padding_mode=conv.padding_mode,
+                     device=conv.weight.device, dtype=conv.weight.dtype).eval()
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    parent._modules[child] = new
+
+
+# ----------------------------------------------------------------------------------------------- preparing a model
+def prepare_network(
+    model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Apply ``options`` (except cuda_graphs, which needs the whole pipeline) to an eval-mode network.
+
+    ``example_input`` has the deployment shape, dtype, device and memory format; ``probe_input`` (default: the
+    example) is a cheaper fp32 input on the model's device used to find and check the BatchNorm pairs.
+    Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times. ``model`` is not modified.
+    """
+    if options.malloc_tuning:
+        keep_freed_memory()
+    network = copy.deepcopy(model).eval().to(device=example_input.device, dtype=torch.float32)
+    if options.fold_bn:
+        probe = probe_input if probe_input is not None else example_input
+        network = fold_batchnorm(network, probe.float())
+    network = network.to(example_input.dtype)
+    if options.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    runner: Callable[[torch.Tensor], torch.Tensor] = network
+    with torch.inference_mode():
+        if options.torchscript_freeze:
+            runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
+        elif options.compile:
+            runner = torch.compile(network, dynamic=False)
+        for _ in range(options.warmup):
+            runner(example_input)
+    return runner
+
+
+_MALLOC_TUNED = False
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
+    """Ask glibc to serve large blocks from the heap and keep freed memory (mallopt), once per process.
+
+    Without it every large tensor is a fresh mmap whose pages fault in on first touch: a few milliseconds per
+    frame on CPU. The process keeps its peak memory instead. Returns whether the setting is in effect.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None)
+    except OSError:
+        mallopt = None
+    if mallopt is None:
+        LOG.info("malloc tuning unavailable (no glibc mallopt); continuing without it")
+        return False
+    _MALLOC_TUNED = bool(mallopt(_M_MMAP_THRESHOLD, limit_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, limit_bytes))
+    return _MALLOC_TUNED
+
+
+# ----------------------------------------------------------------------------------------------------- CUDA graphs
+class CudaGraphRunner:
+    """Capture ``function(*static_inputs)`` once as a CUDA graph; calls copy new inputs in and replay it.
+
+    The returned tensors are the graph's static outputs: they are overwritten by the next call, so copy what
+    must outlive it. Inputs must keep the example inputs' shapes and dtypes.
+    """
+
+    def __init__(self, function: Callable[..., Any], example_inputs: Sequence[torch.Tensor], warmup: int = 3):
+        if not torch.cuda.is_available():
+            raise ConfigError("CUDA graphs need CUDA, which is not available")
+        self.static_inputs = [tensor.clone() for tensor in example_inputs]
+        side_stream = torch.cuda.Stream()
+        side_stream.wait_stream(torch.cuda.current_stream())
+        with torch.inference_mode(), torch.cuda.stream(side_stream):
+            for _ in range(max(warmup, 1)):  # cuDNN autotuning and lazy initialisation must not be captured
+                function(*self.static_inputs)
+        torch.cuda.current_stream().wait_stream(side_stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(self.graph):
+            self.static_outputs = function(*self.static_inputs)
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        for static, new in zip(self.static_inputs, inputs):
+            if static.data_ptr() != new.data_ptr():
+                static.copy_(new, non_blocking=True)
+        self.graph.replay()
+        return self.static_outputs
