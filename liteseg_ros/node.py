@@ -10,10 +10,12 @@ Run: ``ros2 run liteseg_ros segmentation_node --ros-args --params-file config/li
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import rclpy
@@ -29,11 +31,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from liteseg_ros import conversions
 from liteseg_ros.errors import ImageError, LiteSegError
 from liteseg_ros.node_config import NODE_NAME, NodeConfig, declare_parameters, resolve_weights
-from liteseg_ros.node_stats import NodeStats, diagnostic_status, summary_line
+from liteseg_ros.node_stats import NodeStats, SequenceGaps, diagnostic_status, summary_line
 
 OUTPUT_TOPICS = {"mask": ("~/mask", "mono8"), "color": ("~/color_mask", "rgb8"), "overlay": ("~/overlay", "rgb8")}
 WARN_THROTTLE_S = 5.0
-QOS_CHECK_PERIOD_S = 1.0
+PUBLISHER_POLL_PERIOD_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0
 
 
@@ -67,6 +69,23 @@ class FrameSlot:
             self._condition.notify_all()
 
 
+class RosLogHandler(logging.Handler):
+    """Forwards the core's ``logging`` records (liteseg_ros.*) to the node's ROS logger."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__()
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self.ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self.ros_logger.warning(text)
+        else:
+            self.ros_logger.info(text)
+
+
 def build_segmenter(config: NodeConfig) -> Any:
     """Load the weights and build the Segmenter; raises LiteSegError subclasses with clear text."""
     from liteseg_ros.model import load_weights
@@ -88,6 +107,10 @@ class SegmentationNode(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        core_logger = logging.getLogger("liteseg_ros")
+        core_logger.addHandler(RosLogHandler(self.get_logger()))
+        core_logger.setLevel(logging.INFO)
+        core_logger.propagate = False
         self.config = NodeConfig.from_parameters(declare_parameters(self))
         self.segmenter = build_segmenter(self.config)
         self.stats = NodeStats()
@@ -98,9 +121,10 @@ class SegmentationNode(Node):
         self.input_topic = self.resolve_topic_name("image/compressed" if compressed else "image")
         self._input_subscription = None
         self._reliability: ReliabilityPolicy | None = None
-        self._update_subscription()
-        if self.config.qos_reliability == "auto":
-            self.create_timer(QOS_CHECK_PERIOD_S, self._update_subscription)
+        self._publisher_count = 0
+        self._sequence = SequenceGaps()
+        self._poll_publishers()
+        self.create_timer(PUBLISHER_POLL_PERIOD_S, self._poll_publishers)
         output_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
         self._output_publishers = {
             name: self.create_publisher(Image, topic, output_qos)
@@ -119,19 +143,13 @@ class SegmentationNode(Node):
         )
 
     # -- input -------------------------------------------------------------------------------
-    def _wanted_reliability(self) -> ReliabilityPolicy:
-        choice = self.config.qos_reliability
-        if choice != "auto":
-            return ReliabilityPolicy.RELIABLE if choice == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    def _poll_publishers(self) -> None:
+        """Every second: note how many cameras publish, and (qos_reliability auto) match their reliability."""
         publishers = self.get_publishers_info_by_topic(self.input_topic)
-        if not publishers:
-            return self._reliability or ReliabilityPolicy.RELIABLE
-        if any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in publishers):
-            return ReliabilityPolicy.BEST_EFFORT  # a reliable subscriber cannot hear a best-effort publisher
-        return ReliabilityPolicy.RELIABLE  # best-effort would lose fragments of large frames
-
-    def _update_subscription(self) -> None:
-        reliability = self._wanted_reliability()
+        if len(publishers) != self._publisher_count:
+            self._publisher_count = len(publishers)
+            self._sequence.reset()
+        reliability = self._wanted_reliability(publishers)
         if reliability == self._reliability:
             return
         if self._input_subscription is not None:
@@ -142,9 +160,21 @@ class SegmentationNode(Node):
         self._reliability = reliability
         self.get_logger().info(f"subscribed to {self.input_topic} ({reliability.name.lower()}, depth {qos.depth})")
 
-    def _on_image(self, msg: Any) -> None:
+    def _wanted_reliability(self, publishers: list[Any]) -> ReliabilityPolicy:
+        choice = self.config.qos_reliability
+        if choice != "auto":
+            return ReliabilityPolicy.RELIABLE if choice == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        if not publishers:
+            return self._reliability or ReliabilityPolicy.RELIABLE
+        if any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in publishers):
+            return ReliabilityPolicy.BEST_EFFORT  # a reliable subscriber cannot hear a best-effort publisher
+        return ReliabilityPolicy.RELIABLE  # best-effort would lose fragments of large frames
+
+    def _on_image(self, msg: Any, info: dict[str, Any]) -> None:
         now = time.monotonic()
-        self.stats.on_received(now, dropped_previous=self._slot.put((msg, now)))
+        # Sequence gaps of a single publisher are frames the DDS reader queue (keep-last) overwrote.
+        lost = self._sequence.gap(info.get("publication_sequence_number")) if self._publisher_count == 1 else 0
+        self.stats.on_received(now, dropped_previous=self._slot.put((msg, now)), lost_before=lost)
 
     # -- processing ----------------------------------------------------------------------------
     def _wanted_outputs(self) -> tuple[str, ...]:
@@ -175,6 +205,7 @@ class SegmentationNode(Node):
         if not outputs:
             self.stats.on_idle()
             return
+        self.segmenter.overlay_alpha = self.config.overlay_alpha  # the Segmenter is used from this thread only
         try:
             image, encoding = self._decode(msg)
             self._note_resolution(image.shape[:2])
@@ -216,14 +247,15 @@ class SegmentationNode(Node):
         self.get_logger().info(summary_line(self.stats.snapshot(time.monotonic())))
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        """Accept a valid overlay_alpha (applied by the worker before its next frame); reject anything else."""
         for parameter in parameters:
             if parameter.name != "overlay_alpha":
                 return SetParametersResult(successful=False, reason=f"{parameter.name} cannot change at run time")
             try:
-                self.segmenter.overlay_alpha = float(parameter.value)
-            except (LiteSegError, TypeError, ValueError) as error:
+                self.config = replace(self.config, overlay_alpha=parameter.value).validated()
+            except LiteSegError as error:
                 return SetParametersResult(successful=False, reason=str(error))
-            self.get_logger().info(f"overlay_alpha set to {parameter.value}")
+            self.get_logger().info(f"overlay_alpha set to {self.config.overlay_alpha}")
         return SetParametersResult(successful=True)
 
     def close(self) -> None:

@@ -43,6 +43,24 @@ class RateMeter:
             self._times.popleft()
 
 
+class SequenceGaps:
+    """Counts missing publication sequence numbers of one publisher (frames lost before the callback)."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def reset(self) -> None:
+        self._last = None
+
+    def gap(self, sequence_number: int | None) -> int:
+        """Frames skipped since the previous call; 0 when unknown (no number, or a restarted publisher)."""
+        if not sequence_number or sequence_number <= 0:
+            return 0
+        gap = sequence_number - self._last - 1 if self._last is not None and sequence_number > self._last else 0
+        self._last = sequence_number
+        return gap
+
+
 class LatencyWindow:
     """The last ``size`` latencies (seconds) and their percentiles."""
 
@@ -70,6 +88,7 @@ class StatsSnapshot:
     end_to_end_p50: float | None = None
     end_to_end_p95: float | None = None
     received: int = 0
+    lost: int = 0
     processed: int = 0
     dropped: int = 0
     rejected: int = 0
@@ -91,16 +110,18 @@ class NodeStats:
     processing: LatencyWindow = field(default_factory=LatencyWindow)
     end_to_end: LatencyWindow = field(default_factory=LatencyWindow)
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("received", "processed", "dropped", "rejected", "errors", "idle", "resolution_changes"), 0))
+        ("received", "lost", "processed", "dropped", "rejected", "errors", "idle", "resolution_changes"), 0))
     last_input: float | None = None
     last_problem: str = ""
     _reported: dict[str, int] = field(default_factory=lambda: {"rejected": 0, "errors": 0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_received(self, now: float, dropped_previous: bool) -> None:
-        """A frame arrived; ``dropped_previous``: it overwrote one that was never processed."""
+    def on_received(self, now: float, dropped_previous: bool, lost_before: int = 0) -> None:
+        """A frame arrived; ``dropped_previous``: it overwrote one that was never processed;
+        ``lost_before``: frames of its publisher that never reached the callback (DDS queue overwrites)."""
         with self._lock:
             self.counters["received"] += 1
+            self.counters["lost"] += lost_before
             self.counters["dropped"] += int(dropped_previous)
             self.input_rate.tick(now)
             self.last_input = now
@@ -178,6 +199,7 @@ def diagnostic_values(snapshot: StatsSnapshot, *, device: str, model: str, input
         ("end-to-end latency p50 (ms)", _ms(snapshot.end_to_end_p50)),
         ("end-to-end latency p95 (ms)", _ms(snapshot.end_to_end_p95)),
         ("received frames", str(snapshot.received)),
+        ("lost frames (before the node)", str(snapshot.lost)),
         ("processed frames", str(snapshot.processed)),
         ("dropped frames", str(snapshot.dropped)),
         ("rejected frames", str(snapshot.rejected)),
@@ -208,6 +230,6 @@ def summary_line(snapshot: StatsSnapshot) -> str:
         f"in {snapshot.input_rate:.1f} Hz, out {snapshot.output_rate:.1f} Hz, "
         f"processing p50/p95 {_ms(snapshot.processing_p50)}/{_ms(snapshot.processing_p95)} ms, "
         f"end-to-end p50/p95 {_ms(snapshot.end_to_end_p50)}/{_ms(snapshot.end_to_end_p95)} ms, "
-        f"received {snapshot.received}, processed {snapshot.processed}, dropped {snapshot.dropped}, "
+        f"received {snapshot.received}, lost {snapshot.lost}, processed {snapshot.processed}, dropped {snapshot.dropped}, "
         f"rejected {snapshot.rejected}, failed {snapshot.errors}"
     )

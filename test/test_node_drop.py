@@ -32,7 +32,7 @@ def counters(diagnostics, node_name: str) -> dict[str, int] | None:
     for array in reversed(diagnostics.snapshot()):
         for status in array.status:
             if status.name == f"{node_name}: segmentation":
-                return {kv.key: int(kv.value) for kv in status.values if kv.key.endswith("frames")}
+                return {kv.key: int(kv.value) for kv in status.values if kv.value.isdigit()}
     return None
 
 
@@ -91,8 +91,11 @@ def test_a_fast_camera_is_thinned_not_queued(loaded_node, ros_client):
     time.sleep(1.5)  # the next diagnostics message includes the whole burst
     after = counters(diagnostics, loaded_node.name)
     delta = {key: after[key] - before[key] for key in after}
-    assert delta["received frames"] == FRAMES  # reliable transport: nothing lost before the node
+    print(delta)
+    # Reliable transport: every frame reached the node's DDS reader; a busy executor may find some
+    # overwritten in the keep-last queue (counted from sequence gaps), the rest reach the callback.
+    assert delta["received frames"] + delta["lost frames (before the node)"] == FRAMES
     assert delta["dropped frames"] > 0
     assert delta["processed frames"] == len(outputs)
-    assert delta["processed frames"] + delta["dropped frames"] == FRAMES
+    assert delta["processed frames"] + delta["dropped frames"] == delta["received frames"]
     assert delta["rejected frames"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from liteseg_ros.node_stats import LatencyWindow, NodeStats, RateMeter, diagnostic_status, health, summary_line
+from liteseg_ros.node_stats import LatencyWindow, NodeStats, RateMeter, SequenceGaps, diagnostic_status, health, summary_line
 
 
 def test_rate_meter_counts_events_in_its_window():
@@ -27,16 +27,26 @@ def test_latency_percentiles():
     assert window.percentile(95) == pytest.approx(0.3 + 0.85 * 0.1)  # linear interpolation between 0.3 and 0.4
 
 
+def test_sequence_gaps_count_missing_frames_of_one_publisher():
+    gaps = SequenceGaps()
+    assert [gaps.gap(n) for n in (5, 6, 9, 10, 14)] == [0, 0, 2, 0, 3]
+    assert gaps.gap(1) == 0 and gaps.gap(3) == 1  # a restarted publisher starts again
+    assert gaps.gap(None) == 0 and gaps.gap(0) == 0  # an RMW without sequence numbers
+    gaps.reset()
+    assert gaps.gap(100) == 0
+
+
 def test_counters_and_new_problem_counts():
     stats = NodeStats()
     stats.on_received(10.0, dropped_previous=False)
-    stats.on_received(10.1, dropped_previous=True)
+    stats.on_received(10.1, dropped_previous=True, lost_before=3)
     stats.on_processed(10.2, processing_s=0.05, end_to_end_s=0.2)
     stats.on_rejected("unsupported image encoding 'yuv422'")
     stats.on_idle()
     stats.on_resolution_change()
     snap = stats.snapshot(10.3, mark_reported=True)
-    assert (snap.received, snap.dropped, snap.processed, snap.rejected, snap.idle, snap.resolution_changes) == (2, 1, 1, 1, 1, 1)
+    assert (snap.received, snap.lost, snap.dropped, snap.processed, snap.rejected, snap.idle,
+            snap.resolution_changes) == (2, 3, 1, 1, 1, 1, 1)
     assert snap.processing_p50 == pytest.approx(0.05) and snap.end_to_end_p95 == pytest.approx(0.2)
     assert snap.seconds_since_input == pytest.approx(0.2)
     assert snap.new_rejected == 1
