@@ -54,8 +54,12 @@ def _parameter_overrides(context):
     overrides = {}
     for name, (cast, _) in PARAMETER_ARGUMENTS.items():
         value = LaunchConfiguration(name).perform(context).strip()
-        if value:
+        if not value:
+            continue
+        try:
             overrides[name] = cast(value)
+        except ValueError:
+            raise ValueError(f"launch argument {name}:={value} must be {cast.__name__}") from None
     return overrides
 
 
