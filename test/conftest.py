@@ -25,11 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_EXECUTABLE = Path(sys.executable).parent / "segmentation_node"
 
 
+_SESSION_ROS_ENV: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def ros_environment() -> dict[str, str]:
-    """Isolate this test run's ROS graph; returns the variables set."""
+    """Isolate this test run's ROS graph; returns the variables set.
+
+    They are also remembered: the client node and every node process use them even if a test
+    (e.g. one running the demo in-process) changes os.environ later.
+    """
     requested = os.environ.get("LITESEG_TEST_DOMAIN_ID")
-    return isolated_ros_environment(int(requested) if requested else None)
+    _SESSION_ROS_ENV.update(isolated_ros_environment(int(requested) if requested else None))
+    return dict(_SESSION_ROS_ENV)
 
 
 class RosClient:
@@ -41,7 +49,7 @@ class RosClient:
         from rclpy.executors import MultiThreadedExecutor
 
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=int(_SESSION_ROS_ENV["ROS_DOMAIN_ID"]))
         self.node = rclpy.create_node(f"liteseg_test_client_{os.getpid()}", context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
@@ -157,7 +165,8 @@ class NodeProcess:
 
 def node_environment() -> dict[str, str]:
     """The child's environment: ROS isolation from os.environ, one torch thread (as in the tests)."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
+    return {**os.environ, **_SESSION_ROS_ENV, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+            "RCUTILS_COLORIZED_OUTPUT": "0"}
 
 
 def spawn_node(log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = ()) -> NodeProcess:
