@@ -77,13 +77,14 @@ def _rviz_config(namespace):
 def _launch_setup(context):
     namespace = LaunchConfiguration("namespace").perform(context).strip("/")
     image_topic = LaunchConfiguration("image_topic").perform(context)
+    overrides = _parameter_overrides(context)
     segmentation_node = Node(
         package=PACKAGE,
         executable="segmentation_node",
         name=NODE_NAME,
         output="screen",
         emulate_tty=True,
-        parameters=[LaunchConfiguration("params_file"), _parameter_overrides(context)],
+        parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
         remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
     )
     actions = [segmentation_node]
