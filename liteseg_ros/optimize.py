@@ -14,6 +14,7 @@ import copy
 import ctypes
 import ctypes.util
 import logging
+import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -242,7 +243,9 @@ def prepare_network(
     runner: Callable[[torch.Tensor], torch.Tensor] = network
     with torch.inference_mode():
         if options.torchscript_freeze:
-            runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
+            with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.compile, still fastest here
+                warnings.simplefilter("ignore", DeprecationWarning)
+                runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
         elif options.compile:
             runner = torch.compile(network, dynamic=False)
         for _ in range(options.warmup):

@@ -1,0 +1,161 @@
+"""Deployment optimisations: BatchNorm folding on logits, and each optimisation's masks against eager fp32."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image
+from torch import nn
+
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.model import build_liteseg
+from liteseg_ros.optimize import (
+    CudaGraphRunner,
+    OptimizeOptions,
+    fold_batchnorm,
+    keep_freed_memory,
+    resolve_optimize,
+)
+from liteseg_ros.segmenter import Segmenter
+
+SIZE = (64, 128)
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    return calibrated_model("mobilenetv2", size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def street() -> np.ndarray:
+    return street_image(96, 192, seed=21)
+
+
+def count(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
+    return float((result - reference).abs().max() / reference.abs().max())
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "shufflenet", "darknet19"])
+def test_folding_removes_every_batchnorm_and_keeps_the_logits(backbone):
+    model = calibrated_model(backbone, size=SIZE) if backbone != "darknet19" else calibrated_model(backbone, size=(32, 64))
+    x = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    folded = fold_batchnorm(model, x[:, :, :32, :64])
+    assert count(model, nn.BatchNorm2d) > 0 and count(folded, nn.BatchNorm2d) == 0
+    with torch.no_grad():
+        reference, result = model(x), folded(x)
+    assert relative_error(result, reference) < 1e-4
+
+
+def test_folding_merges_the_separable_1x1_depthwise_scales():
+    model = calibrated_model("mobilenetv2", size=SIZE)
+    depthwise_1x1 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+                     and m.groups == m.in_channels > 1]
+    assert len(depthwise_1x1) == 2  # aspp1 and the encoder's conv1: SepConv(C, 96, 1)
+    folded = fold_batchnorm(model, torch.randn(1, 3, 64, 64))
+    assert count(folded, nn.Conv2d) == count(model, nn.Conv2d) - 2
+    assert isinstance(folded.aspp1.atrous_convolution.conv1, nn.Identity)
+
+
+@pytest.mark.parametrize("aspp, separable", [("aspp", True), ("daspp", False)])
+def test_folding_handles_the_ablation_heads(aspp, separable):
+    model = build_liteseg("shufflenet", aspp=aspp, separable=separable)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 128))
+    model.eval()
+    x = torch.randn(1, 3, 64, 128)
+    folded = fold_batchnorm(model, x)
+    assert count(folded, nn.BatchNorm2d) == 0
+    with torch.no_grad():
+        assert relative_error(folded(x), model(x)) < 1e-4
+
+
+class _ConvUsedTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.bn(y) + y
+
+
+def test_folding_refuses_a_convolution_whose_output_is_used_elsewhere():
+    module = _ConvUsedTwice()
+    with torch.no_grad():
+        module.bn.running_mean.uniform_(-1, 1)
+        module.bn.running_var.uniform_(0.5, 2)
+    with pytest.raises(RuntimeError, match="BatchNorm folding changed"):
+        fold_batchnorm(module.eval(), torch.randn(1, 3, 8, 8))
+
+
+OPTIMISATIONS = ["fold_bn", "channels_last", "torchscript_freeze", "malloc_tuning",
+                 "fold_bn,channels_last,torchscript_freeze", "auto"]
+
+
+@pytest.mark.parametrize("upsample", ["logits", "mask"])
+@pytest.mark.parametrize("optimize", OPTIMISATIONS)
+def test_each_optimisation_agrees_with_eager_fp32(model, street, optimize, upsample):
+    expected, _ = reference_prediction(model, street, SIZE, upsample)
+    segmenter = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize=optimize)
+    for _ in range(2):  # TorchScript's profiling executor re-optimises during the first calls
+        mask = segmenter.seg(street, outputs=("mask",)).mask
+        assert agreement(mask, expected) >= 0.999, segmenter.description
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="Inductor needs a C++ compiler")
+def test_inductor_compile_agrees_with_eager_fp32(model, street):
+    expected, _ = reference_prediction(model, street, SIZE, "logits")
+    segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize="fold_bn,channels_last,compile,warmup=1")
+    assert "compiled" in segmenter.description
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
+
+
+def test_bf16_on_cpu_runs_and_mostly_agrees(model, street):
+    expected, _ = reference_prediction(model, street, SIZE, "logits")
+    segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="fold_bn,channels_last")
+    assert segmenter.precision == "bf16"
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.95
+
+
+def test_optimize_argument_forms():
+    assert resolve_optimize("none", "cpu") == OptimizeOptions.none()
+    assert resolve_optimize("auto", "cpu") == OptimizeOptions.auto("cpu")
+    assert OptimizeOptions.auto("cpu").torchscript_freeze and not OptimizeOptions.auto("cpu").cuda_graphs
+    assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
+    assert resolve_optimize({"torchscript_freeze": False}, "cpu") == OptimizeOptions(malloc_tuning=True)
+    listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
+    assert listed == OptimizeOptions(fold_bn=True, channels_last=False, torchscript_freeze=True, warmup=5)
+    assert listed.tags() == ["bn-folded", "torchscript"]
+    for bad in ("turbo", "warmup=x", {"turbo": True}, 3, "compile,torchscript_freeze", "cuda_graphs", "warmup=-1"):
+        with pytest.raises(ConfigError):
+            resolve_optimize(bad, "cpu")
+
+
+def test_malloc_tuning_takes_effect_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_runner_replays_the_captured_network(model):
+    network = fold_batchnorm(model, torch.randn(1, 3, 64, 64)).cuda().half().to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, *SIZE, device="cuda").half().contiguous(memory_format=torch.channels_last)
+    runner = CudaGraphRunner(network, [x])
+    for _ in range(2):
+        y = torch.randn_like(x)
+        with torch.inference_mode():
+            expected = network(y)
+        assert torch.allclose(runner(y).float(), expected.float(), atol=1e-2)
