@@ -18,9 +18,10 @@ from liteseg_ros.synthetic.objects import WorldObject
 #: figures closer than this (metres) are not drawn: they would fill the frame
 MIN_SPRITE_DEPTH_M = 1.5
 #: figures farther than this are not drawn: a few pixels, too small to learn from
-MAX_SPRITE_DEPTH_M = 70.0
-#: riders and their bikes are thinner: they stop being drawn sooner
-CYCLIST_MAX_DEPTH_M = 45.0
+MAX_SPRITE_DEPTH_M = 60.0
+#: people, riders and their bikes are thinner: they stop being drawn sooner
+PERSON_MAX_DEPTH_M = 50.0
+CYCLIST_MAX_DEPTH_M = 40.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Person(Figure):
     trousers: Color = pal.TROUSERS[0]
     hair: Color = (40, 30, 24)
     stride: float = 0.0
+    max_depth = PERSON_MAX_DEPTH_M
 
     def draw(self, canvas: Canvas, light: Lighting) -> None:
         sp = self.sprite(canvas)
@@ -118,15 +120,27 @@ class Cyclist(Figure):
         if self.jacket is not None:
             self._draw_rider(canvas, sp, canvas.instance_value(pal.ID["rider"]), seat, bar)
 
-    def _wheel(self, canvas: Canvas, sp: Sprite, dx: float, r: float, value: int, hub: Color) -> None:
+    @staticmethod
+    def _spoked_wheel(canvas: Canvas, sp: Sprite, dx: float, r: float, value: int) -> None:
+        """A thin tyre around light spokes (the wheel's disc is labelled, as in Cityscapes)."""
         canvas.ellipse(sp.oval(dx, r, r, r), pal.TYRE, value)
-        canvas.paint_ellipse(sp.oval(dx, r, r * 0.78, r * 0.78), hub)
-        canvas.paint_ellipse(sp.oval(dx, r, r * 0.15, r * 0.15), pal.TYRE)
+        canvas.paint_ellipse(sp.oval(dx, r, r * 0.86, r * 0.86), (150, 150, 156))
+        for a in (0.0, math.pi / 3, 2 * math.pi / 3):
+            cx, cy = r * 0.86 * math.cos(a), r * 0.86 * math.sin(a)
+            canvas.paint_line([sp.p(dx - cx, r - cy), sp.p(dx + cx, r + cy)], (70, 70, 74), sp.px(0.02))
+        canvas.paint_ellipse(sp.oval(dx, r, r * 0.12, r * 0.12), pal.TYRE)
+
+    @staticmethod
+    def _solid_wheel(canvas: Canvas, sp: Sprite, dx: float, r: float, value: int) -> None:
+        """A fat tyre on a dark rim with a chrome hub."""
+        canvas.ellipse(sp.oval(dx, r, r, r), pal.TYRE, value)
+        canvas.paint_ellipse(sp.oval(dx, r, r * 0.6, r * 0.6), (62, 62, 66))
+        canvas.paint_ellipse(sp.oval(dx, r, r * 0.25, r * 0.25), (190, 190, 196))
 
     def _draw_bicycle(self, canvas: Canvas, sp: Sprite, value: int) -> tuple[tuple, tuple]:
         f, r = self.facing, 0.34
         for dx in (-0.53, 0.53):
-            self._wheel(canvas, sp, f * dx, r, value, (112, 112, 118))
+            self._spoked_wheel(canvas, sp, f * dx, r, value)
         hub_r, hub_f, bb = (-0.53 * f, r), (0.53 * f, r), (0.0, 0.3)
         seat, top = (-0.2 * f, 0.92), (0.38 * f, 0.95)
         bar = (0.45 * f, 1.08)
@@ -139,10 +153,10 @@ class Cyclist(Figure):
         return (seat[0], 0.98), bar
 
     def _draw_motorcycle(self, canvas: Canvas, sp: Sprite, value: int) -> tuple[tuple, tuple]:
-        f, r = self.facing, 0.33
+        f, r = self.facing, 0.34
         for dx in (-0.72, 0.72):
-            self._wheel(canvas, sp, f * dx, r, value, (150, 150, 156))
-        body = [(-0.75, 0.55), (-0.3, 0.85), (0.45, 0.95), (0.7, 0.75), (0.55, 0.35), (-0.25, 0.3)]
+            self._solid_wheel(canvas, sp, f * dx, r, value)
+        body = [(-0.8, 0.5), (-0.3, 0.88), (0.45, 1.0), (0.78, 0.8), (0.6, 0.3), (-0.3, 0.28)]
         canvas.polygon(sp.poly([(f * dx, dy) for dx, dy in body]), self.frame, value)
         canvas.polygon(sp.poly([(f * dx, dy) for dx, dy in [(-0.15, 0.3), (0.35, 0.3), (0.3, 0.6), (-0.1, 0.6)]]),
                        (150, 150, 156), value)
@@ -180,6 +194,7 @@ class Pole(Figure):
     lamp_arm: bool = False
     light_y: float | None = None
     light_housing: Color = pal.LIGHT_HOUSING[0]
+    light_backplate: Color | None = None
     lit: int = 0  # 0 red, 1 amber, 2 green
     sign_y: float | None = None
     sign_shape: str = "circle"  # circle | triangle | square | diamond
@@ -205,12 +220,14 @@ class Pole(Figure):
             self._draw_light(canvas, sp, half)
 
     def _draw_light(self, canvas: Canvas, sp: Sprite, half: float) -> None:
-        cx, y0 = self.road_side * (half + 0.22), self.light_y
+        cx, y0 = self.road_side * (half + 0.34), self.light_y
         value = canvas.instance_value(pal.ID["traffic light"])
-        canvas.polygon(sp.rect(cx - 0.22, y0, cx + 0.22, y0 + 1.1), self.light_housing, value)
+        if self.light_backplate is not None:
+            canvas.polygon(sp.rect(cx - 0.34, y0 - 0.1, cx + 0.34, y0 + 1.3), self.light_backplate, value)
+        canvas.polygon(sp.rect(cx - 0.24, y0, cx + 0.24, y0 + 1.2), self.light_housing, value)
         for i, lamp in enumerate(pal.LAMPS):
             color = lamp if i == self.lit else pal.shade(lamp, 0.28)
-            canvas.paint_ellipse(sp.oval(cx, y0 + 0.9 - 0.35 * i, 0.13, 0.13), color)
+            canvas.paint_ellipse(sp.oval(cx, y0 + 0.98 - 0.38 * i, 0.14, 0.14), color)
 
     def _draw_sign(self, canvas: Canvas, sp: Sprite) -> None:
         value = canvas.instance_value(pal.ID["traffic sign"])

@@ -171,6 +171,7 @@ def poles(rng: np.random.Generator, layout: Layout, side: Side, span: Span) -> l
             x=x + rng.uniform(-0.2, 0.2), z=z, height=rng.uniform(3.0, 8.0) if light_y is None else rng.uniform(4.0, 7.0),
             width=rng.uniform(0.25, 0.4), color=pal.pick(rng, pal.POLE, 8.0), road_side=road_side,
             lamp_arm=bool(rng.random() < 0.35), light_y=light_y, light_housing=pal.pick(rng, pal.LIGHT_HOUSING, 4.0),
+            light_backplate=pal.pick(rng, pal.LIGHT_BACKPLATES, 4.0) if rng.random() < 0.6 else None,
             lit=int(rng.integers(3)), sign_y=sign_y, sign_shape=shape,
             sign_colors=pal.SIGN_FACES[int(rng.integers(len(pal.SIGN_FACES)))], sign_size=rng.uniform(0.75, 1.1),
         ))
