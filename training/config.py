@@ -99,6 +99,8 @@ class ValidationSection:
 class CheckpointSection:
     every_iterations: int = 500
     export_half: bool = False  # exported model checkpoints in fp16
+    # network input size stored in exported models (deployment default); null: the validation image size
+    export_input_size: list[int] | None = None
 
 
 @dataclass
@@ -213,6 +215,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.crop_sizes must be a non-empty list of [height, width] >= 32, got {config.data.crop_sizes}")
     if len(config.data.scale_range) != 2 or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]:
         raise ConfigError(f"data.scale_range must be [low, high] with 0 < low <= high, got {config.data.scale_range}")
+    if config.checkpoint.export_input_size is not None and len(config.checkpoint.export_input_size) != 2:
+        raise ConfigError(f"checkpoint.export_input_size must be null or [height, width], got {config.checkpoint.export_input_size}")
     if config.data.val_crop is not None and len(config.data.val_crop) != 2:
         raise ConfigError(f"data.val_crop must be null or [height, width], got {config.data.val_crop}")
     for name, value in (("data.batch_size", config.data.batch_size), ("schedule.update_every", config.schedule.update_every),

@@ -87,10 +87,18 @@ class Trainer:
         """Write the deployable model (our format) as RUN_DIR/<name>.pt."""
         if not self.context.is_main:
             return
-        crop = self.config.data.crop_sizes[0]
-        meta = CheckpointMeta.for_model(self.model, input_size=(crop[0], crop[1]), origin=f"liteseg-train {self.run_dir.name}",
+        meta = CheckpointMeta.for_model(self.model, input_size=self._export_input_size(),
+                                        origin=f"liteseg-train {self.run_dir.name}",
                                         extra={"iteration": self.state.iteration, "val_miou": miou})
         save_checkpoint(self.run_dir / f"{name}.pt", self.model, meta, half=self.config.checkpoint.export_half)
+
+    def _export_input_size(self) -> tuple[int, int]:
+        """checkpoint.export_input_size, else the size validation runs at (val crop or first val label)."""
+        size = self.config.checkpoint.export_input_size or self.config.data.val_crop
+        if size is None:
+            _, label = self.val_data[0]
+            size = label.shape[-2:]
+        return int(size[0]), int(size[1])
 
     # ------------------------------------------------------------------------------------------------- the loop
     def run(self) -> str:
