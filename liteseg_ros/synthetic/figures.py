@@ -18,10 +18,11 @@ from liteseg_ros.synthetic.objects import WorldObject
 #: figures closer than this (metres) are not drawn: they would fill the frame
 MIN_SPRITE_DEPTH_M = 1.5
 #: figures farther than this are not drawn: a few pixels, too small to learn from
-MAX_SPRITE_DEPTH_M = 60.0
-#: people, riders and their bikes are thinner: they stop being drawn sooner
-PERSON_MAX_DEPTH_M = 50.0
-CYCLIST_MAX_DEPTH_M = 40.0
+MAX_SPRITE_DEPTH_M = 50.0
+#: people, riders and their bikes are thinner: they stop being drawn sooner; tree crowns later
+PERSON_MAX_DEPTH_M = 42.0
+CYCLIST_MAX_DEPTH_M = 36.0
+TREE_MAX_DEPTH_M = 90.0
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ class Tree(Figure):
     trunk_w: float = 0.3
     crown: tuple[tuple[float, float, float, float, Color], ...] = ()  # (dx, dy, rx, ry, colour)
     trunk_color: Color = pal.TRUNK[0]
+    max_depth = TREE_MAX_DEPTH_M
 
     def draw(self, canvas: Canvas, light: Lighting) -> None:
         sp = self.sprite(canvas)

@@ -126,7 +126,7 @@ def _riders(rng: np.random.Generator, layout: Layout, side: Side, z0: float, z1:
             jacket=None if parked else pal.pick(rng, pal.RIDER_JACKETS, 12.0),
             helmet=pal.pick(rng, pal.HELMETS, 8.0), trousers=pal.pick(rng, pal.TROUSERS, 8.0),
         ))
-        z += rng.uniform(8.0, 30.0)
+        z += rng.uniform(6.0, 20.0)
     return out
 
 
