@@ -8,6 +8,7 @@ publish-to-mask-receipt, and frames the node never answered count as dropped.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ class _LiveState:
     received: dict[int, float] = field(default_factory=dict)  # header stamp -> mask receipt time
     overlays: int = 0
     last_receipt: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # (output name, receipt time, serialised Image) from the executor thread; the bag writer (sqlite3 objects
+    # are bound to their thread) and the bookkeeping stay in the main thread.
+    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
 
 
 class LivePlayer:
@@ -71,26 +74,33 @@ class LivePlayer:
 
     def _callback(self, name: str):
         def on_output(rawdata: bytes) -> None:
-            from rclpy.serialization import deserialize_message
-            from sensor_msgs.msg import Image
-
-            from liteseg_ros.conversions import image_msg_to_array
-
-            now = time.monotonic()
-            msg = deserialize_message(rawdata, Image)
-            stamp = stamp_ns(msg.header)
-            with self.state.lock:
-                self.sink.write_raw(name, stamp, rawdata)
-                if name == "mask":
-                    self.state.received.setdefault(stamp, now)
-                    self.state.last_receipt = now
-                    if self.matcher:
-                        self.matcher.add_mask(stamp, image_msg_to_array(msg))
-                elif name == "overlay":
-                    write_overlay_png(self.options, self.state.overlays, image_msg_to_array(msg))
-                    self.state.overlays += 1
+            self.state.inbox.put((name, time.monotonic(), rawdata))
 
         return on_output
+
+    def flush(self) -> None:
+        """Record the outputs received so far: into the bag, the latency table, the matcher and overlay PNGs."""
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+
+        from liteseg_ros.conversions import image_msg_to_array
+
+        while True:
+            try:
+                name, receipt, rawdata = self.state.inbox.get_nowait()
+            except queue.Empty:
+                return
+            msg = deserialize_message(rawdata, Image)
+            stamp = stamp_ns(msg.header)
+            self.sink.write_raw(name, stamp, rawdata)
+            if name == "mask":
+                self.state.received.setdefault(stamp, receipt)
+                self.state.last_receipt = max(self.state.last_receipt, receipt)
+                if self.matcher:
+                    self.matcher.add_mask(stamp, image_msg_to_array(msg))
+            elif name == "overlay":
+                write_overlay_png(self.options, self.state.overlays, image_msg_to_array(msg))
+                self.state.overlays += 1
 
     def wait_for_node(self, timeout: float = DISCOVERY_TIMEOUT_S, node_alive=None) -> None:
         """Block until a node subscribes to the image topic and publishes masks, else BagError.
@@ -119,30 +129,38 @@ class LivePlayer:
         for message in self.source.messages():
             if message.topic != self.source.image_topic:
                 if self.matcher:
-                    with self.state.lock:
-                        self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
+                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
                 continue
             first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
             due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
-            time.sleep(max(0.0, due - time.monotonic()))
-            with self.state.lock:
-                self.sink.write_input(message.timestamp_ns, message.rawdata)
-                self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
+            self._wait_until(due)
+            self.sink.write_input(message.timestamp_ns, message.rawdata)
+            self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
             self.publisher.publish(deserialize_message(message.rawdata, self.msg_class))
+
+    def _wait_until(self, due: float) -> None:
+        """Sleep until ``due`` (monotonic), recording the node's outputs meanwhile."""
+        while True:
+            self.flush()
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.01))
 
     def drain(self) -> None:
         """Wait until every published frame was answered, or no answer came for DRAIN_IDLE_S."""
         while True:
-            with self.state.lock:
-                done = set(self.state.received) >= set(self.state.published)
-                idle = time.monotonic() - max(self.state.last_receipt, max(self.state.published.values(), default=0))
+            self.flush()
+            done = set(self.state.received) >= set(self.state.published)
+            idle = time.monotonic() - max(self.state.last_receipt, max(self.state.published.values(), default=0))
             if done or idle > DRAIN_IDLE_S:
-                time.sleep(0.2)  # colour / overlay of the last frame arrive just after its mask
+                self._wait_until(time.monotonic() + 0.3)  # colour / overlay of the last frame follow its mask
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
+        self.flush()
         self.node.destroy_node()
         self.context.try_shutdown()
         self.thread.join(timeout=2.0)
