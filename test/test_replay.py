@@ -209,3 +209,34 @@ def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
     report = json.loads(stdout)
     assert report["interrupted"] and report["frames"] == 0 and report["published_frames"] == 0
     assert read_bag(tmp_path / "out" / "bag") == {}
+
+
+def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, segmenter):
+    from conftest import spawn_node
+
+    bag = write_bag(tmp_path / "in", frames=5, gt=True)
+    node = spawn_node(tmp_path / "node", "/replaytest", {
+        "weights": str(weights), "device": "cpu", "input_height": 64, "input_width": 96,
+        "publish_mask": "always", "publish_color": "always", "publish_overlay": "always",
+    }, extra_args=("-r", "image:=/camera/image_raw"))
+    try:
+        run = subprocess.run([BIN / "liteseg-replay", bag, "--out", tmp_path / "out", "--live", "--rate", "0.3",
+                              "--node-namespace", "/replaytest/liteseg", "--gt-topic", "/camera/labels", "--json",
+                              "--overlays", "1"], capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    finally:
+        assert node.stop() == 0, node.stderr()
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert (report["mode"], report["published_frames"], report["frames"], report["dropped_frames"]) == ("live", 5, 5, 0)
+    assert report["gt_frames"] == 5 and 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["max"] < 10_000
+    out = read_bag(tmp_path / "out" / "bag")
+    inputs = read_bag(bag)["/camera/image_raw"]
+    assert [_stamp(m) for _, m in out["/liteseg/mask"]] == [_stamp(m) for _, m in inputs]
+    matrix = ConfusionMatrix()
+    truths = {_stamp(m): np.asarray(m.data).reshape(64, 96) for _, m in read_bag(bag)["/camera/labels"]}
+    for (_, image_msg), (_, mask_msg) in zip(inputs, out["/liteseg/mask"]):
+        mask = np.asarray(mask_msg.data).reshape(64, 96)
+        assert np.array_equal(mask, segmenter.seg(np.asarray(image_msg.data).reshape(64, 96, 3), outputs=("mask",)).mask)
+        matrix.update(ID_TO_TRAIN_ID[truths[_stamp(mask_msg)]], mask)
+    assert report["miou"] == pytest.approx(matrix.scores().miou, abs=1e-12)
+    assert len(list((tmp_path / "out" / "overlays").iterdir())) == 5
