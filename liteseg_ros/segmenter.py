@@ -51,7 +51,8 @@ ENCODINGS = ("rgb8", "bgr8", "mono8")
 OUTPUTS = ("mask", "color", "overlay")
 UPSAMPLE_MODES = ("logits", "mask")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-MAX_CACHED_SIZES = 4  # image sizes whose resampling maps / CUDA graphs / buffers are kept
+MAX_CACHED_SIZES = 4  # image sizes whose resampling maps are kept
+MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
 
 
 @dataclass
@@ -212,10 +213,12 @@ class Segmenter:
         network_module = PreUpsampleLogits(model) if self._pre_upsample else model
         options = replace(self.options, warmup=1) if self.options.cuda_graphs else self.options  # the capture warms up
         network = prepare_network(network_module, options, example, probe_input=probe)
+        with torch.inference_mode():
+            classes, low_height, low_width = network(example).shape[1:]
+        if classes > MAX_CLASSES:
+            raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
-        with torch.inference_mode():
-            low_height, low_width = network(example).shape[2:]
         return network, (bilinear_map(low_height, height, align_corners=True),
                          bilinear_map(low_width, width, align_corners=True))
 

@@ -67,8 +67,7 @@ class CudaPipeline:
         logits = seg._network(seg._network_input(image_to_batch(image, encoding)))
         if seg.upsample == "logits":
             if tuple(logits.shape[2:]) != (height, width):
-                logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear",
-                                                         align_corners=False)
+                logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
             classes = logits[0].argmax(dim=0)
         else:
             rows, cols = self._nearest_indices(height, width)
@@ -93,13 +92,13 @@ class CudaPipeline:
         if key not in self.graphs:
             if self.segmenter.upsample == "mask":
                 self._nearest_indices(*device_image.shape[:2])
+            # the upload buffer is the graph's static input (both are cached under the same key)
             self.graphs[key] = CudaGraphRunner(lambda image: self.device_pipeline(image, encoding, wanted),
-                                               [device_image], warmup=max(self.segmenter.options.warmup, 1))
+                                               [device_image], warmup=max(self.segmenter.options.warmup, 1),
+                                               copy_inputs=False)
             if len(self.graphs) > MAX_CACHED_SHAPES:
                 self.graphs.popitem(last=False)
-        runner = self.graphs[key]
-        runner.static_inputs[0].copy_(device_image, non_blocking=True)
-        return runner
+        return self.graphs[key]
 
     def _buffers(self, key: tuple, pixels: np.ndarray) -> dict[str, torch.Tensor]:
         if key not in self.buffers:

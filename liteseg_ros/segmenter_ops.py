@@ -143,11 +143,13 @@ def _interpolated_argmax(
     for k in range(rows.taps):
         term = pixels_last.index_select(0, rows.index[:, k]).float().mul_(rows.weight[:, k].view(-1, 1, 1))
         row_logits = term if row_logits is None else row_logits.add_(term)
+    flat = row_logits.view(-1, row_logits.shape[2])  # (H * w) x C: one contiguous row of logits per position
+    row_start = ys * row_logits.shape[1]
     total = None
     for k in range(cols.taps):
-        term = row_logits[ys, cols.index[xs, k]].mul_(cols.weight[xs, k].unsqueeze(1))
+        term = flat.index_select(0, row_start + cols.index[xs, k]).mul_(cols.weight[xs, k].unsqueeze(1))
         total = term if total is None else total.add_(term)
-    return total.argmax(dim=1)
+    return total.max(dim=1).indices
 
 
 class PreUpsampleLogits(nn.Module):

@@ -2,6 +2,7 @@
 
 For each backbone x input size it times, in the same process and interleaved in rounds:
 - eager fp32: the plain network, random 1x3xHxW input (the authors' speed test);
+  without --weights the network has random weights with BatchNorm statistics of synthetic street scenes;
 - model: the optimised network as the Segmenter runs it (on CPU a LiteSeg stops before its final upsampling,
   which the Segmenter fuses with the argmax);
 - end-to-end: ``Segmenter.seg`` on a uint8 street image, mask + colour + overlay out.
@@ -11,6 +12,7 @@ Warm-up passes first, then timed passes, synchronising after each one on CUDA. F
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -102,17 +104,40 @@ def time_interleaved(variants: dict[str, Callable[[], object]], *, warmup: int, 
     return seconds
 
 
-def _street(height: int, width: int) -> np.ndarray:
+def _street(height: int, width: int, seed: int = 7) -> np.ndarray:
     from liteseg_ros.synthetic import render_scene
 
-    return np.ascontiguousarray(render_scene(7, height, width)[0])
+    return np.ascontiguousarray(render_scene(seed, height, width)[0])
 
 
 def _model(args: argparse.Namespace, backbone: str) -> torch.nn.Module:
     if args.weights:
         return load_weights(args.weights, backbone=backbone)[0]
     torch.manual_seed(0)
-    return build_liteseg(backbone).eval()
+    return calibrate_batchnorm(build_liteseg(backbone))
+
+
+def calibrate_batchnorm(model: torch.nn.Module, size: tuple[int, int] = (128, 256)) -> torch.nn.Module:
+    """Give random weights' BatchNorms the statistics of street scenes (two train-mode passes, cumulative).
+
+    With default statistics a random network predicts one class everywhere, which would make the
+    post-processing (class boundaries) look cheaper than it is with real predictions.
+    """
+    from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
+
+    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in batchnorms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    images = torch.from_numpy(np.stack([_street(*size, seed=seed) for seed in (1, 2)])).permute(0, 3, 1, 2)
+    batch = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    model.train()
+    with torch.no_grad():
+        model(batch)
+        model(batch.flip(3))
+    for bn in batchnorms:
+        bn.momentum = 0.1
+    return model.eval()
 
 
 def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], device: torch.device) -> list[Row]:
@@ -128,13 +153,14 @@ def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], d
         segmenter = Segmenter(model, device=str(device), precision=args.precision, input_size=size,
                               upsample=upsample, optimize=args.optimize)
         network_input = segmenter.example_input()
-        network: Callable = segmenter.network
-        if segmenter.options.cuda_graphs:
-            network = CudaGraphRunner(segmenter.network, [network_input])
+        if segmenter.options.cuda_graphs:  # model-only replays a graph of the network alone
+            run_model: Callable[[], object] = CudaGraphRunner(segmenter.network, [network_input], copy_inputs=False)
+        else:
+            run_model = functools.partial(segmenter.network, network_input)
         with torch.inference_mode():
             seconds = time_interleaved({
                 "eager": lambda: eager(eager_input),
-                "model": lambda: network(network_input),
+                "model": run_model,
                 "end_to_end": lambda: segmenter.seg(image, outputs=("mask", "color", "overlay")),
             }, warmup=args.warmup, iters=args.iters, rounds=args.rounds, synchronize=synchronize)
         masks[upsample] = segmenter.seg(image, outputs=("mask",)).mask
