@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image, one_torch_thread  # noqa: F401
+from segmenter_fixtures import (  # noqa: F401
+    agreement, calibrated_model, network_input, one_torch_thread, reference_prediction, street_image)
 from torch import nn
+from torch.nn import functional as F
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.model import build_liteseg
@@ -121,13 +124,16 @@ def test_inductor_compile_agrees_with_eager_fp32(model, street):
     assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
-def test_bf16_on_cpu_runs_and_mostly_agrees(model, street):
-    """bf16 keeps 8 significant bits; through a deep random-weight network (small logit margins) about 80% of
-    the pixels keep their class (measured). A broken dtype path would give chance-level agreement (~10%)."""
-    expected, _ = reference_prediction(model, street, SIZE, "logits")
-    segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="fold_bn,channels_last")
+def test_bf16_on_cpu_matches_the_eager_bf16_network(model, street):
+    """bf16 keeps 8 significant bits: through a deep random-weight network it moves many pixels' classes, so the
+    reference is the eager network in bf16 (the dtype plumbing is what is checked; only rounding may differ)."""
+    x = network_input(street, SIZE).to(torch.bfloat16)
+    with torch.no_grad():
+        logits = copy.deepcopy(model).to(torch.bfloat16)(x).float()
+        expected = F.interpolate(logits, size=street.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0]
+    segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="none")
     assert segmenter.precision == "bf16" and segmenter.example_input().dtype == torch.bfloat16
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.7
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy()) >= 0.97
 
 
 def test_optimize_argument_forms():
