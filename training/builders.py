@@ -78,10 +78,15 @@ def _load_backbone(model: LiteSeg, path: str) -> None:
     log.info("backbone initialised from %s (%d tensors, %d extra keys ignored)", path, len(target), len(cleaned) - len(target))
 
 
-def build_model(config: TrainConfig) -> LiteSeg:
-    """The network of ``config.model`` with its initial weights (random, backbone file or full weights)."""
+def build_model(config: TrainConfig, *, initialise: bool = True) -> LiteSeg:
+    """The network of ``config.model`` with its initial weights (random, backbone file or full weights).
+
+    ``initialise=False`` skips ``init.*`` (a resumed run takes its weights from the training checkpoint).
+    """
     spec = config.model
     model = build_liteseg(spec.backbone, num_classes=spec.num_classes, aspp=spec.aspp, separable=spec.separable)
+    if not initialise:
+        return model
     if config.init.backbone:
         _load_backbone(model, config.init.backbone)
     elif config.init.weights:

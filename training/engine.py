@@ -41,7 +41,7 @@ class Trainer:
         self.config, self.context, self.run_dir = config, context, Path(run_dir)
         self.train_sets, val_set = builders.build_datasets(config, data_root)  # data errors surface here, first
         self.val_data = builders.build_val_dataset(config, val_set)
-        self.model = builders.build_model(config).to(context.device)
+        self.model = builders.build_model(config, initialise=not resume).to(context.device)
         if context.distributed and config.runtime.sync_bn:
             if context.device.type == "cuda":
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)

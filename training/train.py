@@ -2,6 +2,7 @@
 
     liteseg-train --config config/train_mobilenetv2.yaml --data /data/cityscapes --out runs/mbv2 [key=value ...]
     liteseg-train --out runs/mbv2 --data /data/cityscapes --resume          # continue exactly where it stopped
+        (--resume reads RUN_DIR/config.yaml; overrides given with it, e.g. fine.epochs=50, are applied and saved)
     torchrun --nproc-per-node 4 -m training.train --config ... --data ... --out ...   # multi-GPU / multi-node
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes RUN_DIR/checkpoints/last.pt and exits with
