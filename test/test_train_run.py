@@ -82,7 +82,8 @@ def test_short_training_lowers_the_loss_and_writes_the_run_dir(data_root, tmp_pa
     assert (out / "checkpoints" / "last.pt").exists() and (out / "checkpoints" / "best.pt").exists()
     model, meta = load_checkpoint(out / "model_best.pt")
     assert meta.backbone == "mobilenetv2" and meta.input_size == (96, 192)  # the size of the val images
-    assert meta.extra["val_miou"] >= 0
+    assert meta.extra["iteration"] == 32 and meta.extra["val_miou"] >= 0
+    assert load_checkpoint(out / "model_final.pt")[1].extra == meta.extra  # validated at the last iteration too
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 

@@ -30,6 +30,8 @@ class TrainState:
     iteration: int = 0  # optimiser steps done, over all stages
     best_miou: float = -1.0
     best_iteration: int = -1
+    last_miou: float = -1.0  # the most recent validation
+    last_val_iteration: int = -1
 
 
 def capture_rng() -> dict:

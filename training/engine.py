@@ -83,13 +83,14 @@ class Trainer:
                                  state=self.state, config=self.config.to_dict())
         log.debug("saved %s at iteration %d", path, self.state.iteration)
 
-    def export(self, name: str, miou: float | None = None) -> None:
-        """Write the deployable model (our format) as RUN_DIR/<name>.pt."""
+    def export(self, name: str) -> None:
+        """Write the deployable model (our format) as RUN_DIR/<name>.pt, with its latest validation score."""
         if not self.context.is_main:
             return
+        validated = self.state.last_val_iteration == self.state.iteration
+        extra = {"iteration": self.state.iteration, "val_miou": self.state.last_miou if validated else None}
         meta = CheckpointMeta.for_model(self.model, input_size=self._export_input_size(),
-                                        origin=f"liteseg-train {self.run_dir.name}",
-                                        extra={"iteration": self.state.iteration, "val_miou": miou})
+                                        origin=f"liteseg-train {self.run_dir.name}", extra=extra)
         save_checkpoint(self.run_dir / f"{name}.pt", self.model, meta, half=self.config.checkpoint.export_half)
 
     def _export_input_size(self) -> tuple[int, int]:
@@ -113,7 +114,7 @@ class Trainer:
             self.state.stage_index, self.state.epoch, self.state.batch = stage_index + 1, 0, 0
         self.save("last")
         if outcome != "interrupted":
-            self.export("model_final", self.state.best_miou if self.state.best_miou >= 0 else None)
+            self.export("model_final")
         self._log_timing_summary()
         if self.writer:
             self.writer.close()
@@ -234,10 +235,11 @@ class Trainer:
         self._record({"iteration": self.state.iteration, "val_miou": miou, "val_category_miou": scores.category_miou})
         log.info("validation at iteration %d: class mIoU %.4f, category mIoU %.4f (%d images)", self.state.iteration,
                  miou or 0.0, scores.category_miou or 0.0, scores.frames)
+        self.state.last_miou, self.state.last_val_iteration = (miou if miou is not None else -1.0), self.state.iteration
         if miou is not None and miou > self.state.best_miou:
             self.state.best_miou, self.state.best_iteration = miou, self.state.iteration
             self.save("best")
-            self.export("model_best", miou)
+            self.export("model_best")
         return miou
 
     def _log_timing_summary(self) -> None:
