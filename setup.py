@@ -1,15 +1,18 @@
 """ament_python package setup for liteseg_ros (also installable with pip)."""
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "liteseg_ros"
+# Resolved: colcon --symlink-install runs a symlink to this file from the build directory.
+README = Path(__file__).resolve().parent / "README.md"
 
 setup(
     name=PACKAGE,
     version="0.1.0",
     description="LiteSeg real-time semantic segmentation for ROS 2",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=README.read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -31,7 +34,7 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
-        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime", "cityscapesscripts", "rosbags"],
+        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime", "cityscapesscripts", "rosbags", "colcon-common-extensions"],
     },
     zip_safe=True,
     maintainer="liteseg_ros developers",
