@@ -291,7 +291,8 @@ def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: An
 class OnnxRuntimeNetwork:
     """The network exported to ONNX in memory and run by onnxruntime's CPU provider (fp32, fixed input shape)."""
 
-    def __init__(self, network: nn.Module, example_input: torch.Tensor, threads: int | None = None):
+    def __init__(self, network: nn.Module, example_input: torch.Tensor, threads: int | None = None,
+                 spin: bool = False):
         import onnxruntime
 
         if example_input.dtype != torch.float32 or example_input.device.type != "cpu":
@@ -302,6 +303,8 @@ class OnnxRuntimeNetwork:
         session_options.intra_op_num_threads = threads or torch.get_num_threads()
         session_options.inter_op_num_threads = 1
         session_options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle onnxruntime threads must not spin: the Segmenter's torch pre/post-processing runs right after
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = onnxruntime.InferenceSession(buffer.getvalue(), session_options,
                                                     providers=["CPUExecutionProvider"])
 

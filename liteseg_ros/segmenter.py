@@ -8,18 +8,20 @@ The image is resized to ``input_size`` for the network (bilinear, half-pixel cen
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
 logits bilinearly and takes the argmax; ``upsample="mask"`` takes the argmax at the network's resolution and
 resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md).
-A Segmenter is not thread-safe: call ``seg`` from one thread at a time.
+A Segmenter is not thread-safe: call ``seg`` from one thread at a time. On CPU, ``seg`` runs its pre- and
+post-processing with torch's intra-op thread count set to 1 (restored afterwards; the network uses them all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -167,19 +169,23 @@ class Segmenter:
         return result
 
     def _run_cpu(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
+        # Pre/post-processing are short memory-bound ops: on one thread they do not stall in OpenMP barriers when
+        # another process holds the second core (docs/benchmarks.md); the network keeps all threads.
         image = _as_tensor(pixels)
-        network_input = self._network_input(image_to_batch(image, encoding))
+        with single_torch_thread():
+            network_input = self._network_input(image_to_batch(image, encoding))
         preprocessed = time.perf_counter()
         logits = self._network(network_input)[0]
         inferred = time.perf_counter()
-        rows, cols = self._resampling_maps(pixels.shape[0], pixels.shape[1])
-        mask = resize_argmax(logits, rows, cols)
-        result = SegmentationResult(mask=mask.numpy() if "mask" in wanted else None)
-        if wanted & {"color", "overlay"}:
-            color = self._palette.index_select(0, mask.view(-1).to(torch.int32)).view(*mask.shape, 3)
-            result.color = color.numpy() if "color" in wanted else None
-            if "overlay" in wanted:
-                result.overlay = blend(rgb_view(image, encoding), color, self._overlay_alpha).numpy()
+        with single_torch_thread():
+            rows, cols = self._resampling_maps(pixels.shape[0], pixels.shape[1])
+            mask = resize_argmax(logits, rows, cols)
+            result = SegmentationResult(mask=mask.numpy() if "mask" in wanted else None)
+            if wanted & {"color", "overlay"}:
+                color = self._palette.index_select(0, mask.view(-1).to(torch.int32)).view(*mask.shape, 3)
+                result.color = color.numpy() if "color" in wanted else None
+                if "overlay" in wanted:
+                    result.overlay = blend(rgb_view(image, encoding), color, self._overlay_alpha).numpy()
         result.timings.update(preprocess=preprocessed - start, inference=inferred - preprocessed,
                               postprocess=time.perf_counter() - inferred)
         return result
@@ -280,6 +286,20 @@ def validate_image(image: Any, encoding: str) -> np.ndarray:
     if not image.flags.c_contiguous:
         image = np.ascontiguousarray(image)
     return image
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Run the enclosed torch CPU ops on one intra-op thread, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _as_tensor(pixels: np.ndarray) -> torch.Tensor:

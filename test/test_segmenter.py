@@ -111,6 +111,17 @@ def test_outputs_not_requested_are_none_and_timings_are_reported(plain):
         plain.seg(image, outputs=())
 
 
+def test_cpu_pre_and_post_processing_leave_the_thread_count_as_it_was(plain):
+    image = street_image(64, 128, seed=12)
+    expected = plain.seg(image).mask  # one thread (module fixture)
+    torch.set_num_threads(2)
+    try:
+        assert np.array_equal(plain.seg(image).mask, expected)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_read_only_and_strided_images_are_accepted(plain):
     image = street_image(64, 128, seed=8)
     expected = plain.seg(image).mask
