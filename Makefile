@@ -16,7 +16,7 @@ $(STAMP): setup.py setup.cfg Makefile
 	touch $(STAMP)
 
 test: venv
-	$(VPY) -m pytest -q test
+	$(VPY) -m pytest -q -rs test
 
 demo: venv
 	$(VPY) -m liteseg_ros.demo --out out/demo
