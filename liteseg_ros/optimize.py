@@ -50,16 +50,17 @@ class OptimizeOptions:
         return cls(fold_bn=False, channels_last=False, warmup=0)
 
     @classmethod
-    def auto(cls, device: torch.device | str) -> "OptimizeOptions":
-        """The defaults: measured fastest on CPU (docs/benchmarks.md); fp16 + CUDA graphs on GPU (reasoned, unmeasured)."""
+    def auto(cls, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "OptimizeOptions":
+        """The defaults: measured fastest on CPU (docs/benchmarks.md): onnxruntime for fp32 when installed, else
+        TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured)."""
         if torch.device(device).type == "cuda":
             return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
-        if onnxruntime_available():
+        if dtype == torch.float32 and onnxruntime_available():
             return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True, malloc_tuning=True)
         return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True, malloc_tuning=True)
 
-    def validate(self, device: torch.device | str | None = None) -> "OptimizeOptions":
-        """Raise ConfigError for contradictory options or options the device cannot run; return self."""
+    def validate(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "OptimizeOptions":
+        """Raise ConfigError for contradictory options or options the device/precision cannot run; return self."""
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"optimize warmup must be a non-negative integer, got {self.warmup!r}")
         runners = [name for name in ("compile", "torchscript_freeze", "onnxruntime") if getattr(self, name)]
@@ -72,6 +73,8 @@ class OptimizeOptions:
                 raise ConfigError("optimize: onnxruntime runs on the CPU here; on a GPU use cuda_graphs")
             if self.channels_last:
                 raise ConfigError("optimize: onnxruntime takes NCHW input; drop channels_last")
+            if dtype is not None and dtype != torch.float32:
+                raise ConfigError("optimize: onnxruntime runs fp32 only; use precision=fp32 or another optimisation")
             if not onnxruntime_available():
                 raise ConfigError("optimize: onnxruntime is not installed (pip install onnxruntime)")
         return self
@@ -87,7 +90,7 @@ class OptimizeOptions:
 OPTION_NAMES = tuple(f.name for f in fields(OptimizeOptions) if f.name != "warmup")
 
 
-def resolve_optimize(optimize: Any, device: torch.device | str) -> OptimizeOptions:
+def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dtype = torch.float32) -> OptimizeOptions:
     """Turn the ``optimize=`` argument into validated options.
 
     Accepts ``"auto"``, ``"none"`` (or None/False), an :class:`OptimizeOptions`, a mapping of fields overriding
@@ -99,17 +102,17 @@ def resolve_optimize(optimize: Any, device: torch.device | str) -> OptimizeOptio
     elif optimize is None or optimize is False or optimize == "none":
         options = OptimizeOptions.none()
     elif optimize is True or optimize == "auto":
-        options = OptimizeOptions.auto(device)
+        options = OptimizeOptions.auto(device, dtype)
     elif isinstance(optimize, Mapping):
         unknown = set(optimize) - {f.name for f in fields(OptimizeOptions)}
         if unknown:
             raise ConfigError(f"unknown optimize option(s) {sorted(unknown)}: choose from {', '.join(OPTION_NAMES)}, warmup")
-        options = replace(OptimizeOptions.auto(device), **optimize)
+        options = replace(OptimizeOptions.auto(device, dtype), **optimize)
     elif isinstance(optimize, str):
         options = _parse_option_list(optimize)
     else:
         raise ConfigError(f"optimize must be 'auto', 'none', a comma-separated list or OptimizeOptions, got {optimize!r}")
-    return options.validate(device)
+    return options.validate(device, dtype)
 
 
 def _parse_option_list(text: str) -> OptimizeOptions:

@@ -97,7 +97,7 @@ class Segmenter:
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.upsample = upsample
-        self.options: OptimizeOptions = resolve_optimize(optimize, self._device)
+        self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
         self.backbone = getattr(getattr(model, "config", None), "backbone", type(model).__name__)
         self._scale, self._shift = normalization_constants(tuple(mean), tuple(std), self._device)
         self._palette = torch.from_numpy(TRAIN_ID_PALETTE).to(self._device)

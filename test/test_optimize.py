@@ -142,6 +142,10 @@ def test_optimize_argument_forms():
     cpu = OptimizeOptions.auto("cpu")
     assert cpu.fold_bn and not cpu.cuda_graphs
     assert (cpu.onnxruntime, cpu.torchscript_freeze) == ((True, False) if onnxruntime_available() else (False, True))
+    bf16 = resolve_optimize("auto", "cpu", torch.bfloat16)  # onnxruntime runs fp32 only
+    assert bf16.torchscript_freeze and not bf16.onnxruntime
+    with pytest.raises(ConfigError, match="fp32"):
+        resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
     assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
     assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(OptimizeOptions.auto("cpu"), malloc_tuning=False)
     listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
