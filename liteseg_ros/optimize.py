@@ -42,7 +42,7 @@ class OptimizeOptions:
     compile: bool = False  # torch.compile (Inductor) for the fixed input size
     torchscript_freeze: bool = False  # torch.jit.trace + torch.jit.freeze for the fixed input size
     onnxruntime: bool = False  # export to ONNX in memory and run onnxruntime's CPU provider (fp32, CPU only)
-    malloc_tuning: bool = False  # keep freed memory in the process (glibc mallopt): no page faults per frame
+    malloc_tuning: bool = False  # keep freed memory in the process (glibc mallopt); helps eager, not the runners
 
     @classmethod
     def none(cls) -> "OptimizeOptions":
@@ -56,8 +56,8 @@ class OptimizeOptions:
         if torch.device(device).type == "cuda":
             return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
         if dtype == torch.float32 and onnxruntime_available():
-            return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True, malloc_tuning=True)
-        return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True, malloc_tuning=True)
+            return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True)
+        return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True)
 
     def validate(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "OptimizeOptions":
         """Raise ConfigError for contradictory options or options the device/precision cannot run; return self."""
