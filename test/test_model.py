@@ -107,3 +107,13 @@ def test_num_classes_changes_the_classifier_only():
     model = build_liteseg("shufflenet", num_classes=7)
     assert model.last_conv[6].weight.shape == (7, 96, 1, 1)
     assert model.config == LiteSegConfig(backbone="shufflenet", num_classes=7)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_authors_schema_copies_match_reference(backbone):
+    from authors_schema import DATA_DIR, SHARED_REFERENCE_DIR
+
+    reference = SHARED_REFERENCE_DIR / f"authors-state-dict-{backbone}.tsv"
+    if not reference.exists():
+        pytest.skip(f"{reference} is not beside this checkout")
+    assert (DATA_DIR / reference.name).read_bytes() == reference.read_bytes()
