@@ -178,8 +178,7 @@ class Segmenter:
         logits = self._network(network_input)[0]
         inferred = time.perf_counter()
         with single_torch_thread():
-            rows, cols = self._resampling_maps(pixels.shape[0], pixels.shape[1])
-            mask = resize_argmax(logits, rows, cols)
+            mask = self._mask(logits, pixels.shape[0], pixels.shape[1])
             result = SegmentationResult(mask=mask.numpy() if "mask" in wanted else None)
             if wanted & {"color", "overlay"}:
                 color = self._palette.index_select(0, mask.view(-1).to(torch.int32)).view(*mask.shape, 3)
@@ -199,14 +198,28 @@ class Segmenter:
         memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
         return normalised.to(dtype=self._dtype, memory_format=memory_format)
 
+    def _mask(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """C x h x w network logits -> H x W uint8 trainIds at the image's resolution (CPU)."""
+        if self.upsample == "mask":  # argmax at the network's resolution, then nearest neighbour
+            rows, cols = self._resampling_maps(height, width)
+            mask = resize_argmax(logits, *self._source_maps)
+            if rows.is_identity() and cols.is_identity():
+                return mask
+            return mask.index_select(0, rows.index[:, 0]).index_select(1, cols.index[:, 0])
+        return resize_argmax(logits, *self._resampling_maps(height, width))
+
     def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
-        """Row and column maps from the network's logits to the image's pixels (cached per image size)."""
+        """Row and column maps to the image's pixels (cached per image size): from the network's logits for
+        ``upsample="logits"``; nearest neighbour from the network's resolution for ``"mask"``."""
         key = (height, width)
         if key not in self._maps:
-            source_rows, source_cols = self._source_maps
-            target = (lambda n, m: bilinear_map(n, m, align_corners=False)) if self.upsample == "logits" else nearest_map
-            self._maps[key] = (compose(source_rows, target(self.input_size[0], height)),
-                               compose(source_cols, target(self.input_size[1], width)))
+            net_height, net_width = self.input_size
+            if self.upsample == "mask":
+                self._maps[key] = (nearest_map(net_height, height), nearest_map(net_width, width))
+            else:
+                source_rows, source_cols = self._source_maps
+                self._maps[key] = (compose(source_rows, bilinear_map(net_height, height, align_corners=False)),
+                                   compose(source_cols, bilinear_map(net_width, width, align_corners=False)))
             if len(self._maps) > MAX_CACHED_SIZES:
                 self._maps.popitem(last=False)
         return self._maps[key]
