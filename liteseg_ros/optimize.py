@@ -65,7 +65,8 @@ class OptimizeOptions:
             raise ConfigError(f"optimize warmup must be a non-negative integer, got {self.warmup!r}")
         runners = [name for name in ("compile", "torchscript_freeze", "onnxruntime") if getattr(self, name)]
         if len(runners) > 1:
-            raise ConfigError(f"optimize: choose one of compile, torchscript_freeze, onnxruntime, not {' and '.join(runners)}")
+            raise ConfigError("optimize: choose one of compile, torchscript_freeze, onnxruntime, "
+                              f"not {' and '.join(runners)}")
         if device is not None and self.cuda_graphs and torch.device(device).type != "cuda":
             raise ConfigError("optimize: cuda_graphs needs device=cuda; drop cuda_graphs or run on a GPU")
         if self.onnxruntime:
@@ -106,12 +107,14 @@ def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dty
     elif isinstance(optimize, Mapping):
         unknown = set(optimize) - {f.name for f in fields(OptimizeOptions)}
         if unknown:
-            raise ConfigError(f"unknown optimize option(s) {sorted(unknown)}: choose from {', '.join(OPTION_NAMES)}, warmup")
+            raise ConfigError(f"unknown optimize option(s) {sorted(unknown)}: "
+                              f"choose from {', '.join(OPTION_NAMES)}, warmup")
         options = replace(OptimizeOptions.auto(device, dtype), **optimize)
     elif isinstance(optimize, str):
         options = _parse_option_list(optimize)
     else:
-        raise ConfigError(f"optimize must be 'auto', 'none', a comma-separated list or OptimizeOptions, got {optimize!r}")
+        raise ConfigError("optimize must be 'auto', 'none', a comma-separated list or OptimizeOptions, "
+                          f"got {optimize!r}")
     return options.validate(device, dtype)
 
 
@@ -127,7 +130,8 @@ def _parse_option_list(text: str) -> OptimizeOptions:
         elif item in enabled:
             enabled[item] = True
         else:
-            raise ConfigError(f"unknown optimize option {item!r}: use 'auto', 'none' or a list of {', '.join(OPTION_NAMES)}")
+            raise ConfigError(f"unknown optimize option {item!r}: "
+                              f"use 'auto', 'none' or a list of {', '.join(OPTION_NAMES)}")
     return OptimizeOptions(warmup=warmup, **enabled)
 
 
@@ -176,7 +180,8 @@ def _producer_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple
                 keep_alive.append(output)
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    watched = [(n, m) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    handles = [m.register_forward_hook(hook(n)) for n, m in watched]
     try:
         with torch.no_grad():
             model(example)

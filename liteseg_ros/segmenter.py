@@ -283,7 +283,8 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.
 def validate_image(image: Any, encoding: str) -> np.ndarray:
     """Check an image and return it as H x W x C (C = 3, or 1 for mono8) uint8 without copying when possible."""
     if encoding not in ENCODINGS:
-        raise ImageError(f"unsupported encoding {encoding!r}: use one of {', '.join(ENCODINGS)} (convert other encodings first)")
+        raise ImageError(f"unsupported encoding {encoding!r}: use one of {', '.join(ENCODINGS)} "
+                         "(convert other encodings first)")
     if not isinstance(image, np.ndarray):
         raise ImageError(f"the image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -16,7 +16,8 @@ def restore_torch_threads():
     torch.set_num_threads(threads)
 
 
-TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds", "2", "--optimize", "fold_bn", "--threads", "1"]
+TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds", "2", "--optimize", "fold_bn",
+        "--threads", "1"]
 
 
 def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):

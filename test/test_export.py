@@ -10,7 +10,8 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from segmenter_fixtures import calibrated_model, network_input, street_image, one_torch_thread  # noqa: F401
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    calibrated_model, network_input, one_torch_thread, street_image)
 
 from liteseg_ros.cli.export import main
 from liteseg_ros.model import save_checkpoint

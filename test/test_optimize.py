@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import (  # noqa: F401
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     agreement, calibrated_model, network_input, one_torch_thread, reference_prediction, street_image)
 from torch import nn
 from torch.nn import functional as F
@@ -49,7 +49,7 @@ def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("backbone", ["mobilenetv2", "shufflenet", "darknet19"])
 def test_folding_removes_every_batchnorm_and_keeps_the_logits(backbone):
-    model = calibrated_model(backbone, size=SIZE) if backbone != "darknet19" else calibrated_model(backbone, size=(32, 64))
+    model = calibrated_model(backbone, size=SIZE if backbone != "darknet19" else (32, 64))
     x = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
     folded = fold_batchnorm(model, x[:, :, :32, :64])
     assert count(model, nn.BatchNorm2d) > 0 and count(folded, nn.BatchNorm2d) == 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import agreement, calibrated_model, reference_prediction, street_image, one_torch_thread  # noqa: F401
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    agreement, calibrated_model, one_torch_thread, reference_prediction, street_image)
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, ImageError, InputSizeError

@@ -130,7 +130,8 @@ def calibrate_batchnorm(model: torch.nn.Module, size: tuple[int, int] = (128, 25
         bn.reset_running_stats()
         bn.momentum = None
     images = torch.from_numpy(np.stack([_street(*size, seed=seed) for seed in (1, 2)])).permute(0, 3, 1, 2)
-    batch = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    batch = (images.float() / 255 - mean) / std
     model.train()
     with torch.no_grad():
         model(batch)
@@ -173,7 +174,8 @@ def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], d
             speedup_model=timings["model"].fps / timings["eager"].fps,
             optimisations=", ".join(segmenter.options.tags()) or "none"))
     if "logits" in masks and "mask" in masks:
-        rows[args.upsample_modes.index("mask")].agreement_with_logits_mode = float((masks["mask"] == masks["logits"]).mean())
+        agreement = float((masks["mask"] == masks["logits"]).mean())
+        rows[args.upsample_modes.index("mask")].agreement_with_logits_mode = agreement
     return rows
 
 

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset (>= {MIN_OPSET}, default 17)")
     parser.add_argument("--include-argmax", action="store_true", help="also output the int64 argmax 'mask'")
     parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
-                        help="torch.onnx exporter: torchscript (default, no extra dependency) or dynamo (needs onnxscript)")
+                        help="torch.onnx exporter: torchscript (default, no extra dependency) "
+                             "or dynamo (needs onnxscript)")
     parser.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers (default: folded)")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison with PyTorch")
     return parser
@@ -81,7 +82,8 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, dict]:
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be at least {MIN_OPSET} (TensorRT needs Resize/ArgMax semantics of opset 13+), got {args.opset}")
+        raise ConfigError(f"--opset must be at least {MIN_OPSET} (TensorRT needs the Resize/ArgMax semantics "
+                          f"of opset 13+), got {args.opset}")
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     if args.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
@@ -103,7 +105,8 @@ def write_onnx(network: nn.Module, example: torch.Tensor, path: Path, *, opset: 
         _add_metadata(tmp_name, metadata)
         os.replace(tmp_name, path)
     except ModuleNotFoundError as error:
-        raise ConfigError(f"--exporter dynamo needs {error.name}: pip install {error.name}, or use --exporter torchscript") from None
+        raise ConfigError(f"--exporter dynamo needs {error.name}: pip install {error.name}, "
+                          "or use --exporter torchscript") from None
     finally:
         Path(tmp_name).unlink(missing_ok=True)
 
