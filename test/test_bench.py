@@ -21,7 +21,7 @@ TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds
 
 
 def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):
-    code = main(TINY + ["--sizes", "64x128,64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"])
+    code = main(TINY + ["--sizes", "64x128", "64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"])
     out = capsys.readouterr().out
     assert code == 0
     table = [line for line in out.splitlines() if line.startswith("|")]

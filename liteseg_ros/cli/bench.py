@@ -68,9 +68,11 @@ class Row:
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-bench", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated (default: all three)")
+    parser.add_argument("--backbones", nargs="+", default=list(BACKBONES),
+                        help="backbones, space- or comma-separated (default: all three)")
     parser.add_argument("--weights", help="time this checkpoint instead of random weights (its backbone only)")
-    parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"network input sizes HxW (default {DEFAULT_SIZES})")
+    parser.add_argument("--sizes", nargs="+", default=[DEFAULT_SIZES],
+                        help=f"network input sizes HxW, space- or comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--image-size", type=parse_size, help="camera image HxW (default: the input size)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
@@ -226,20 +228,25 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _split(values: list[str]) -> list[str]:
+    """['a,b', 'c'] -> ['a', 'b', 'c']."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 def _check(args: argparse.Namespace) -> None:
     for name in ("warmup", "iters", "rounds", "threads"):
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             raise ConfigError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
     args.rounds = min(args.rounds, args.iters)
-    args.backbone_list = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    args.backbone_list = _split(args.backbones)
     if args.weights:  # time the file's own backbone
         args.backbone_list = [load_weights(args.weights)[1].backbone]
     unknown = [b for b in args.backbone_list if b not in BACKBONES]
     if unknown or not args.backbone_list:
         raise ConfigError(f"--backbones: unknown {unknown}; choose from {', '.join(BACKBONES)}")
     try:
-        args.size_list = [parse_size(s.strip()) for s in args.sizes.split(",") if s.strip()]
+        args.size_list = [parse_size(size) for size in _split(args.sizes)]
     except argparse.ArgumentTypeError as error:
         raise ConfigError(f"--sizes: {error}") from None
     args.upsample_modes = [m.strip() for m in args.upsample.split(",") if m.strip()]
