@@ -24,7 +24,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
     ],
-    install_requires=["numpy", "pillow", "pyyaml", "torch"],
+    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
@@ -34,6 +34,7 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
+        "deploy": ["onnx", "onnxruntime"],
         "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime", "cityscapesscripts", "rosbags", "colcon-common-extensions"],
     },
     zip_safe=True,
