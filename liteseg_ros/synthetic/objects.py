@@ -40,8 +40,23 @@ class WorldObject:
         return self
 
 
+class FlatSpan(WorldObject):
+    """A flat object lying on the ground between depths ``z0`` (near) and ``z1`` (far)."""
+
+    z0: float
+    z1: float
+
+    @property
+    def near(self) -> float:
+        return self.z0
+
+    @property
+    def far(self) -> float:
+        return self.z1
+
+
 @dataclass(frozen=True)
-class GroundStrip(WorldObject):
+class GroundStrip(FlatSpan):
     """A flat rectangle of ground [x0, x1] x [z0, z1] (road, sidewalk, terrain, parking...)."""
 
     x0: float
@@ -52,14 +67,6 @@ class GroundStrip(WorldObject):
     color: Color
     tile_m: float = 0.0  # > 0: paving joints every tile_m metres
     layer = 0
-
-    @property
-    def near(self) -> float:
-        return self.z0
-
-    @property
-    def far(self) -> float:
-        return self.z1
 
     def draw(self, canvas: Canvas, light: Lighting) -> None:
         corners = [(self.x0, 0.0, self.z0), (self.x1, 0.0, self.z0), (self.x1, 0.0, self.z1), (self.x0, 0.0, self.z1)]
@@ -85,7 +92,7 @@ class GroundStrip(WorldObject):
 
 
 @dataclass(frozen=True)
-class Marking(WorldObject):
+class Marking(FlatSpan):
     """Painted road lines (lane dashes, rails): appearance only, they stay labelled as road."""
 
     x: float
@@ -96,14 +103,6 @@ class Marking(WorldObject):
     dash_m: float = 3.0
     gap_m: float = 0.0  # 0: a continuous line
     layer = 0
-
-    @property
-    def near(self) -> float:
-        return self.z0
-
-    @property
-    def far(self) -> float:
-        return self.z1
 
     def draw(self, canvas: Canvas, light: Lighting) -> None:
         cam = canvas.camera
