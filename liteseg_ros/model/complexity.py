@@ -37,8 +37,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: LiteSeg, input_size: tuple[int, int]) -> tuple[int, int]:
-    """(MACs with bias additions, FlopCounterMode MACs) of one forward pass, computed on the meta device."""
-    meta_model = LiteSeg(model.config).to("meta").eval()
+    """(MACs with bias additions, FlopCounterMode MACs) of one forward pass of ``model`` (best on the meta device)."""
+    device = next(model.parameters()).device
     bias_adds = 0
 
     def count_bias(module: nn.Module, _inputs, output: torch.Tensor) -> None:
@@ -46,10 +46,10 @@ def count_macs(model: LiteSeg, input_size: tuple[int, int]) -> tuple[int, int]:
         if getattr(module, "bias", None) is not None:
             bias_adds += output.numel()
 
-    hooks = [m.register_forward_hook(count_bias) for m in meta_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [m.register_forward_hook(count_bias) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            meta_model(torch.empty(1, 3, *input_size, device="meta"))
+            model.eval()(torch.empty(1, 3, *input_size, device=device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -58,8 +58,12 @@ def count_macs(model: LiteSeg, input_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def measure_complexity(config: LiteSegConfig, input_size: tuple[int, int]) -> Complexity:
-    """Parameters, MACs and strides of the architecture ``config`` at ``input_size`` (height, width)."""
-    model = LiteSeg(config)
+    """Parameters, MACs and strides of the architecture ``config`` at ``input_size`` (height, width).
+
+    The model is built on the meta device: shapes only, no weights allocated or computed.
+    """
+    with torch.device("meta"):
+        model = LiteSeg(config)
     model.check_input_size(*input_size)
     params = count_parameters(model)
     macs, conv_macs = count_macs(model, input_size)
