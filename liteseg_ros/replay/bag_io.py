@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from liteseg_ros.conversions import compressed_msg_to_segmenter_input, image_msg_to_segmenter_input
+from liteseg_ros.conversions import compressed_msg_to_segmenter_input, image_msg_to_array, image_msg_to_segmenter_input
 from liteseg_ros.errors import BagError
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +49,13 @@ def decode_image(message: BagMessage) -> tuple[np.ndarray, str]:
     if message.msgtype == COMPRESSED_TYPE:
         return compressed_msg_to_segmenter_input(message.msg)
     return image_msg_to_segmenter_input(message.msg)
+
+
+def ground_truth_array(message: BagMessage) -> np.ndarray:
+    """The mono8 label image of a ground-truth message (a zero-copy view); BagError for another encoding."""
+    if message.msg.encoding not in ("mono8", "8UC1"):
+        raise BagError(f"ground-truth topic {message.topic} has encoding {message.msg.encoding}; expected mono8 label ids")
+    return image_msg_to_array(message.msg)
 
 
 class BagSource:

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from liteseg_ros.errors import BagError
-from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, stamp_ns
+from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
-from liteseg_ros.replay.offline import ReplayOptions, _gt_array, open_bag, write_overlay_png
+from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 
 LOG = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class LivePlayer:
         for message in self.source.messages():
             if message.topic != self.source.image_topic:
                 if self.matcher:
-                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
+                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
                 continue
             first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
             due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.errors import BagError, ImageError
-from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, stamp_ns
+from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 
@@ -94,7 +94,7 @@ class _Replayer:
                 if message.topic == self.source.image_topic:
                     self._on_image(message)
                 elif self.matcher:
-                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), _gt_array(message))
+                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
         except KeyboardInterrupt:
             self.report.interrupted = True
             LOG.warning("interrupted: closing the output bag after %d frames", self.report.frames)
@@ -107,15 +107,6 @@ class _Replayer:
         if self.matcher and self.matcher.matched:
             self.report.add_scores(self.matcher.confusion.scores().to_dict(), self.matcher.matched)
         return self.report
-
-
-def _gt_array(message) -> np.ndarray:
-    from liteseg_ros.conversions import image_msg_to_array
-
-    msg = message.msg
-    if msg.encoding not in ("mono8", "8UC1"):
-        raise BagError(f"ground-truth topic {message.topic} has encoding {msg.encoding}; expected mono8 label ids")
-    return image_msg_to_array(msg)
 
 
 def run_offline(options: ReplayOptions, segmenter) -> ReplayReport:
