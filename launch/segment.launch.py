@@ -27,6 +27,7 @@ PARAMETER_ARGUMENTS = {
     "input_width": (int, "Network input width in pixels (empty: params file)"),
     "input_height": (int, "Network input height in pixels (empty: params file)"),
     "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),
+    "optimize": (str, "auto, none (eager PyTorch) or a comma-separated list of optimisations (empty: params file)"),
 }
 
 

@@ -94,7 +94,7 @@ def build_segmenter(config: NodeConfig) -> Any:
     model, _meta = load_weights(resolve_weights(config), backbone=config.backbone)
     return Segmenter(
         model, device=config.device, precision=config.precision, input_size=config.input_size,
-        overlay_alpha=config.overlay_alpha, upsample=config.upsample,
+        overlay_alpha=config.overlay_alpha, upsample=config.upsample, optimize=config.optimize,
     )
 
 

@@ -16,6 +16,9 @@ from typing import Any, Mapping
 from liteseg_ros.bundled import bundled_model_path
 from liteseg_ros.errors import ConfigError, WeightsError
 
+OPTION_NAMES = ("fold_bn", "channels_last", "cuda_graphs", "compile", "torchscript_freeze", "onnxruntime",
+                "malloc_tuning")  # liteseg_ros.optimize.OPTION_NAMES, without importing torch here
+
 NODE_NAME = "liteseg"
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
@@ -57,6 +60,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "bf16, as the Segmenter supports them."),
     ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
                   "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
+    ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
+                  "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
+                  "comma-separated list of " + ", ".join(OPTION_NAMES) + " and warmup=N."),
     ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
                   "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
     ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "
@@ -118,6 +124,7 @@ class NodeConfig:
     device: str = "auto"
     precision: str = "auto"
     upsample: str = "logits"
+    optimize: str = "auto"
     overlay_alpha: float = 0.5
     input_transport: str = "raw"
     qos_reliability: str = "auto"
@@ -138,13 +145,14 @@ class NodeConfig:
     def validated(self) -> "NodeConfig":
         """Return a normalised copy (output switches as strings) or raise ConfigError naming the field.
 
-        Device, precision, upsample and the input size's fit to the backbone are checked by the
-        Segmenter when it is built.
+        Device, precision, upsample, the optimisations' fit to the device and the input size's fit to
+        the backbone are checked by the Segmenter when it is built.
         """
-        for name in ("backbone", "weights", "device", "precision", "upsample"):
+        for name in ("backbone", "weights", "device", "precision", "upsample", "optimize"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"parameter {name}={getattr(self, name)!r} is invalid: give a string")
         from liteseg_ros.model import BACKBONES  # imports torch; the node needs it next anyway
+        from liteseg_ros.optimize import parse_option_list
 
         if self.backbone not in BACKBONES:
             raise ConfigError(f"parameter backbone={self.backbone!r} is invalid: choose one of {', '.join(BACKBONES)}")
@@ -153,6 +161,8 @@ class NodeConfig:
         _integer("qos_depth", self.qos_depth, 1, MAX_QOS_DEPTH)
         _choice("input_transport", self.input_transport, INPUT_TRANSPORTS)
         _choice("qos_reliability", self.qos_reliability, QOS_RELIABILITIES)
+        if self.optimize not in ("auto", "none"):
+            parse_option_list(self.optimize).validate()  # names and combinations; the device is checked later
         normalised = {
             "overlay_alpha": _number("overlay_alpha", self.overlay_alpha, 0.0, 1.0),
             "summary_period": _number("summary_period", self.summary_period, 0.0, 3600.0),

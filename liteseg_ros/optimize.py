@@ -111,14 +111,15 @@ def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dty
                               f"choose from {', '.join(OPTION_NAMES)}, warmup")
         options = replace(OptimizeOptions.auto(device, dtype), **optimize)
     elif isinstance(optimize, str):
-        options = _parse_option_list(optimize)
+        options = parse_option_list(optimize)
     else:
         raise ConfigError("optimize must be 'auto', 'none', a comma-separated list or OptimizeOptions, "
                           f"got {optimize!r}")
     return options.validate(device, dtype)
 
 
-def _parse_option_list(text: str) -> OptimizeOptions:
+def parse_option_list(text: str) -> OptimizeOptions:
+    """Parse ``"fold_bn,channels_last,warmup=5"`` (the optimisations to enable) into OptimizeOptions, unvalidated."""
     enabled: dict[str, Any] = {name: False for name in OPTION_NAMES}
     warmup = OptimizeOptions().warmup
     for item in filter(None, (part.strip() for part in text.split(","))):

@@ -33,11 +33,25 @@ def test_output_switches_accept_booleans(value, mode):
         ({"qos_depth": 0}, "qos_depth=0 is invalid"),
         ({"publish_mask": "maybe"}, "publish_mask='maybe' is invalid: choose one of auto, always, never"),
         ({"device": 0}, "device=0 is invalid: give a string"),
+        ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
+        ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one of compile, torchscript_freeze, onnxruntime"),
+        ({"optimize": "warmup=many"}, "warmup must be an integer"),
     ],
 )
 def test_invalid_values_name_the_parameter(changes, message):
     with pytest.raises(ConfigError, match=message):
         NodeConfig(**changes).validated()
+
+
+@pytest.mark.parametrize("value", ["auto", "none", "fold_bn,channels_last,torchscript_freeze,warmup=2"])
+def test_optimize_accepts_auto_none_and_lists(value):
+    assert NodeConfig(optimize=value).validated().optimize == value
+
+
+def test_optimize_names_match_the_core():
+    from liteseg_ros import node_config, optimize
+
+    assert node_config.OPTION_NAMES == optimize.OPTION_NAMES
 
 
 def test_unknown_parameter_is_rejected():

@@ -1,7 +1,8 @@
 """The segmentation node in its own process: encodings, compressed input, headers, bad input, parameters, signals.
 
 Two node processes (raw and compressed input) serve the whole module; outputs are compared with the
-Segmenter run in this process on the same weights, the same decoded image and one torch thread.
+Segmenter run in this process on the same weights, the same decoded image and one torch thread. The raw
+node runs the default optimisations (optimize=auto), the compressed node plain eager PyTorch (optimize=none).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def nodes(ros_client, tiny_weights, tmp_path_factory, diagnostics):
               "device": "cpu", "summary_period": 2.0}
     logs = tmp_path_factory.mktemp("node_io")
     raw_process = spawn_node(logs / "raw", "/io_raw", common)
-    compressed_process = spawn_node(logs / "compressed", "/io_compressed", {**common, "input_transport": "compressed"})
+    compressed_process = spawn_node(logs / "compressed", "/io_compressed", {**common, "input_transport": "compressed",
+                                                                                  "optimize": "none"})
     raw = NodeUnderTest(ros_client, raw_process, Image, "/io_raw/image")
     compressed = NodeUnderTest(ros_client, compressed_process, CompressedImage, "/io_compressed/image/compressed")
     wait_until_ready(ros_client, raw_process, "/io_raw/image")
@@ -144,6 +146,14 @@ def reference(tiny_weights):
 
     torch.set_num_threads(1)
     return Segmenter(str(tiny_weights), device="cpu", input_size=INPUT_SIZE, overlay_alpha=0.5)
+
+
+@pytest.fixture(scope="module")
+def eager_reference(tiny_weights):
+    """The Segmenter the compressed node (optimize=none) runs, in this process."""
+    from liteseg_ros.segmenter import Segmenter
+
+    return Segmenter(str(tiny_weights), device="cpu", input_size=INPUT_SIZE, overlay_alpha=0.5, optimize="none")
 
 
 def assert_outputs_match(outputs, sent: Image | CompressedImage, expected, height=HEIGHT, width=WIDTH):
@@ -190,14 +200,14 @@ def test_each_raw_encoding_gives_the_segmenter_mask(nodes, reference, encoding, 
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
-def test_compressed_input_gives_the_segmenter_mask(nodes, reference, fmt):
+def test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, fmt):
     node = nodes["compressed"]
     if not node.outputs:
         node.subscribe_outputs()
         node.warm_up(lambda: conversions.array_to_compressed_msg(scene(), "png", header()))
     msg = conversions.array_to_compressed_msg(scene(seed=3), fmt, header(f"cam_{fmt}"))
     decoded, encoding = conversions.decode_compressed(msg.data)
-    assert_outputs_match(node.send(msg), msg, reference.seg(decoded, encoding=encoding))
+    assert_outputs_match(node.send(msg), msg, eager_reference.seg(decoded, encoding=encoding))
 
 
 def test_resolution_change_is_followed(nodes, reference, ros_client, diagnostics):
@@ -237,10 +247,10 @@ def test_bad_raw_frame_is_rejected_and_the_next_good_one_processed(nodes, refere
     assert node.process.process.poll() is None
 
 
-def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(nodes, reference, ros_client,
+def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(nodes, eager_reference, ros_client,
                                                                               diagnostics):
     node = nodes["compressed"]
-    test_compressed_input_gives_the_segmenter_mask(nodes, reference, "png")  # outputs subscribed
+    test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, "png")  # outputs subscribed
     before = int(wait_for_counter(ros_client, diagnostics, node, "rejected frames", 0)["rejected frames"])
     good = conversions.array_to_compressed_msg(scene(seed=6), "jpeg", header())
     corrupt = CompressedImage(header=header(), format="jpeg", data=bytes(good.data)[: len(good.data) // 3])
@@ -248,7 +258,7 @@ def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(no
     status = wait_for_counter(ros_client, diagnostics, node, "rejected frames", before + 1)
     assert "cannot decode compressed image" in status["_message"]
     decoded, encoding = conversions.decode_compressed(good.data)
-    assert_outputs_match(node.send(good), good, reference.seg(decoded, encoding=encoding))
+    assert_outputs_match(node.send(good), good, eager_reference.seg(decoded, encoding=encoding))
 
 
 def test_overlay_alpha_changes_at_run_time_and_bad_values_are_rejected(nodes, reference, ros_client):
@@ -281,6 +291,9 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert float(status["processing latency p50 (ms)"]) > 0
     assert float(status["end-to-end latency p95 (ms)"]) > 0
     assert status["input topic"] == "/io_raw/image"
+    assert status["model"].endswith("(bn-folded, onnxruntime)")  # optimize=auto on a CPU
+    eager = wait_for_counter(ros_client, diagnostics, nodes["compressed"], "processed frames", 0)
+    assert eager["model"].endswith("(eager)")  # optimize=none
 
 
 def test_input_qos_follows_a_best_effort_publisher(nodes, reference, ros_client):

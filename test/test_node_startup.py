@@ -29,6 +29,9 @@ CASES = {
                              "weights file /nonexistent/liteseg.pt does not exist"),
     "weights of another backbone": ({"weights": "{shufflenet}"}, "has keys for shufflenet, but backbone=mobilenetv2"),
     "CUDA asked for but absent": ({"weights": "{mobilenetv2}", "device": "cuda"}, "cuda"),
+    "optimisation the device cannot run": ({"weights": "{mobilenetv2}", "device": "cpu", "optimize": "cuda_graphs"},
+                                           "optimize: cuda_graphs needs device=cuda"),
+    "unknown optimisation": ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
     "input size out of range": ({"input_width": 8}, "Parameter input_width out of range"),
     "input size of the wrong type": ({"input_height": "tall"}, "'input_height' to 'tall' of type 'STRING'"),
 }
