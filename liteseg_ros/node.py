@@ -125,7 +125,8 @@ class SegmentationNode(Node):
         self._sequence = SequenceGaps()
         self._poll_publishers()
         self.create_timer(PUBLISHER_POLL_PERIOD_S, self._poll_publishers)
-        output_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        output_qos = QoSProfile(depth=self.config.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.VOLATILE)
         self._output_publishers = {
             name: self.create_publisher(Image, topic, output_qos)
             for name, (topic, _) in OUTPUT_TOPICS.items() if self.config.output_modes[name] != "never"
@@ -221,7 +222,11 @@ class SegmentationNode(Node):
         now = time.monotonic()
         stamp = _stamp_seconds(msg.header.stamp)
         end_to_end = self.get_clock().now().nanoseconds * 1e-9 - stamp if stamp > 0 else None
-        self.stats.on_processed(now, now - received_at, end_to_end)
+        if not self.stats.on_processed(now, now - received_at, end_to_end):
+            self.get_logger().warning(
+                f"header stamps on {self.input_topic} are {end_to_end:.3f} s from this node's clock, so end-to-end "
+                "latency is not reported for them; replaying a bag? use 'ros2 bag play --clock' and use_sim_time:=true",
+                throttle_duration_sec=60.0)
 
     def _note_resolution(self, shape: tuple[int, ...]) -> None:
         if self._last_shape is not None and shape != self._last_shape:

@@ -72,6 +72,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "'reliable' or 'best_effort'."),
     ParameterSpec("qos_depth", 1, "Input subscription history depth (keep-last). The node segments only "
                   "the newest frame anyway.", integer_range=(1, MAX_QOS_DEPTH)),
+    ParameterSpec("output_qos_depth", 5, "History depth (keep-last) of the reliable output publishers. A large "
+                  "image lost on the wire is re-sent only while it is still in this history: at depth 1 the next "
+                  "frame replaces it and the subscriber never gets it.", integer_range=(1, MAX_QOS_DEPTH)),
     ParameterSpec("publish_mask", "auto", "~/mask (mono8 trainIds 0..18, 255 = ignore): " + _OUTPUT_SWITCH_TEXT,
                   dynamic_typing=True),
     ParameterSpec("publish_color", "auto", "~/color_mask (rgb8 Cityscapes palette): " + _OUTPUT_SWITCH_TEXT,
@@ -129,6 +132,7 @@ class NodeConfig:
     input_transport: str = "raw"
     qos_reliability: str = "auto"
     qos_depth: int = 1
+    output_qos_depth: int = 5
     publish_mask: str = "auto"
     publish_color: str = "auto"
     publish_overlay: str = "auto"
@@ -159,6 +163,7 @@ class NodeConfig:
         _integer("input_width", self.input_width, 32, MAX_INPUT_SIDE)
         _integer("input_height", self.input_height, 32, MAX_INPUT_SIDE)
         _integer("qos_depth", self.qos_depth, 1, MAX_QOS_DEPTH)
+        _integer("output_qos_depth", self.output_qos_depth, 1, MAX_QOS_DEPTH)
         _choice("input_transport", self.input_transport, INPUT_TRANSPORTS)
         _choice("qos_reliability", self.qos_reliability, QOS_RELIABILITIES)
         if self.optimize not in ("auto", "none"):

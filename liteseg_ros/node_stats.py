@@ -18,6 +18,9 @@ import numpy as np
 RATE_WINDOW_S = 5.0
 LATENCY_WINDOW = 300
 NO_INPUT_WARN_S = 5.0
+# End-to-end latencies outside this range (seconds) come from stamps of another clock: a bag replayed
+# without --clock / use_sim_time, or a camera whose clock is not synchronised with this machine.
+PLAUSIBLE_END_TO_END_S = (0.0, 10.0)
 
 
 class RateMeter:
@@ -95,6 +98,7 @@ class StatsSnapshot:
     errors: int = 0
     idle: int = 0
     resolution_changes: int = 0
+    foreign_stamps: int = 0
     seconds_since_input: float | None = None
     last_problem: str = ""
     new_rejected: int = 0
@@ -110,7 +114,8 @@ class NodeStats:
     processing: LatencyWindow = field(default_factory=LatencyWindow)
     end_to_end: LatencyWindow = field(default_factory=LatencyWindow)
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("received", "lost", "processed", "dropped", "rejected", "errors", "idle", "resolution_changes"), 0))
+        ("received", "lost", "processed", "dropped", "rejected", "errors", "idle", "resolution_changes",
+         "foreign_stamps"), 0))
     last_input: float | None = None
     last_problem: str = ""
     _reported: dict[str, int] = field(default_factory=lambda: {"rejected": 0, "errors": 0})
@@ -126,13 +131,20 @@ class NodeStats:
             self.input_rate.tick(now)
             self.last_input = now
 
-    def on_processed(self, now: float, processing_s: float, end_to_end_s: float | None) -> None:
+    def on_processed(self, now: float, processing_s: float, end_to_end_s: float | None) -> bool:
+        """A frame was published. Return False when ``end_to_end_s`` is implausible (outside
+        PLAUSIBLE_END_TO_END_S): it is then counted as a foreign stamp instead of a latency."""
+        low, high = PLAUSIBLE_END_TO_END_S
+        plausible = end_to_end_s is None or low <= end_to_end_s <= high
         with self._lock:
             self.counters["processed"] += 1
             self.output_rate.tick(now)
             self.processing.add(processing_s)
-            if end_to_end_s is not None:
+            if end_to_end_s is not None and plausible:
                 self.end_to_end.add(end_to_end_s)
+            elif not plausible:
+                self.counters["foreign_stamps"] += 1
+        return plausible
 
     def on_rejected(self, reason: str) -> None:
         with self._lock:
@@ -206,6 +218,7 @@ def diagnostic_values(snapshot: StatsSnapshot, *, device: str, model: str, input
         ("failed frames", str(snapshot.errors)),
         ("skipped frames (no subscribers)", str(snapshot.idle)),
         ("resolution changes", str(snapshot.resolution_changes)),
+        ("stamps off this clock (no end-to-end latency)", str(snapshot.foreign_stamps)),
         ("device", device),
         ("model", model),
     ]

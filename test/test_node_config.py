@@ -31,6 +31,7 @@ def test_output_switches_accept_booleans(value, mode):
         ({"input_transport": "theora"}, "choose one of raw, compressed"),
         ({"qos_reliability": "sometimes"}, "choose one of auto, reliable, best_effort"),
         ({"qos_depth": 0}, "qos_depth=0 is invalid"),
+        ({"output_qos_depth": 101}, r"output_qos_depth=101 is invalid: give an integer in \[1, 100\]"),
         ({"publish_mask": "maybe"}, "publish_mask='maybe' is invalid: choose one of auto, always, never"),
         ({"device": 0}, "device=0 is invalid: give a string"),
         ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),

@@ -82,3 +82,18 @@ def test_diagnostic_status_carries_every_figure():
     assert values["dropped frames"] == "1" and values["rejected frames"] == "0"
     assert values["device"] == "cpu" and values["model"] == "mobilenetv2 fp32 cpu 64x128"
     assert "dropped 1" in summary_line(stats.snapshot(1.2))
+
+
+def test_stamps_of_another_clock_are_counted_not_averaged():
+    stats = NodeStats()
+    assert stats.on_processed(1.0, processing_s=0.05, end_to_end_s=0.08) is True
+    assert stats.on_processed(1.1, processing_s=0.05, end_to_end_s=95_495_762.5) is False  # a replayed bag's stamp
+    assert stats.on_processed(1.2, processing_s=0.05, end_to_end_s=-3.0) is False  # a camera clock ahead of ours
+    assert stats.on_processed(1.3, processing_s=0.05, end_to_end_s=None) is True  # a zero stamp: nothing to judge
+    snap = stats.snapshot(1.4)
+    assert snap.processed == 4 and snap.foreign_stamps == 2
+    assert snap.end_to_end_p50 == pytest.approx(0.08) and snap.end_to_end_p95 == pytest.approx(0.08)
+    status = diagnostic_status(snap, name="n", hardware_id="cpu", device="cpu", model="m", input_topic="/image")
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["stamps off this clock (no end-to-end latency)"] == "2"
+    assert values["end-to-end latency p50 (ms)"] == "80.0"
