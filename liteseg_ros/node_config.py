@@ -16,9 +16,6 @@ from typing import Any, Mapping
 from liteseg_ros.bundled import bundled_model_path
 from liteseg_ros.errors import ConfigError, WeightsError
 
-OPTION_NAMES = ("fold_bn", "channels_last", "cuda_graphs", "compile", "torchscript_freeze", "onnxruntime",
-                "malloc_tuning")  # liteseg_ros.optimize.OPTION_NAMES, without importing torch here
-
 NODE_NAME = "liteseg"
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
@@ -62,7 +59,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
     ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
                   "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
-                  "comma-separated list of " + ", ".join(OPTION_NAMES) + " and warmup=N."),
+                  "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
+                  "name is a start-up error that lists the valid ones)."),
     ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
                   "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
     ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "

@@ -49,12 +49,6 @@ def test_optimize_accepts_auto_none_and_lists(value):
     assert NodeConfig(optimize=value).validated().optimize == value
 
 
-def test_optimize_names_match_the_core():
-    from liteseg_ros import node_config, optimize
-
-    assert node_config.OPTION_NAMES == optimize.OPTION_NAMES
-
-
 def test_unknown_parameter_is_rejected():
     with pytest.raises(ConfigError, match="unknown parameter"):
         NodeConfig.from_parameters({"backbone": "mobilenetv2", "colour": "red"})
