@@ -77,6 +77,9 @@ class OptimSection:
     weight_decay: float = 4e-5
     loss_reduction: str = "sum"  # sum (authors: summed over pixels / batch size) | mean (over valid pixels)
     reset_on_lr_update: bool = False  # the authors build a new optimiser (momentum reset) at each LR update
+    loss: str = "cross_entropy"  # cross_entropy | ohem (hard pixels only; needs loss_reduction: mean)
+    ohem_threshold: float = 0.7  # ohem: a pixel is hard while p(true class) < this
+    ohem_min_kept: float = 0.1  # ohem: keep at least this fraction of the valid pixels (the hardest)
 
 
 @dataclass
@@ -111,6 +114,7 @@ class RuntimeSection:
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads per process (null: torch default)
     sync_bn: bool = False  # SyncBatchNorm under DDP
+    channels_last: bool = False  # NHWC memory format (measured 22% faster per step on a 2-core CPU)
     log_every: int = 20
     max_iterations: int | None = None  # stop after this many iterations in total (null: run all stages)
 
@@ -207,6 +211,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice(config.data.crop_policy, CROP_POLICIES, "data.crop_policy")
     _check_choice(config.optim.name, ("sgd", "adam"), "optim.name")
     _check_choice(config.optim.loss_reduction, ("sum", "mean"), "optim.loss_reduction")
+    _check_choice(config.optim.loss, ("cross_entropy", "ohem"), "optim.loss")
+    if config.optim.loss == "ohem" and config.optim.loss_reduction != "mean":
+        raise ConfigError("optim.loss=ohem averages over the hard pixels: set optim.loss_reduction=mean")
+    if not 0 < config.optim.ohem_threshold <= 1 or not 0 < config.optim.ohem_min_kept <= 1:
+        raise ConfigError(f"optim.ohem_threshold and optim.ohem_min_kept must lie in (0, 1], got "
+                          f"{config.optim.ohem_threshold} and {config.optim.ohem_min_kept}")
     _check_choice(config.schedule.unit, ("epoch", "iteration"), "schedule.unit")
     _check_choice(config.validation.unit, ("epoch", "iteration"), "validation.unit")
     _check_choice(config.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")

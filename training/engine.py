@@ -8,29 +8,19 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from liteseg_ros.labels import IGNORE_INDEX
 from liteseg_ros.model import CheckpointMeta, save_checkpoint
 from training import builders
 from training.checkpointing import TrainState, load_training_checkpoint, restore, save_training_checkpoint
 from training.config import StageSection, TrainConfig
 from training.distributed import DistContext, any_rank, mean_scalar
+from training.losses import segmentation_loss
 from training.schedule import poly_lr, set_lr
 from training.validation import validate, write_sample_images
 
 log = logging.getLogger(__name__)
-
-
-def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Cross-entropy ignoring 255: ``sum`` = summed over pixels / batch size (authors), ``mean`` = over valid pixels."""
-    if reduction == "sum":
-        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum") / logits.shape[0]
-    if not (labels != IGNORE_INDEX).any():
-        return logits.sum() * 0.0  # keeps the graph (DDP) without producing NaN
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="mean")
 
 
 class Trainer:
@@ -42,6 +32,8 @@ class Trainer:
         self.train_sets, val_set = builders.build_datasets(config, data_root)  # data errors surface here, first
         self.val_data = builders.build_val_dataset(config, val_set)
         self.model = builders.build_model(config, initialise=not resume).to(context.device)
+        self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
         if context.distributed and config.runtime.sync_bn:
             if context.device.type == "cuda":
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -168,11 +160,11 @@ class Trainer:
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         device = self.context.device
-        images = images.to(device, non_blocking=True)
+        images = images.to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
             logits = self.net(images)
-        loss = segmentation_loss(logits.float(), labels, self.config.optim.loss_reduction)
+        loss = segmentation_loss(logits.float(), labels, self.config.optim)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
