@@ -31,9 +31,9 @@ class Trainer:
         self.config, self.context, self.run_dir = config, context, Path(run_dir)
         self.train_sets, val_set = builders.build_datasets(config, data_root)  # data errors surface here, first
         self.val_data = builders.build_val_dataset(config, val_set)
-        self.model = builders.build_model(config, initialise=not resume).to(context.device)
         self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
-        self.model = self.model.to(memory_format=self.memory_format)
+        self.model = builders.build_model(config, initialise=not resume).to(context.device,
+                                                                          memory_format=self.memory_format)
         if context.distributed and config.runtime.sync_bn:
             if context.device.type == "cuda":
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -160,7 +160,7 @@ class Trainer:
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         device = self.context.device
-        images = images.to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        images = images.to(device, non_blocking=True, memory_format=self.memory_format)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
             logits = self.net(images)

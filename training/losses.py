@@ -29,7 +29,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str) ->
     if reduction == "sum":
         return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum") / logits.shape[0]
     if not (labels != IGNORE_INDEX).any():
-        return logits.sum() * 0.0  # keeps the graph (DDP) without producing NaN
+        return _zero_loss(logits)
     return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="mean")
 
 
@@ -41,9 +41,15 @@ def ohem_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, threshold:
     pixel_losses = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none").flatten()
     valid_losses = pixel_losses[(labels != IGNORE_INDEX).flatten()]
     if valid_losses.numel() == 0:
-        return logits.sum() * 0.0
+        return _zero_loss(logits)
     kept_at_least = max(1, min(valid_losses.numel(), math.ceil(min_kept * valid_losses.numel())))
     kth_hardest = torch.topk(valid_losses.detach(), kept_at_least, sorted=True).values[-1]
     cutoff = torch.clamp(kth_hardest, max=-math.log(threshold))  # hard = loss above -log(threshold)
     hard = valid_losses.detach() >= cutoff
     return valid_losses[hard].mean()
+
+
+def _zero_loss(logits: torch.Tensor) -> torch.Tensor:
+    """The loss of a batch without valid pixels: 0, still in the graph (DDP needs every rank to backpropagate)
+    and without the NaN that a mean over no pixels gives."""
+    return logits.sum() * 0.0
