@@ -13,6 +13,12 @@ class InputSizeError(ConfigError):
     """An input size the chosen backbone cannot take."""
 
 
+class OptimizationError(LiteSegError):
+    """An optimisation that cannot be set up here (a missing package, a network it cannot handle).
+
+    Start-up code catches it and falls back to the next fastest way of running the network, with a warning."""
+
+
 class WeightsError(LiteSegError):
     """A weights file that cannot be read: missing, truncated, corrupt, unsafe or foreign."""
 

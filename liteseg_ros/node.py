@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -86,15 +87,14 @@ class RosLogHandler(logging.Handler):
             self.ros_logger.info(text)
 
 
-def build_segmenter(config: NodeConfig) -> Any:
-    """Load the weights and build the Segmenter; raises LiteSegError subclasses with clear text."""
-    from liteseg_ros.model import load_weights
+def build_segmenter(config: NodeConfig, weights: Path) -> Any:
+    """Build the Segmenter from ``weights`` (with its metadata: mean/std); raises LiteSegError with clear text."""
     from liteseg_ros.segmenter import Segmenter
 
-    model, _meta = load_weights(resolve_weights(config), backbone=config.backbone)
     return Segmenter(
-        model, device=config.device, precision=config.precision, input_size=config.input_size,
-        overlay_alpha=config.overlay_alpha, upsample=config.upsample, optimize=config.optimize,
+        weights, backbone=config.backbone, device=config.device, precision=config.precision,
+        input_size=config.input_size, overlay_alpha=config.overlay_alpha, upsample=config.upsample,
+        optimize=config.optimize,
     )
 
 
@@ -106,13 +106,22 @@ class SegmentationNode(Node):
     """ROS adapter around the Segmenter: converts messages, calls it, publishes, reports."""
 
     def __init__(self, **node_kwargs: Any) -> None:
+        """Create the (named, still idle) node; :meth:`start` configures it, loads the model and subscribes."""
         super().__init__(NODE_NAME, **node_kwargs)
+        self.segmenter: Any = None
+        self._worker: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Declare and validate the parameters, build the Segmenter, subscribe and advertise.
+
+        Raises LiteSegError or rclpy's ParameterException with a one-line reason.
+        """
         core_logger = logging.getLogger("liteseg_ros")
         core_logger.addHandler(RosLogHandler(self.get_logger()))
         core_logger.setLevel(logging.INFO)
         core_logger.propagate = False
         self.config = NodeConfig.from_parameters(declare_parameters(self))
-        self.segmenter = build_segmenter(self.config)
+        self.segmenter = build_segmenter(self.config, resolve_weights(self.config))
         self.stats = NodeStats()
         self._slot = FrameSlot()
         self._last_shape: tuple[int, ...] | None = None
@@ -264,23 +273,39 @@ class SegmentationNode(Node):
         return SetParametersResult(successful=True)
 
     def close(self) -> None:
-        """Stop the worker thread (waits for the frame in progress)."""
-        self._slot.close()
-        self._worker.join(timeout=10.0)
+        """Stop the worker thread (waits for the frame in progress); a no-op before :meth:`start` finished."""
+        if self._worker is not None:
+            self._slot.close()
+            self._worker.join(timeout=10.0)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script ``segmentation_node``: exit 0 on SIGINT/SIGTERM, 1 on a start-up error."""
-    stop = threading.Event()
+    """Console script ``segmentation_node``: exit 0 on SIGINT/SIGTERM, 1 on a start-up error.
+
+    SIGINT and SIGTERM interrupt the start-up too (loading a large model can take seconds, and launch escalates
+    to SIGKILL after a few), ending the process with 0 at once.
+    """
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
-    logger = rclpy.logging.get_logger(NODE_NAME)
+        signal.signal(signum, _interrupt)
+    stop = threading.Event()
+    node: SegmentationNode | None = None
     try:
+        rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
         node = SegmentationNode()
+        node.start()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    except KeyboardInterrupt as interrupt:
+        _log(node, "info", f"interrupted by {interrupt} while starting; stopped")
+        _shut_down(node)
+        return 0
     except (LiteSegError, ParameterException) as error:
-        logger.error(f"cannot start: {error}")
-        rclpy.try_shutdown()
+        _log(node, "error", f"cannot start: {error}")
+        _shut_down(node)
         return 1
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -288,12 +313,23 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
     finally:
-        node.close()
+        node.get_logger().info("stopped")
         executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    logger.info("stopped")
+        _shut_down(node)
     return 0
+
+
+def _log(node: Node | None, level: str, text: str) -> None:
+    """Log with the node's own (namespaced) logger, or the plain node name before the node exists."""
+    logger = node.get_logger() if node is not None else rclpy.logging.get_logger(NODE_NAME)
+    getattr(logger, level)(text)
+
+
+def _shut_down(node: SegmentationNode | None) -> None:
+    if node is not None:
+        node.close()
+        node.destroy_node()
+    rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

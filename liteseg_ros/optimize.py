@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from liteseg_ros.errors import ConfigError
+from liteseg_ros.errors import ConfigError, OptimizationError
 
 LOG = logging.getLogger(__name__)
 
@@ -52,11 +52,18 @@ class OptimizeOptions:
     @classmethod
     def auto(cls, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "OptimizeOptions":
         """The defaults: measured fastest on CPU (docs/benchmarks.md): onnxruntime for fp32 when installed, else
-        TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured)."""
+        TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured).
+
+        An optimisation that cannot be set up later falls back (see :func:`prepare_network`)."""
         if torch.device(device).type == "cuda":
             return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
         if dtype == torch.float32 and onnxruntime_available():
             return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True)
+        return cls.cpu_fallback()
+
+    @classmethod
+    def cpu_fallback(cls) -> "OptimizeOptions":
+        """The CPU default when onnxruntime cannot run: BatchNorm folding, channels-last and TorchScript freezing."""
         return cls(fold_bn=True, channels_last=True, warmup=3, torchscript_freeze=True)
 
     def validate(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "OptimizeOptions":
@@ -76,8 +83,6 @@ class OptimizeOptions:
                 raise ConfigError("optimize: onnxruntime takes NCHW input; drop channels_last")
             if dtype is not None and dtype != torch.float32:
                 raise ConfigError("optimize: onnxruntime runs fp32 only; use precision=fp32 or another optimisation")
-            if not onnxruntime_available():
-                raise ConfigError("optimize: onnxruntime is not installed (pip install onnxruntime)")
         return self
 
     def tags(self) -> list[str]:
@@ -143,7 +148,7 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
     A 1x1 depthwise convolution feeding a 1x1 convolution (the separable convolutions' per-channel scale) is
     folded into it as well. The pairs are found by running ``example_input`` through the model and matching the
     tensor each module receives with the tensor another produced; a folded copy that does not reproduce the
-    original logits raises RuntimeError (it would mean a convolution's output is used elsewhere too).
+    original logits raises OptimizationError (it would mean a convolution's output is used elsewhere too).
     """
     folded = copy.deepcopy(model).eval()
     depthwise_pairs, bn_pairs = _producer_pairs(folded, example_input)
@@ -156,7 +161,8 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
         result = folded(example_input)
     scale = reference.abs().max().clamp_min(1e-6)
     if not torch.allclose(result, reference, rtol=0.0, atol=FOLD_CHECK_RTOL * float(scale)):
-        raise RuntimeError("BatchNorm folding changed the network's output; run the model without fold_bn")
+        raise OptimizationError("BatchNorm folding changed the network's output (a convolution's output is used "
+                                "elsewhere too)")
     LOG.debug("folded %d BatchNorms and %d depthwise scales", len(bn_pairs), len(depthwise_pairs))
     return folded
 
@@ -191,7 +197,7 @@ def _producer_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple
             handle.remove()
     folded_pointwise = {pointwise for _, pointwise in depthwise_pairs}
     if len(folded_pointwise) != len(depthwise_pairs) or len({bn for _, bn in bn_pairs}) != len(bn_pairs):
-        raise RuntimeError("a module runs more than once per forward pass; BatchNorm folding cannot handle that")
+        raise OptimizationError("a module runs more than once per forward pass, which BatchNorm folding cannot handle")
     return depthwise_pairs, bn_pairs
 
 
@@ -246,49 +252,106 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- preparing a model
+RUNNERS = ("onnxruntime", "torchscript_freeze", "compile")
+RUNNER_FALLBACK = {"onnxruntime": "torchscript_freeze"}  # the next fastest; the others fall back to eager
+
+
 def prepare_network(
     model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None
-) -> Callable[[torch.Tensor], torch.Tensor]:
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
     """Apply ``options`` (except cuda_graphs, which needs the whole pipeline) to an eval-mode network.
 
     ``example_input`` has the deployment shape, dtype, device and memory format; ``probe_input`` (default: the
     example) is a cheaper fp32 input on the model's device used to find and check the BatchNorm pairs.
-    Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times. ``model`` is not modified.
+    Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times, and the options actually
+    applied: an optimisation that cannot be set up (a missing package, a network it cannot handle) is logged as
+    one warning and replaced by the next fastest (onnxruntime -> TorchScript freezing -> eager), never fatal.
+    ``model`` is not modified.
     """
     if options.malloc_tuning:
         keep_freed_memory()
     network = copy.deepcopy(model).eval().to(device=example_input.device, dtype=torch.float32)
     if options.fold_bn:
         probe = probe_input if probe_input is not None else example_input
-        network = fold_batchnorm(network, probe.float())
+        try:
+            network = fold_batchnorm(network, probe.float())
+        except OptimizationError as error:
+            _warn_fallback("fold_bn", error, "unfolded BatchNorm")
+            options = replace(options, fold_bn=False)
     network = network.to(example_input.dtype)
     if options.channels_last:
         network = network.to(memory_format=torch.channels_last)
-    runner: Callable[[torch.Tensor], torch.Tensor] = network
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript and its ONNX exporter are deprecated
-        if options.torchscript_freeze:
-            runner = torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
-        elif options.compile:
-            runner = torch.compile(network, dynamic=False, options={"freezing": True})
-        elif options.onnxruntime:
-            runner = OnnxRuntimeNetwork(network, example_input)
-        for _ in range(options.warmup):
+    return _build_runner(network, options, example_input)
+
+
+def _build_runner(network: nn.Module, options: OptimizeOptions,
+                  example_input: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
+    """The chosen runner (or the eager network), warmed up; falls back along RUNNER_FALLBACK on failure."""
+    chosen = next((name for name in RUNNERS if getattr(options, name)), None)
+    while chosen is not None:
+        try:
+            runner = _warmed_up(_RUNNER_BUILDERS[chosen](network, example_input), example_input, options.warmup)
+            return runner, options
+        except Exception as error:  # an optimisation must never stop start-up
+            fallback = RUNNER_FALLBACK.get(chosen)
+            _warn_fallback(chosen, error, fallback or "eager PyTorch")
+            options = replace(options, **{chosen: False}, **({fallback: True} if fallback else {}))
+            chosen = fallback
+    return _warmed_up(network, example_input, options.warmup), options
+
+
+def _warmed_up(runner: Callable[[torch.Tensor], torch.Tensor], example_input: torch.Tensor,
+               passes: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    with torch.inference_mode():
+        for _ in range(passes):
             runner(example_input)
     return runner
 
 
+def _torchscript_freeze(network: nn.Module, example_input: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still shipped
+        return torch.jit.freeze(torch.jit.trace(network, example_input, check_trace=False))
+
+
+def _compile(network: nn.Module, example_input: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    return torch.compile(network, dynamic=False, options={"freezing": True})
+
+
+_RUNNER_BUILDERS: dict[str, Callable[[nn.Module, torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "onnxruntime": lambda network, example: OnnxRuntimeNetwork(network, example),
+    "torchscript_freeze": _torchscript_freeze,
+    "compile": _compile,
+}
+
+
+def _warn_fallback(optimisation: str, error: BaseException, instead: str) -> None:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not isinstance(error, OptimizationError):
+        reason = f"{type(error).__name__}: {reason}"
+    LOG.warning("optimize: %s could not be set up (%s); using %s instead", optimisation, reason, instead)
+
+
 def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported (the export to ONNX also needs the ``onnx`` package)."""
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_available() -> bool:
+    """Whether the ``onnx`` package, which torch.onnx.export needs, can be imported."""
+    return importlib.util.find_spec("onnx") is not None
 
 
 def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
                 output_names: Sequence[str] = ("logits",), exporter: str = "torchscript") -> None:
     """torch.onnx.export with our interface: static shape, input ``input``, outputs ``output_names``.
 
-    ``exporter="torchscript"`` needs nothing beyond torch (deprecated in torch 2.9+, still shipped);
-    ``"dynamo"`` needs onnxscript. ``destination`` is a path or a binary file object.
+    Both exporters need the ``onnx`` package (torch imports it to write the model): ``exporter="torchscript"``
+    (deprecated in torch 2.9+, still shipped) needs nothing more, ``"dynamo"`` also needs onnxscript.
+    ``destination`` is a path or a binary file object. Raises OptimizationError when onnx is missing.
     """
+    if not onnx_available():
+        raise OptimizationError("onnx is not installed; pip install onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         extra = {"external_data": False} if exporter == "dynamo" else {}
@@ -302,6 +365,8 @@ class OnnxRuntimeNetwork:
 
     def __init__(self, network: nn.Module, example_input: torch.Tensor, threads: int | None = None,
                  spin: bool = False):
+        if not onnxruntime_available():
+            raise OptimizationError("onnxruntime is not installed; pip install onnxruntime")
         import onnxruntime
 
         if example_input.dtype != torch.float32 or example_input.device.type != "cpu":

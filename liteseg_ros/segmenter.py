@@ -77,22 +77,24 @@ class Segmenter:
 
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
                  precision: str = "auto", input_size: tuple[int, int] = (360, 640), overlay_alpha: float = 0.5,
-                 upsample: str = "logits", optimize: Any = "auto"):
+                 upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None):
         """
         Args:
-            model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg) or a weights file for ``load_weights``.
+            model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg) or a weights file for ``load_weights``;
+                a file's metadata (mean/std) sets the normalisation, a bare network is ImageNet-normalised.
             device: ``auto`` (CUDA when present, else CPU with a warning), ``cpu``, ``cuda`` or ``cuda:N``.
             precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
             input_size: (height, width) of the network input; must suit the backbone.
             overlay_alpha: weight of the colour image in the overlay, in [0, 1] (settable later).
             upsample: ``logits`` or ``mask`` (see the module docstring).
             optimize: ``auto``, ``none``, an :class:`OptimizeOptions`, a mapping or a comma-separated list.
+            backbone: with a weights file, refuse one of another backbone (IncompatibleWeightsError).
 
         Raises ConfigError (InputSizeError for a size the backbone cannot take) and WeightsError for bad weights.
         """
+        model, mean, std = _load_model(model_or_checkpoint, backbone)
         self._device = resolve_device(device)
         self._precision, self._dtype = resolve_precision(precision, self._device)
-        model, mean, std = _load_model(model_or_checkpoint)
         self.input_size = _check_input_size(input_size, model)
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
@@ -231,7 +233,8 @@ class Segmenter:
         probe = _small_probe(model, self._device) if self.options.fold_bn else None
         network_module = PreUpsampleLogits(model) if self._pre_upsample else model
         options = replace(self.options, warmup=1) if self.options.cuda_graphs else self.options  # the capture warms up
-        network = prepare_network(network_module, options, example, probe_input=probe)
+        network, applied = prepare_network(network_module, options, example, probe_input=probe)
+        self.options = replace(applied, warmup=self.options.warmup)  # without the optimisations that fell back
         with torch.inference_mode():
             classes, low_height, low_width = network(example).shape[1:]
         if classes > MAX_CLASSES:
@@ -330,13 +333,13 @@ def _wanted_outputs(outputs: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
-def _load_model(source: nn.Module | str | os.PathLike) -> tuple[nn.Module, tuple, tuple]:
+def _load_model(source: nn.Module | str | os.PathLike, backbone: str | None) -> tuple[nn.Module, tuple, tuple]:
     if isinstance(source, nn.Module):
         return source, IMAGENET_MEAN, IMAGENET_STD
     if isinstance(source, (str, os.PathLike)):
         from liteseg_ros.model import load_weights
 
-        model, meta = load_weights(source)
+        model, meta = load_weights(source, backbone=backbone)
         return model, meta.mean, meta.std
     raise ConfigError(f"Segmenter needs an nn.Module or a weights path, got {type(source).__name__}")
 

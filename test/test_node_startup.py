@@ -7,7 +7,9 @@ messages are checked without a process in test_node_config.py.
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -81,4 +83,23 @@ def test_start_up_error_is_one_clear_line(failed_starts, case):
     error_lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(error_lines) == 1, stderr
     assert error_lines[0].startswith("[ERROR]") and "cannot start:" in error_lines[0]
+    assert ".liteseg]: cannot start:" in error_lines[0], "logged under the node's namespaced name"
     assert CASES[case][1] in error_lines[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_stops_the_node_at_once(ros_client, tiny_weights, tmp_path, signum):
+    """launch sends SIGINT and escalates to SIGKILL after a few seconds, so a slow start-up (a big model on a
+    small CPU; here 100 warm-up passes at 1024x2048, a minute of work) must end promptly, with exit code 0."""
+    namespace = f"/slow_start_{signum}"
+    node = spawn_node(tmp_path, namespace, {"weights": str(tiny_weights), "device": "cpu", "input_width": 2048,
+                                            "input_height": 1024, "optimize": "fold_bn,warmup=100"})
+    ros_client.wait_for(lambda: ("liteseg", namespace) in ros_client.node.get_node_names_and_namespaces()
+                        or node.process.poll() is not None, 60, "the node to appear in the graph")
+    time.sleep(1.0)  # inside the model set-up by now
+    started = time.monotonic()
+    code = node.stop(signum, timeout=30)
+    assert code == 0, node.stderr()
+    assert time.monotonic() - started < 8.0, "start-up was not interrupted"
+    assert "Traceback" not in node.stderr()
+    assert "while starting; stopped" in node.stderr()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +16,7 @@ from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse 
 from torch import nn
 from torch.nn import functional as F
 
-from liteseg_ros.errors import ConfigError
+from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.model import build_liteseg
 from liteseg_ros.optimize import (
     CudaGraphRunner,
@@ -98,7 +100,7 @@ def test_folding_refuses_a_convolution_whose_output_is_used_elsewhere():
     with torch.no_grad():
         module.bn.running_mean.uniform_(-1, 1)
         module.bn.running_var.uniform_(0.5, 2)
-    with pytest.raises(RuntimeError, match="BatchNorm folding changed"):
+    with pytest.raises(OptimizationError, match="BatchNorm folding changed"):
         fold_batchnorm(module.eval(), torch.randn(1, 3, 8, 8))
 
 
@@ -134,6 +136,66 @@ def test_bf16_on_cpu_matches_the_eager_bf16_network(model, street):
     segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="none")
     assert segmenter.precision == "bf16" and segmenter.example_input().dtype == torch.bfloat16
     assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy()) >= 0.97
+
+
+def _fallback_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "could not be set up" in r.getMessage()]
+
+
+@pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
+@pytest.mark.parametrize("optimize", ["auto", "onnxruntime"])
+def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(model, street, optimize, monkeypatch,
+                                                                              caplog):
+    """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run, so the Segmenter
+    warns once and runs the next fastest CPU path instead of failing."""
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail as if it were not installed
+    expected, _ = reference_prediction(model, street, SIZE, "logits")
+    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+        segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize=optimize)
+    warnings = _fallback_warnings(caplog)
+    assert len(warnings) == 1 and "onnx is not installed; pip install onnx" in warnings[0], warnings
+    assert "using torchscript_freeze instead" in warnings[0]
+    assert segmenter.options.torchscript_freeze and not segmenter.options.onnxruntime
+    assert "torchscript" in segmenter.description and "onnxruntime" not in segmenter.description
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
+
+
+def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street, caplog):
+    module = _ConvUsedTwice()
+    with torch.no_grad():
+        module.bn.running_mean.uniform_(-1, 1)
+        module.bn.running_var.uniform_(0.5, 2)
+    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+        segmenter = Segmenter(module.eval(), device="cpu", input_size=(32, 32), optimize="fold_bn,warmup=1")
+    warnings = _fallback_warnings(caplog)
+    assert len(warnings) == 1 and warnings[0].startswith("optimize: fold_bn could not be set up (BatchNorm folding")
+    assert not segmenter.options.fold_bn and segmenter.description.endswith("(eager)")
+    with torch.no_grad():
+        logits = module(network_input(street, (32, 32)))
+        expected = F.interpolate(logits, size=street.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0]
+    assert np.array_equal(segmenter.seg(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy())
+
+
+def test_a_runner_that_fails_falls_back_to_eager(model, street, caplog):
+    """A runner failing at set-up (here: TorchScript tracing a network that returns a non-tensor) is not fatal."""
+    class _DictOutput(nn.Module):
+        def __init__(self, inner: nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if torch.jit.is_tracing():
+                raise RuntimeError("cannot trace this network")
+            return self.inner(x)
+
+    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+        segmenter = Segmenter(_DictOutput(model), device="cpu", input_size=SIZE, optimize="torchscript_freeze,warmup=1")
+    warnings = _fallback_warnings(caplog)
+    assert len(warnings) == 1 and "torchscript_freeze could not be set up (RuntimeError: cannot trace" in warnings[0]
+    assert "using eager PyTorch instead" in warnings[0]
+    assert not segmenter.options.torchscript_freeze
+    expected, _ = reference_prediction(model, street, SIZE, "logits")
+    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
 def test_optimize_argument_forms():
