@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo clean
+.PHONY: venv test road demo clean
 
 venv: $(STAMP)
 
@@ -15,8 +15,14 @@ $(STAMP): setup.py setup.cfg Makefile
 	$(VPY) -m pip install -q -e '.[ros,train,test]'
 	touch $(STAMP)
 
+# The suite (lint included: test/test_lint.py), then the user's road: a fresh runtime-only install from a clean
+# copy of the tree, its node and tools run as a user runs them (test/road/check_user_road.sh, about a minute).
 test: venv
 	$(VPY) -m pytest -q -rs test
+	bash test/road/check_user_road.sh $(PYTHON)
+
+road:
+	bash test/road/check_user_road.sh $(PYTHON)
 
 demo: venv
 	$(VPY) -m liteseg_ros.demo --out out/demo

@@ -24,7 +24,9 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
     ],
-    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime"],
+    # onnx: the CPU default exports the network to ONNX (in memory) for onnxruntime; without it the Segmenter
+    # warns once and runs TorchScript instead.
+    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime", "onnx"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
@@ -34,8 +36,9 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
-        "deploy": ["onnx", "onnxruntime"],
-        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime", "cityscapesscripts", "rosbags", "colcon-common-extensions"],
+        # pytest < 9: launch_testing's pytest plugin (Jazzy) implements pytest_pycollect_makemodule(path, parent),
+        # which pytest 9 rejects, so every pytest run stops with rc 3 where launch_testing is installed.
+        "test": ["pytest>=8.4,<9", "pytest-timeout", "ruff", "cityscapesscripts", "colcon-common-extensions"],
     },
     zip_safe=True,
     maintainer="liteseg_ros developers",

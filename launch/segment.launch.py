@@ -3,15 +3,17 @@
     ros2 launch liteseg_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda rviz:=true
 
 Launch arguments that are left empty keep the value of the params file (config/liteseg.yaml by
-default); non-empty ones override it.
+default); non-empty ones override it. A relative image_topic (the default) is resolved in the
+namespace, like the node's outputs; an absolute one stays where it is. rviz:=true where rviz2 is not
+installed logs a warning and starts the node alone.
 """
 
 import tempfile
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
@@ -38,15 +40,17 @@ def generate_launch_description():
         for name, (_, description) in PARAMETER_ARGUMENTS.items()
     ]
     arguments += [
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
-                              description="Camera topic (sensor_msgs/Image); <image_topic>/compressed is used "
-                                          "when input_transport is compressed"),
+        DeclareLaunchArgument("image_topic", default_value="camera/image_raw",
+                              description="Camera topic (sensor_msgs/Image), relative ones resolved in the namespace; "
+                                          "<image_topic>/compressed is used when input_transport is compressed"),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "liteseg.yaml"]),
                               description="Node parameters (YAML)"),
-        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and of its topics)"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="Namespace of the node, its outputs and a relative image_topic"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
-                              description="Also start rviz2 with config/liteseg.rviz (overlay and colour mask)"),
+                              description="Also start rviz2 with config/liteseg.rviz (overlay and colour mask); "
+                                          "without rviz2 installed: a warning, and the node alone"),
     ]
     return LaunchDescription(arguments + [OpaqueFunction(function=_launch_setup)])
 
@@ -62,6 +66,16 @@ def _parameter_overrides(context):
         except ValueError:
             raise ValueError(f"launch argument {name}:={value} must be {cast.__name__}") from None
     return overrides
+
+
+def _rviz2_missing():
+    """None when rviz2 is installed, else the warning to log instead of starting it."""
+    try:
+        get_package_share_directory("rviz2")
+    except PackageNotFoundError:
+        return ("rviz:=true, but rviz2 is not installed (sudo apt install ros-$ROS_DISTRO-rviz2): "
+                "starting the node without rviz2")
+    return None
 
 
 def _rviz_config(namespace):
@@ -90,8 +104,12 @@ def _launch_setup(context):
     )
     actions = [segmentation_node]
     if LaunchConfiguration("rviz").perform(context) == "true":
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-                            arguments=["-d", _rviz_config(namespace)]))
+        missing = _rviz2_missing()  # checked before anything starts: no orphaned node when rviz2 is absent
+        if missing:
+            actions.insert(0, LogInfo(msg=f"WARNING: {missing}"))
+        else:
+            actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
+                                arguments=["-d", _rviz_config(namespace)]))
     if namespace:
         return [GroupAction([PushRosNamespace(namespace), *actions])]
     return actions

@@ -21,12 +21,12 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 
 from liteseg_ros import conversions
@@ -149,7 +149,9 @@ class SegmentationNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"segmenting {self.input_topic} with {self.segmenter.description}; outputs "
-            + ", ".join(f"{self.resolve_topic_name(OUTPUT_TOPICS[n][0])} ({m})" for n, m in self.config.output_modes.items())
+            + ", ".join(
+                f"{self.resolve_topic_name(OUTPUT_TOPICS[n][0])} ({m})" for n, m in self.config.output_modes.items()
+            )
         )
 
     # -- input -------------------------------------------------------------------------------
@@ -164,8 +166,12 @@ class SegmentationNode(Node):
             return
         if self._input_subscription is not None:
             self.destroy_subscription(self._input_subscription)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=self.config.qos_depth,
+            reliability=reliability,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         self._input_subscription = self.create_subscription(self._input_type, self.input_topic, self._on_image, qos)
         self._reliability = reliability
         self.get_logger().info(f"subscribed to {self.input_topic} ({reliability.name.lower()}, depth {qos.depth})")
@@ -189,7 +195,8 @@ class SegmentationNode(Node):
     # -- processing ----------------------------------------------------------------------------
     def _wanted_outputs(self) -> tuple[str, ...]:
         return tuple(
-            name for name, publisher in self._output_publishers.items()
+            name
+            for name, publisher in self._output_publishers.items()
             if self.config.output_modes[name] == "always" or publisher.get_subscription_count() > 0
         )
 
@@ -202,8 +209,9 @@ class SegmentationNode(Node):
                 self._process(*item)
             except Exception as error:  # never let one frame stop the node
                 self.stats.on_error(f"{type(error).__name__}: {error}")
-                self.get_logger().error(f"segmentation failed: {type(error).__name__}: {error}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
+                self.get_logger().error(
+                    f"segmentation failed: {type(error).__name__}: {error}", throttle_duration_sec=WARN_THROTTLE_S
+                )
 
     def _decode(self, msg: Any) -> tuple[Any, str]:
         if isinstance(msg, CompressedImage):
@@ -219,15 +227,18 @@ class SegmentationNode(Node):
         try:
             image, encoding = self._decode(msg)
             self._note_resolution(image.shape[:2])
-            result = self.segmenter.seg(image, encoding=encoding, outputs=outputs)
+            result = self.segmenter.segment(image, encoding=encoding, outputs=outputs)
         except ImageError as error:
             self.stats.on_rejected(str(error))
-            self.get_logger().warning(f"rejected a frame on {self.input_topic}: {error}",
-                                      throttle_duration_sec=WARN_THROTTLE_S)
+            self.get_logger().warning(
+                f"rejected a frame on {self.input_topic}: {error}", throttle_duration_sec=WARN_THROTTLE_S
+            )
             return
         for name in outputs:
             array = getattr(result, name)
-            self._output_publishers[name].publish(conversions.array_to_image_msg(array, OUTPUT_TOPICS[name][1], msg.header))
+            self._output_publishers[name].publish(
+                conversions.array_to_image_msg(array, OUTPUT_TOPICS[name][1], msg.header)
+            )
         now = time.monotonic()
         stamp = _stamp_seconds(msg.header.stamp)
         end_to_end = self.get_clock().now().nanoseconds * 1e-9 - stamp if stamp > 0 else None
@@ -235,7 +246,8 @@ class SegmentationNode(Node):
             self.get_logger().warning(
                 f"header stamps on {self.input_topic} are {end_to_end:.3f} s from this node's clock, so end-to-end "
                 "latency is not reported for them; replaying a bag? use 'ros2 bag play --clock' and use_sim_time:=true",
-                throttle_duration_sec=60.0)
+                throttle_duration_sec=60.0,
+            )
 
     def _note_resolution(self, shape: tuple[int, ...]) -> None:
         if self._last_shape is not None and shape != self._last_shape:
@@ -243,15 +255,20 @@ class SegmentationNode(Node):
             self.get_logger().warning(
                 f"input resolution changed from {self._last_shape[1]}x{self._last_shape[0]} to "
                 f"{shape[1]}x{shape[0]} on {self.input_topic}; outputs follow the new resolution",
-                throttle_duration_sec=WARN_THROTTLE_S)
+                throttle_duration_sec=WARN_THROTTLE_S,
+            )
         self._last_shape = shape
 
     # -- reporting and parameters ------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         snapshot = self.stats.snapshot(time.monotonic(), mark_reported=True)
         status = diagnostic_status(
-            snapshot, name=f"{self.get_fully_qualified_name()}: segmentation", hardware_id=self.segmenter.device,
-            device=self.segmenter.device, model=self.segmenter.description, input_topic=self.input_topic,
+            snapshot,
+            name=f"{self.get_fully_qualified_name()}: segmentation",
+            hardware_id=self.segmenter.device,
+            device=self.segmenter.device,
+            model=self.segmenter.description,
+            input_topic=self.input_topic,
         )
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

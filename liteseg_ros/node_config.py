@@ -169,7 +169,10 @@ class NodeConfig:
         normalised = {
             "overlay_alpha": _number("overlay_alpha", self.overlay_alpha, 0.0, 1.0),
             "summary_period": _number("summary_period", self.summary_period, 0.0, 3600.0),
-            **{name: _output_mode(name, getattr(self, name)) for name in ("publish_mask", "publish_color", "publish_overlay")},
+            **{
+                name: _output_mode(name, getattr(self, name))
+                for name in ("publish_mask", "publish_color", "publish_overlay")
+            },
         }
         values = {field.name: getattr(self, field.name) for field in fields(self)}
         values.update(normalised)
@@ -210,11 +213,15 @@ def declare_parameters(node: Any) -> dict[str, Any]:
     values = {}
     for spec in PARAMETERS:
         descriptor = ParameterDescriptor(
-            name=spec.name, description=spec.description, read_only=spec.read_only,
+            name=spec.name,
+            description=spec.description,
+            read_only=spec.read_only,
             dynamic_typing=spec.dynamic_typing,
         )
         if spec.integer_range:
-            descriptor.integer_range = [IntegerRange(from_value=spec.integer_range[0], to_value=spec.integer_range[1], step=1)]
+            descriptor.integer_range = [
+                IntegerRange(from_value=spec.integer_range[0], to_value=spec.integer_range[1], step=1)
+            ]
         if spec.float_range:
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)

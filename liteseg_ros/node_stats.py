@@ -243,6 +243,7 @@ def summary_line(snapshot: StatsSnapshot) -> str:
         f"in {snapshot.input_rate:.1f} Hz, out {snapshot.output_rate:.1f} Hz, "
         f"processing p50/p95 {_ms(snapshot.processing_p50)}/{_ms(snapshot.processing_p95)} ms, "
         f"end-to-end p50/p95 {_ms(snapshot.end_to_end_p50)}/{_ms(snapshot.end_to_end_p95)} ms, "
-        f"received {snapshot.received}, lost {snapshot.lost}, processed {snapshot.processed}, dropped {snapshot.dropped}, "
+        f"received {snapshot.received}, lost {snapshot.lost}, processed {snapshot.processed}, "
+        f"dropped {snapshot.dropped}, "
         f"rejected {snapshot.rejected}, failed {snapshot.errors}"
     )

@@ -1,14 +1,14 @@
 """The real-time inference core: uint8 image in, trainId mask / colour image / overlay out. No ROS imports.
 
 >>> seg = Segmenter("liteseg-mobilenetv2.pt", input_size=(360, 640))
->>> res = seg.seg(image, encoding="rgb8", outputs=("mask", "overlay"))
+>>> res = seg.segment(image, encoding="rgb8", outputs=("mask", "overlay"))
 >>> res.mask, res.overlay, res.timings["total"]
 
 The image is resized to ``input_size`` for the network (bilinear, half-pixel centres, antialiased when
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
 logits bilinearly and takes the argmax; ``upsample="mask"`` takes the argmax at the network's resolution and
 resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md).
-A Segmenter is not thread-safe: call ``seg`` from one thread at a time. On CPU, ``seg`` runs its pre- and
+A Segmenter is not thread-safe: call ``segment`` from one thread at a time. On CPU, ``segment`` runs its pre- and
 post-processing with torch's intra-op thread count set to 1 (restored afterwards; the network uses them all).
 """
 
@@ -31,6 +31,7 @@ from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
 from liteseg_ros.optimize import OptimizeOptions, prepare_network, resolve_optimize
+from liteseg_ros.segmenter_cuda import CudaPipeline
 from liteseg_ros.segmenter_ops import (
     AxisMap,
     PreUpsampleLogits,
@@ -45,7 +46,6 @@ from liteseg_ros.segmenter_ops import (
     resize_image,
     rgb_view,
 )
-from liteseg_ros.segmenter_cuda import CudaPipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -141,9 +141,10 @@ class Segmenter:
 
     @property
     def network(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The optimised network as ``seg`` runs it: ``x -> logits``, x like :meth:`example_input`.
+        """The optimised network as ``segment`` runs it: ``x -> logits``, x like :meth:`example_input`.
 
-        On CPU a LiteSeg returns its logits before the final bilinear upsampling, which ``seg`` fuses with the argmax.
+        On CPU a LiteSeg returns its logits before the final bilinear upsampling, which ``segment`` fuses with the
+        argmax.
         """
         return self._network
 
@@ -154,7 +155,9 @@ class Segmenter:
         return x.to(device=self._device, dtype=self._dtype).contiguous(memory_format=memory_format)
 
     # ---------------------------------------------------------------------------------------------- running
-    def seg(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = OUTPUTS) -> SegmentationResult:
+    def segment(
+        self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = OUTPUTS
+    ) -> SegmentationResult:
         """Segment one H x W x 3 (rgb8, bgr8) or H x W / H x W x 1 (mono8) uint8 image.
 
         Raises ImageError for an image of the wrong type, dtype, shape or size, ConfigError for unknown outputs.
@@ -169,6 +172,8 @@ class Segmenter:
                 result = self._run_cpu(pixels, encoding, wanted, start)
         result.timings["total"] = time.perf_counter() - start
         return result
+
+    seg = segment  # the name of releases before 0.2; kept for existing code
 
     def _run_cpu(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
         # Pre/post-processing are short memory-bound ops: on one thread they do not stall in OpenMP barriers when
@@ -187,8 +192,11 @@ class Segmenter:
                 result.color = color.numpy() if "color" in wanted else None
                 if "overlay" in wanted:
                     result.overlay = blend(rgb_view(image, encoding), color, self._overlay_alpha).numpy()
-        result.timings.update(preprocess=preprocessed - start, inference=inferred - preprocessed,
-                              postprocess=time.perf_counter() - inferred)
+        result.timings.update(
+            preprocess=preprocessed - start,
+            inference=inferred - preprocessed,
+            postprocess=time.perf_counter() - inferred,
+        )
         return result
 
     def _network_input(self, batch: torch.Tensor) -> torch.Tensor:
@@ -220,8 +228,10 @@ class Segmenter:
                 self._maps[key] = (nearest_map(net_height, height), nearest_map(net_width, width))
             else:
                 source_rows, source_cols = self._source_maps
-                self._maps[key] = (compose(source_rows, bilinear_map(net_height, height, align_corners=False)),
-                                   compose(source_cols, bilinear_map(net_width, width, align_corners=False)))
+                self._maps[key] = (
+                    compose(source_rows, bilinear_map(net_height, height, align_corners=False)),
+                    compose(source_cols, bilinear_map(net_width, width, align_corners=False)),
+                )
             if len(self._maps) > MAX_CACHED_SIZES:
                 self._maps.popitem(last=False)
         return self._maps[key]
@@ -241,8 +251,10 @@ class Segmenter:
             raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
-        return network, (bilinear_map(low_height, height, align_corners=True),
-                         bilinear_map(low_width, width, align_corners=True))
+        return network, (
+            bilinear_map(low_height, height, align_corners=True),
+            bilinear_map(low_width, width, align_corners=True),
+        )
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -259,8 +271,10 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={device} requested but CUDA is not available (torch {torch.__version__}, "
-                              f"CUDA build: {torch.version.cuda or 'none'}); use device=cpu or auto")
+            raise ConfigError(
+                f"device={device} requested but CUDA is not available (torch {torch.__version__}, "
+                f"CUDA build: {torch.version.cuda or 'none'}); use device=cpu or auto"
+            )
         index = resolved.index if resolved.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device={device} requested but only {torch.cuda.device_count()} GPU(s) are visible")
@@ -286,8 +300,9 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.
 def validate_image(image: Any, encoding: str) -> np.ndarray:
     """Check an image and return it as H x W x C (C = 3, or 1 for mono8) uint8 without copying when possible."""
     if encoding not in ENCODINGS:
-        raise ImageError(f"unsupported encoding {encoding!r}: use one of {', '.join(ENCODINGS)} "
-                         "(convert other encodings first)")
+        raise ImageError(
+            f"unsupported encoding {encoding!r}: use one of {', '.join(ENCODINGS)} (convert other encodings first)"
+        )
     if not isinstance(image, np.ndarray):
         raise ImageError(f"the image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -48,7 +48,9 @@ def identity_map(size: int) -> AxisMap:
 
 
 def bilinear_map(in_size: int, out_size: int, *, align_corners: bool) -> AxisMap:
-    """The taps and weights ``F.interpolate(mode="bilinear")`` uses along one axis (float32, as PyTorch's CPU kernel)."""
+    """The taps and weights ``F.interpolate(mode="bilinear")`` uses along one axis.
+
+    float32, as PyTorch's CPU kernel computes them."""
     if in_size == out_size:
         return identity_map(in_size)
     dst = torch.arange(out_size, dtype=torch.float32)

@@ -6,9 +6,12 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image as PILImage
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+
+pytest.importorskip("rosbags", reason="rosbags is not installed (pip install rosbags; rosdep key python3-rosbags-pip)")
+from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
+from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 T = TYPESTORE.types
@@ -57,8 +60,14 @@ def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96,
     image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
         cam = writer.add_connection(image_topic, image_type, typestore=TYPESTORE)
-        labels_conn = writer.add_connection("/camera/labels", "sensor_msgs/msg/Image", typestore=TYPESTORE) if gt else None
-        info = writer.add_connection("/camera/camera_info", "sensor_msgs/msg/CameraInfo", typestore=TYPESTORE) if extra_topics else None
+        labels_conn = (
+            writer.add_connection("/camera/labels", "sensor_msgs/msg/Image", typestore=TYPESTORE) if gt else None
+        )
+        info = (
+            writer.add_connection("/camera/camera_info", "sensor_msgs/msg/CameraInfo", typestore=TYPESTORE)
+            if extra_topics
+            else None
+        )
         for index in range(frames):
             rgb, labels = frame(index, height, width)
             hdr, ns = header(index)
@@ -67,12 +76,25 @@ def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96,
             if labels_conn is not None:
                 if gt_size:
                     labels = np.array(PILImage.fromarray(labels).resize(gt_size[::-1], PILImage.NEAREST))
-                writer.write(labels_conn, ns, TYPESTORE.serialize_cdr(image_msg(labels, "mono8", hdr), "sensor_msgs/msg/Image"))
+                writer.write(
+                    labels_conn, ns, TYPESTORE.serialize_cdr(image_msg(labels, "mono8", hdr), "sensor_msgs/msg/Image")
+                )
             if info is not None:
                 cam_info = T["sensor_msgs/msg/CameraInfo"](
-                    header=hdr, height=height, width=width, distortion_model="plumb_bob", d=np.zeros(5),
-                    k=np.eye(3).reshape(-1), r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
-                    roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                    header=hdr,
+                    height=height,
+                    width=width,
+                    distortion_model="plumb_bob",
+                    d=np.zeros(5),
+                    k=np.eye(3).reshape(-1),
+                    r=np.eye(3).reshape(-1),
+                    p=np.zeros(12),
+                    binning_x=0,
+                    binning_y=0,
+                    roi=T["sensor_msgs/msg/RegionOfInterest"](
+                        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+                    ),
+                )
                 writer.write(info, ns, TYPESTORE.serialize_cdr(cam_info, "sensor_msgs/msg/CameraInfo"))
     return path
 
@@ -84,5 +106,7 @@ def read_bag(path: Path) -> dict[str, list]:
     topics: dict[str, list] = {}
     with Reader(path) as reader:
         for connection, timestamp, raw in reader.messages():
-            topics.setdefault(connection.topic, []).append((timestamp, TYPESTORE.deserialize_cdr(raw, connection.msgtype)))
+            topics.setdefault(connection.topic, []).append(
+                (timestamp, TYPESTORE.deserialize_cdr(raw, connection.msgtype))
+            )
     return topics

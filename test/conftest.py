@@ -169,7 +169,9 @@ def node_environment() -> dict[str, str]:
             "RCUTILS_COLORIZED_OUTPUT": "0"}
 
 
-def spawn_node(log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = ()) -> NodeProcess:
+def spawn_node(
+    log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = ()
+) -> NodeProcess:
     """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [str(NODE_EXECUTABLE), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]

@@ -9,6 +9,7 @@ import torch
 
 from liteseg_ros.cli.bench import HEADER, main
 
+
 @pytest.fixture(autouse=True)
 def restore_torch_threads():
     threads = torch.get_num_threads()
@@ -21,15 +22,21 @@ TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds
 
 
 def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):
-    code = main(TINY + ["--sizes", "64x128", "64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"])
+    code = main(
+        TINY + ["--sizes", "64x128", "64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert table[0] == "| " + " | ".join(HEADER) + " |"
     assert set(table[1].replace("|", "")) == {"-"}
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert [(r[1], r[2], r[5]) for r in rows] == [("64x128", "80x150", "logits"), ("64x128", "80x150", "mask"),
-                                                 ("64x64", "80x150", "logits"), ("64x64", "80x150", "mask")]
+    assert [(r[1], r[2], r[5]) for r in rows] == [
+        ("64x128", "80x150", "logits"),
+        ("64x128", "80x150", "mask"),
+        ("64x64", "80x150", "logits"),
+        ("64x64", "80x150", "mask"),
+    ]
     for row in rows:
         assert len(row) == len(HEADER) and row[0] == "mobilenetv2" and row[3] == "cpu" and row[4] == "fp32"
         for cell in row[6:9]:  # "FPS (median[/p95])"
@@ -52,13 +59,16 @@ def test_json_rows_hold_positive_timings(capsys):
     assert row["speedup_end_to_end"] == pytest.approx(row["end_to_end"]["fps"] / row["eager_fp32"]["fps"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--backbones", "resnet50"], "unknown"),
-    (["--sizes", "64by128"], "HEIGHTxWIDTH"),
-    (["--iters", "0"], "--iters"),
-    (["--upsample", "cubic"], "--upsample"),
-    (["--device", "quantum"], "device"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backbones", "resnet50"], "unknown"),
+        (["--sizes", "64by128"], "HEIGHTxWIDTH"),
+        (["--iters", "0"], "--iters"),
+        (["--upsample", "cubic"], "--upsample"),
+        (["--device", "quantum"], "device"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err

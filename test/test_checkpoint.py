@@ -1,11 +1,12 @@
 """Our checkpoint format: bit-exact round trips, metadata, and the errors for foreign or mismatched files."""
 
-import torch
 import pytest
+import torch
 
-from authors_schema import random_authors_state_dict, save_authors_checkpoint
 from liteseg_ros.errors import IncompatibleWeightsError, WeightsError
 from liteseg_ros.model import BACKBONES, CheckpointMeta, build_liteseg, load_checkpoint, load_weights, save_checkpoint
+
+from authors_schema import random_authors_state_dict, save_authors_checkpoint
 
 torch.set_num_threads(2)
 

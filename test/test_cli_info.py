@@ -36,10 +36,12 @@ def test_table_names_counter_and_timing_column(tmp_path):
     save_checkpoint(tmp_path / "m.pt", build_liteseg("shufflenet"))
     out = _run("--weights", str(tmp_path / "m.pt"), "--size", "64x128", "--time", "--iters", "2", "--threads", "1")
     assert "FlopCounterMode" in out and "eager CPU fwd ms" in out
-    line = next(l for l in out.splitlines() if l.strip().startswith("shufflenet"))
+    line = next(row for row in out.splitlines() if row.strip().startswith("shufflenet"))
     assert "64x128" in line and "1,971,451" in line and "3,508,451" in line
 
 
 def test_bad_size_is_a_usage_error():
-    run = subprocess.run([BIN / "liteseg-info", "--backbone", "darknet19", "--size", "362x640"], capture_output=True, text=True)
+    run = subprocess.run(
+        [BIN / "liteseg-info", "--backbone", "darknet19", "--size", "362x640"], capture_output=True, text=True
+    )
     assert run.returncode == 2 and "multiples of 4" in run.stderr and "Traceback" not in run.stderr

@@ -44,7 +44,14 @@ def test_colcon_build_installs_executables_launch_config_and_models(tmp_path, sy
     # The installed package finds its bundled model through the ament index, as `ros2 launch` will.
     probe = subprocess.run(
         [sys.executable, "-c", "from liteseg_ros.bundled import bundled_model_path; print(bundled_model_path())"],
-        cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "AMENT_PREFIX_PATH": str(prefix), "PYTHONPATH": f"{site}:{tmp_path / 'build' / 'liteseg_ros'}"})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "AMENT_PREFIX_PATH": str(prefix),
+            "PYTHONPATH": f"{site}:{tmp_path / 'build' / 'liteseg_ros'}",
+        },
+    )
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()) == prefix / "share/liteseg_ros/models/liteseg_mobilenetv2_synthetic.pt"

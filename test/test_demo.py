@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bag_factory import read_bag
 from liteseg_ros.bundled import bundled_model_path
+
+from bag_factory import read_bag
 
 ROOT = Path(__file__).resolve().parent.parent
 

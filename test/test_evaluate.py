@@ -71,7 +71,8 @@ def write_case(root: Path, name: str, seed: int, frames: int = 4) -> tuple[Path,
 
 
 def official_scores(pred_root: Path, gt_root: Path) -> dict:
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+    official = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling",
+                                   reason="cityscapesscripts (a test-only reference) is not installed")
 
     args = copy.copy(official.args)
     args.evalInstLevelScore = False
@@ -210,7 +211,8 @@ def test_runs_as_a_process(tmp_path):
     failed = subprocess.run(command + ["--gt-dir", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert failed.returncode == 2
-    assert failed.stderr.strip().splitlines() == [f"liteseg-eval: error: ground-truth folder {tmp_path / 'none'} does not exist"]
+    expected = f"liteseg-eval: error: ground-truth folder {tmp_path / 'none'} does not exist"
+    assert failed.stderr.strip().splitlines() == [expected]
 
 
 def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
@@ -227,8 +229,20 @@ def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
     root = tmp_path / "data"
     write_cityscapes_tree(root, train=0, val=2, height=48, width=96, seed=5, coarse=False)
     weights = save_checkpoint(tmp_path / "tiny.pt", build_liteseg("mobilenetv2").eval())
-    code, out, err = run_eval(capsys, "--weights", weights, "--data", root, "--split", "val",
-                              "--input-size", "64x128", "--device", "cpu", "--json")
+    code, out, err = run_eval(
+        capsys,
+        "--weights",
+        weights,
+        "--data",
+        root,
+        "--split",
+        "val",
+        "--input-size",
+        "64x128",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0, err
     ours = json.loads(out)
     assert ours["frames"] == 2
@@ -238,7 +252,7 @@ def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
     pred_root = tmp_path / "pred"
     pred_root.mkdir()
     for image_path in sorted((root / "leftImg8bit" / "val").glob("*/*_leftImg8bit.png")):
-        mask = segmenter.seg(np.asarray(Image.open(image_path).convert("RGB")), outputs=("mask",)).mask
+        mask = segmenter.segment(np.asarray(Image.open(image_path).convert("RGB")), outputs=("mask",)).mask
         assert mask.shape == (48, 96)
         Image.fromarray(train_ids_to_label_ids(mask)).save(pred_root / image_path.name)
     theirs = official_scores(pred_root, root / "gtFine")
@@ -256,5 +270,13 @@ def test_model_mode_errors(tmp_path, capsys):
     from liteseg_ros.synthetic import write_cityscapes_tree
 
     write_cityscapes_tree(tmp_path / "data", train=0, val=1, height=32, width=64, seed=1, coarse=False)
-    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path / "data", "--device", "cpu",
-                 match=f"weights file {tmp_path / 'w.pt'} does not exist")
+    expect_error(
+        capsys,
+        "--weights",
+        tmp_path / "w.pt",
+        "--data",
+        tmp_path / "data",
+        "--device",
+        "cpu",
+        match=f"weights file {tmp_path / 'w.pt'} does not exist",
+    )

@@ -6,15 +6,16 @@ import importlib.util
 import json
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
-from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
-    calibrated_model, network_input, one_torch_thread, street_image)
 
 from liteseg_ros.cli.export import main
 from liteseg_ros.model import save_checkpoint
+
+from segmenter_fixtures import calibrated_model, network_input, one_torch_thread, street_image  # noqa: F401  (one_torch_thread is an autouse fixture)
+
+onnx = pytest.importorskip("onnx", reason="liteseg-export needs onnx (pip install onnx)")
+onnxruntime = pytest.importorskip("onnxruntime", reason="the exported model is checked with onnxruntime")
 
 SIZE = (64, 128)
 

@@ -17,7 +17,7 @@ import pytest
 import setuptools
 import yaml
 
-from liteseg_ros.node_config import NODE_NAME, PARAMETERS, PARAMETER_NAMES, NodeConfig
+from liteseg_ros.node_config import NODE_NAME, PARAMETER_NAMES, PARAMETERS, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"
@@ -69,8 +69,13 @@ def _declared_arguments(tree: ast.Module) -> set[str]:
             if isinstance(first, ast.Constant):
                 names.add(first.value)
             elif isinstance(first, ast.Name):  # a comprehension over a dict such as PARAMETER_ARGUMENTS
-                loops = [n for n in ast.walk(tree) if isinstance(n, ast.comprehension)
-                         and isinstance(n.target, ast.Tuple) and first.id in {getattr(e, "id", None) for e in n.target.elts}]
+                loops = [
+                    n
+                    for n in ast.walk(tree)
+                    if isinstance(n, ast.comprehension)
+                    and isinstance(n.target, ast.Tuple)
+                    and first.id in {getattr(e, "id", None) for e in n.target.elts}
+                ]
                 for loop in loops:
                     source = loop.iter.func.value if isinstance(loop.iter, ast.Call) else loop.iter
                     names |= {key.value for key in module_dicts[source.id].keys}
@@ -87,21 +92,28 @@ def test_every_documented_launch_argument_is_declared(launch_tree):
 
 
 def test_parameter_arguments_are_node_parameters(launch_tree):
-    overrides = next(node.value for node in launch_tree.body if isinstance(node, ast.Assign)
-                     and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS")
+    overrides = next(
+        node.value
+        for node in launch_tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"
+    )
     assert {key.value for key in overrides.keys} <= set(PARAMETER_NAMES)
 
 
 def test_launched_executables_exist(launch_tree, setup_kwargs):
     calls = [n for n in ast.walk(launch_tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Node"]
     executables = {_keyword(call, "executable").value for call in calls}
-    names = {_keyword(call, "name").id if isinstance(_keyword(call, "name"), ast.Name) else _keyword(call, "name").value
-             for call in calls}
+    names = {
+        _keyword(call, "name").id if isinstance(_keyword(call, "name"), ast.Name) else _keyword(call, "name").value
+        for call in calls
+    }
     assert executables == {"segmentation_node", "rviz2"}
     assert "NODE_NAME" in names
     assert f'NODE_NAME = "{NODE_NAME}"' in LAUNCH_FILE.read_text()
-    scripts = {entry.split("=")[0].strip(): entry.split("=")[1].strip()
-               for entry in setup_kwargs["entry_points"]["console_scripts"]}
+    scripts = {
+        entry.split("=")[0].strip(): entry.split("=")[1].strip()
+        for entry in setup_kwargs["entry_points"]["console_scripts"]
+    }
     assert scripts["segmentation_node"] == "liteseg_ros.node:main"
 
 
@@ -143,12 +155,73 @@ def test_rviz_config_shows_overlay_and_colour_mask():
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]
 
 
-def test_package_xml_declares_the_runtime_dependencies():
+# Every dependency key of package.xml, and where rosdep resolves it on Jazzy (checked by hand against
+# ros/rosdistro on 2026-12-01: jazzy/distribution.yaml for ROS packages, rosdep/python.yaml for python3-*).
+# A key that is not here must be checked the same way before it is added; `ament_python` (a build type) and
+# `onnx` (no key: pip) are known not to resolve.
+ROSDEP_KEYS = {
+    "rclpy": "ros: rclpy", "sensor_msgs": "ros: common_interfaces", "std_msgs": "ros: common_interfaces",
+    "diagnostic_msgs": "ros: common_interfaces", "rcl_interfaces": "ros: rcl_interfaces",
+    "lifecycle_msgs": "ros: rcl_interfaces", "ament_index_python": "ros: ament_index", "launch": "ros: launch",
+    "launch_ros": "ros: launch_ros", "launch_testing": "ros: launch", "launch_testing_ros": "ros: launch_ros",
+    "rviz2": "ros: rviz", "python3-numpy": "apt", "python3-pil": "apt", "python3-yaml": "apt",
+    "python3-torch": "apt", "python3-opencv": "apt", "python3-pytest": "apt", "python3-pytest-timeout": "apt",
+    "python3-onnxruntime-pip": "pip: onnxruntime", "python3-rosbags-pip": "pip: rosbags",
+    "python3-ruff-pip": "pip: ruff",
+}
+
+
+def test_package_xml_declares_the_runtime_dependencies_with_keys_rosdep_resolves():
     root = ElementTree.parse(ROOT / "package.xml").getroot()
     assert root.get("format") == "3"
     assert root.findtext("name") == "liteseg_ros"
     assert root.find("export").findtext("build_type") == "ament_python"
+    declared = {element.text for element in root if element.tag.endswith("depend")}
+    assert declared <= set(ROSDEP_KEYS), f"keys rosdep cannot resolve: {sorted(declared - set(ROSDEP_KEYS))}"
     exec_depends = {element.text for element in root.findall("exec_depend")}
     assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "python3-numpy", "python3-pil", "python3-yaml",
-            "python3-torch", "ament_index_python", "launch", "launch_ros", "rviz2"} <= exec_depends
+            "python3-torch", "python3-onnxruntime-pip", "python3-rosbags-pip", "ament_index_python", "launch",
+            "launch_ros"} <= exec_depends
+    assert "rviz2" not in exec_depends, "rviz2 is optional: a robot need not install it"
     assert {element.text for element in root.findall("test_depend")} >= {"python3-pytest", "launch_testing"}
+
+
+def _function(tree: ast.Module, name: str) -> ast.FunctionDef:
+    return next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+
+
+def test_rviz_without_rviz2_is_a_warning_and_no_process(launch_tree, tmp_path, monkeypatch):
+    """The launch file's own rviz2 check, run with the real ament_index_python on prefixes with and without
+    rviz2, and the rviz2 Node only created where that check found it (so nothing is left running)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    scope = {"get_package_share_directory": get_package_share_directory, "PackageNotFoundError": PackageNotFoundError}
+    check = ast.Module(body=[_function(launch_tree, "_rviz2_missing")], type_ignores=[])
+    exec(compile(check, str(LAUNCH_FILE), "exec"), scope)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert "rviz2 is not installed" in scope["_rviz2_missing"]()
+    (tmp_path / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").touch()
+    (tmp_path / "share" / "rviz2").mkdir()
+    assert scope["_rviz2_missing"]() is None
+
+    setup = _function(launch_tree, "_launch_setup")
+    guards = [node for node in ast.walk(setup) if isinstance(node, ast.If)
+              and isinstance(node.test, ast.Name) and node.test.id == "missing"]
+    assert len(guards) == 1
+    rviz_nodes = [call for call in ast.walk(setup) if isinstance(call, ast.Call)
+                  and getattr(call.func, "id", "") == "Node"
+                  and getattr(_keyword(call, "executable"), "value", None) == "rviz2"]
+    guarded = [call for statement in guards[0].orelse for call in ast.walk(statement) if call in rviz_nodes]
+    assert rviz_nodes and guarded == rviz_nodes, "rviz2 must only be started where _rviz2_missing() found it"
+    assigned = [node for node in ast.walk(setup) if isinstance(node, ast.Assign)
+                and getattr(node.targets[0], "id", "") == "missing"]
+    assert len(assigned) == 1 and assigned[0].value.func.id == "_rviz2_missing"
+
+
+def test_default_image_topic_is_relative_so_a_namespace_moves_it(launch_tree):
+    image_topic = next(call for call in ast.walk(launch_tree) if isinstance(call, ast.Call)
+                       and getattr(call.func, "id", "") == "DeclareLaunchArgument"
+                       and isinstance(call.args[0], ast.Constant) and call.args[0].value == "image_topic")
+    default = _keyword(image_topic, "default_value").value
+    assert default == "camera/image_raw" and not default.startswith("/")

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from authors_schema import schema
 from liteseg_ros.errors import ConfigError, InputSizeError
 from liteseg_ros.model import BACKBONES, LiteSegConfig, build_liteseg
 from liteseg_ros.model.complexity import measure_complexity
+
+from authors_schema import schema
 
 torch.set_num_threads(2)
 
@@ -75,7 +76,9 @@ def test_too_small_or_wrong_channels_is_clear_error():
 
 
 def test_unknown_backbone_lists_choices():
-    with pytest.raises(ConfigError, match="unknown backbone 'resnet50': choose one of mobilenetv2, shufflenet, darknet19"):
+    with pytest.raises(
+        ConfigError, match="unknown backbone 'resnet50': choose one of mobilenetv2, shufflenet, darknet19"
+    ):
         build_liteseg("resnet50")
     with pytest.raises(ConfigError, match="aspp"):
         build_liteseg("mobilenetv2", aspp="fancy")

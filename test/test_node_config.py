@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.bundled import bundled_model_name
+from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.node_config import NodeConfig, resolve_weights
 
 

@@ -16,7 +16,6 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from conftest import spawn_node, wait_until_ready
-from liteseg_ros import conversions
 
 pytestmark = pytest.mark.ros
 

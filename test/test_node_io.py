@@ -17,9 +17,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from conftest import spawn_node, wait_until_ready
 from liteseg_ros import conversions
 from liteseg_ros.labels import colorize
+
+from conftest import spawn_node, wait_until_ready
 
 pytestmark = pytest.mark.ros
 
@@ -182,9 +183,9 @@ def test_outputs_are_skipped_without_subscribers(nodes, ros_client, diagnostics)
 def test_the_scene_separates_channel_orders(reference):
     """Precondition of the encoding tests: a swapped channel order would change the mask."""
     image = scene()
-    mask = reference.seg(image, encoding="rgb8").mask
+    mask = reference.segment(image, encoding="rgb8").mask
     assert len(np.unique(mask)) > 1
-    assert not np.array_equal(mask, reference.seg(image[..., ::-1].copy(), encoding="rgb8").mask)
+    assert not np.array_equal(mask, reference.segment(image[..., ::-1].copy(), encoding="rgb8").mask)
 
 
 @pytest.mark.parametrize("encoding, padding", [("rgb8", 0), ("bgr8", 4), ("rgba8", 0), ("bgra8", 8), ("mono8", 3)])
@@ -195,7 +196,10 @@ def test_each_raw_encoding_gives_the_segmenter_mask(nodes, reference, encoding, 
               "bgra8": np.concatenate([rgb[..., ::-1], alpha], 2), "mono8": rgb[..., 1]}[encoding]
     msg = raw_message(pixels, encoding, padding, frame_id=f"cam_{encoding}")
     outputs = nodes["raw"].send(msg)
-    expected = reference.seg(rgb[..., 1].copy(), encoding="mono8") if encoding == "mono8" else reference.seg(rgb)
+    if encoding == "mono8":
+        expected = reference.segment(rgb[..., 1].copy(), encoding="mono8")
+    else:
+        expected = reference.segment(rgb)
     assert_outputs_match(outputs, msg, expected)
 
 
@@ -207,7 +211,7 @@ def test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, fmt):
         node.warm_up(lambda: conversions.array_to_compressed_msg(scene(), "png", header()))
     msg = conversions.array_to_compressed_msg(scene(seed=3), fmt, header(f"cam_{fmt}"))
     decoded, encoding = conversions.decode_compressed(msg.data)
-    assert_outputs_match(node.send(msg), msg, eager_reference.seg(decoded, encoding=encoding))
+    assert_outputs_match(node.send(msg), msg, eager_reference.segment(decoded, encoding=encoding))
 
 
 def test_resolution_change_is_followed(nodes, reference, ros_client, diagnostics):
@@ -216,7 +220,7 @@ def test_resolution_change_is_followed(nodes, reference, ros_client, diagnostics
     for height, width in ((30, 50), (HEIGHT, WIDTH)):
         rgb = scene(height, width, seed=4)
         msg = raw_message(rgb, "rgb8")
-        assert_outputs_match(node.send(msg), msg, reference.seg(rgb), height, width)
+        assert_outputs_match(node.send(msg), msg, reference.segment(rgb), height, width)
     wait_for_counter(ros_client, diagnostics, node, "resolution changes", before + 2)
 
 
@@ -233,8 +237,9 @@ def _bad_raw(kind: str) -> Image:
     return good
 
 
-@pytest.mark.parametrize("kind", ["step shorter than a row", "data shorter than step x height",
-                                  "unsupported encoding", "zero size"])
+@pytest.mark.parametrize(
+    "kind", ["step shorter than a row", "data shorter than step x height", "unsupported encoding", "zero size"]
+)
 def test_bad_raw_frame_is_rejected_and_the_next_good_one_processed(nodes, reference, ros_client, diagnostics, kind):
     node = nodes["raw"]
     before = int(wait_for_counter(ros_client, diagnostics, node, "rejected frames", 0)["rejected frames"])
@@ -243,12 +248,13 @@ def test_bad_raw_frame_is_rejected_and_the_next_good_one_processed(nodes, refere
     assert int(status["rejected frames"]) == before + 1
     rgb = scene(seed=5)
     msg = raw_message(rgb, "rgb8")
-    assert_outputs_match(node.send(msg), msg, reference.seg(rgb))
+    assert_outputs_match(node.send(msg), msg, reference.segment(rgb))
     assert node.process.process.poll() is None
 
 
-def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(nodes, eager_reference, ros_client,
-                                                                              diagnostics):
+def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(
+    nodes, eager_reference, ros_client, diagnostics
+):
     node = nodes["compressed"]
     test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, "png")  # outputs subscribed
     before = int(wait_for_counter(ros_client, diagnostics, node, "rejected frames", 0)["rejected frames"])
@@ -258,7 +264,7 @@ def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(no
     status = wait_for_counter(ros_client, diagnostics, node, "rejected frames", before + 1)
     assert "cannot decode compressed image" in status["_message"]
     decoded, encoding = conversions.decode_compressed(good.data)
-    assert_outputs_match(node.send(good), good, eager_reference.seg(decoded, encoding=encoding))
+    assert_outputs_match(node.send(good), good, eager_reference.segment(decoded, encoding=encoding))
 
 
 def test_overlay_alpha_changes_at_run_time_and_bad_values_are_rejected(nodes, reference, ros_client):
@@ -276,12 +282,12 @@ def test_overlay_alpha_changes_at_run_time_and_bad_values_are_rejected(nodes, re
     outputs = node.send(msg)
     reference.overlay_alpha = 0.25
     try:
-        expected = reference.seg(rgb)
+        expected = reference.segment(rgb)
     finally:
         reference.overlay_alpha = 0.5
         assert ros_client.set_parameters(node.process.name, {"overlay_alpha": 0.5})[0].successful
     assert_outputs_match(outputs, msg, expected)
-    assert not np.array_equal(expected.overlay, reference.seg(rgb).overlay)  # 0.25 really differs from 0.5
+    assert not np.array_equal(expected.overlay, reference.segment(rgb).overlay)  # 0.25 really differs from 0.5
 
 
 def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics):
@@ -310,15 +316,18 @@ def test_input_qos_follows_a_best_effort_publisher(nodes, reference, ros_client)
             time.sleep(0.3)
             outputs = node._outputs_for(msg.header)
         assert outputs is not None, node.process.stderr()
-        assert_outputs_match(outputs, msg, reference.seg(rgb))
+        assert_outputs_match(outputs, msg, reference.segment(rgb))
         assert "subscribed to /io_raw/image (best_effort, depth 1)" in node.process.stderr()
     finally:
         ros_client.node.destroy_publisher(best_effort)
-    ros_client.wait_for(lambda: node.process.stderr().count("subscribed to /io_raw/image (reliable, depth 1)") >= 2,
-                        10.0, "the node to return to a reliable subscription")
+    ros_client.wait_for(
+        lambda: node.process.stderr().count("subscribed to /io_raw/image (reliable, depth 1)") >= 2,
+        10.0,
+        "the node to return to a reliable subscription",
+    )
     rgb = scene(seed=9)
     msg = raw_message(rgb, "rgb8")
-    assert_outputs_match(node.send(msg), msg, reference.seg(rgb))
+    assert_outputs_match(node.send(msg), msg, reference.segment(rgb))
 
 
 @pytest.mark.parametrize("node_key, signum", [("raw", signal.SIGINT), ("compressed", signal.SIGTERM)])

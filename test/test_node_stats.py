@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from liteseg_ros.node_stats import LatencyWindow, NodeStats, RateMeter, SequenceGaps, diagnostic_status, health, summary_line
+from liteseg_ros.node_stats import (
+    LatencyWindow,
+    NodeStats,
+    RateMeter,
+    SequenceGaps,
+    diagnostic_status,
+    health,
+    summary_line,
+)
 
 
 def test_rate_meter_counts_events_in_its_window():

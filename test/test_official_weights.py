@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from authors_schema import random_authors_state_dict, save_authors_checkpoint
 from liteseg_ros.errors import IncompatibleWeightsError, WeightsError
 from liteseg_ros.model import BACKBONES, build_liteseg, load_checkpoint, load_official_weights, load_weights
+
+from authors_schema import random_authors_state_dict, save_authors_checkpoint
 
 torch.set_num_threads(2)
 BIN = Path(sys.executable).parent
@@ -63,7 +64,9 @@ def test_missing_unexpected_and_misshapen_keys_are_listed():
     state = random_authors_state_dict("darknet19")
     del state["aspp3.bn1.running_var"]
     state["aspp9.bn.weight"] = torch.ones(96)
-    with pytest.raises(IncompatibleWeightsError, match=r"missing keys: aspp3\.bn1\.running_var.*unexpected keys: aspp9\.bn\.weight"):
+    with pytest.raises(
+        IncompatibleWeightsError, match=r"missing keys: aspp3\.bn1\.running_var.*unexpected keys: aspp9\.bn\.weight"
+    ):
         _loaded("darknet19", state)
     state = random_authors_state_dict("darknet19")
     state["bn1.weight"] = torch.ones(95)
@@ -81,7 +84,9 @@ def test_convert_cli_gives_bit_identical_logits(tmp_path, backbone):
     state = random_authors_state_dict(backbone, seed=3)
     source = save_authors_checkpoint(state, tmp_path / "authors.pth", legacy=True)
     out = tmp_path / "ours.pt"
-    run = subprocess.run([BIN / "liteseg-convert", source, "--backbone", backbone, "-o", out], capture_output=True, text=True)
+    run = subprocess.run(
+        [BIN / "liteseg-convert", source, "--backbone", backbone, "-o", out], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     converted, meta = load_checkpoint(out)
     assert meta.backbone == backbone and meta.input_size == (1024, 2048) and "authors.pth" in meta.origin
@@ -138,8 +143,11 @@ def test_bad_files_give_clear_errors_and_run_nothing(tmp_path, case):
         with pytest.raises(WeightsError, match=message) as error:
             loader(path)
         assert str(path) in str(error.value)
-    run = subprocess.run([BIN / "liteseg-convert", path, "--backbone", "mobilenetv2", "-o", tmp_path / "o.pt"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [BIN / "liteseg-convert", path, "--backbone", "mobilenetv2", "-o", tmp_path / "o.pt"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert str(path) in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "PWNED").exists()

@@ -11,8 +11,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
-    agreement, calibrated_model, network_input, one_torch_thread, reference_prediction, street_image)
 from torch import nn
 from torch.nn import functional as F
 
@@ -27,6 +25,15 @@ from liteseg_ros.optimize import (
     resolve_optimize,
 )
 from liteseg_ros.segmenter import Segmenter
+
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    agreement,
+    calibrated_model,
+    network_input,
+    one_torch_thread,
+    reference_prediction,
+    street_image,
+)
 
 SIZE = (64, 128)
 
@@ -114,7 +121,7 @@ def test_each_optimisation_agrees_with_eager_fp32(model, street, optimize, upsam
     expected, _ = reference_prediction(model, street, SIZE, upsample)
     segmenter = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize=optimize)
     for _ in range(2):  # TorchScript's profiling executor re-optimises during the first calls
-        mask = segmenter.seg(street, outputs=("mask",)).mask
+        mask = segmenter.segment(street, outputs=("mask",)).mask
         assert agreement(mask, expected) >= 0.999, segmenter.description
 
 
@@ -123,7 +130,7 @@ def test_inductor_compile_agrees_with_eager_fp32(model, street):
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize="fold_bn,channels_last,compile,warmup=1")
     assert "compiled" in segmenter.description
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
+    assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
 def test_bf16_on_cpu_matches_the_eager_bf16_network(model, street):
@@ -135,17 +142,19 @@ def test_bf16_on_cpu_matches_the_eager_bf16_network(model, street):
         expected = F.interpolate(logits, size=street.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0]
     segmenter = Segmenter(model, device="cpu", precision="bf16", input_size=SIZE, optimize="none")
     assert segmenter.precision == "bf16" and segmenter.example_input().dtype == torch.bfloat16
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy()) >= 0.97
+    assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy()) >= 0.97
 
 
 def _fallback_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "could not be set up" in r.getMessage()]
+    messages = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    return [message for message in messages if "could not be set up" in message]
 
 
 @pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
 @pytest.mark.parametrize("optimize", ["auto", "onnxruntime"])
-def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(model, street, optimize, monkeypatch,
-                                                                              caplog):
+def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(
+    model, street, optimize, monkeypatch, caplog
+):
     """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run, so the Segmenter
     warns once and runs the next fastest CPU path instead of failing."""
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail as if it were not installed
@@ -157,7 +166,7 @@ def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(mod
     assert "using torchscript_freeze instead" in warnings[0]
     assert segmenter.options.torchscript_freeze and not segmenter.options.onnxruntime
     assert "torchscript" in segmenter.description and "onnxruntime" not in segmenter.description
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
+    assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
 def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street, caplog):
@@ -173,11 +182,12 @@ def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street, ca
     with torch.no_grad():
         logits = module(network_input(street, (32, 32)))
         expected = F.interpolate(logits, size=street.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0]
-    assert np.array_equal(segmenter.seg(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy())
+    assert np.array_equal(segmenter.segment(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy())
 
 
 def test_a_runner_that_fails_falls_back_to_eager(model, street, caplog):
     """A runner failing at set-up (here: TorchScript tracing a network that returns a non-tensor) is not fatal."""
+
     class _DictOutput(nn.Module):
         def __init__(self, inner: nn.Module):
             super().__init__()
@@ -195,7 +205,7 @@ def test_a_runner_that_fails_falls_back_to_eager(model, street, caplog):
     assert "using eager PyTorch instead" in warnings[0]
     assert not segmenter.options.torchscript_freeze
     expected, _ = reference_prediction(model, street, SIZE, "logits")
-    assert agreement(segmenter.seg(street, outputs=("mask",)).mask, expected) >= 0.999
+    assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
 def test_optimize_argument_forms():
@@ -209,12 +219,23 @@ def test_optimize_argument_forms():
     with pytest.raises(ConfigError, match="fp32"):
         resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
     assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
-    assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(OptimizeOptions.auto("cpu"), malloc_tuning=False)
+    assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(
+        OptimizeOptions.auto("cpu"), malloc_tuning=False
+    )
     listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
     assert listed == OptimizeOptions(fold_bn=True, channels_last=False, torchscript_freeze=True, warmup=5)
     assert listed.tags() == ["bn-folded", "torchscript"]
-    for bad in ("turbo", "warmup=x", {"turbo": True}, 3, "compile,torchscript_freeze", "onnxruntime,compile",
-                "onnxruntime,channels_last", "cuda_graphs", "warmup=-1"):
+    for bad in (
+        "turbo",
+        "warmup=x",
+        {"turbo": True},
+        3,
+        "compile,torchscript_freeze",
+        "onnxruntime,compile",
+        "onnxruntime,channels_last",
+        "cuda_graphs",
+        "warmup=-1",
+    ):
         with pytest.raises(ConfigError):
             resolve_optimize(bad, "cpu")
 

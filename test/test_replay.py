@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from bag_factory import frame, read_bag, write_bag
-from liteseg_ros.errors import BagError
 from liteseg_ros.labels import ID_TO_TRAIN_ID, TRAIN_ID_TO_ID
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.replay.offline import ReplayOptions, run_offline
+
+from bag_factory import read_bag, write_bag
 
 BIN = Path(sys.executable).parent
 INPUT = "64x96"
@@ -64,14 +64,21 @@ def _stamp(msg):
     return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
 
-@pytest.mark.parametrize("storage,compressed", [("sqlite3", None), ("mcap", None), ("mcap", "jpeg"), ("sqlite3", "png")])
-def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_miou(tmp_path, weights, segmenter, storage, compressed):
+@pytest.mark.parametrize(
+    "storage,compressed", [("sqlite3", None), ("mcap", None), ("mcap", "jpeg"), ("sqlite3", "png")]
+)
+def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_miou(
+    tmp_path, weights, segmenter, storage, compressed
+):
     bag = write_bag(tmp_path / "in", frames=4, storage=storage, compressed=compressed)
     run = replay(bag, tmp_path / "out", weights, "--gt-topic", "/camera/labels", "--storage", storage)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["frames"] == 4 and report["gt_frames"] == 4 and report["fps"] > 0
-    assert set(report["latency_ms"]) == {"p50", "p95", "max"} and 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["max"]
+    assert (
+        set(report["latency_ms"]) == {"p50", "p95", "max"}
+        and 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["max"]
+    )
     topic_in = "/camera/image_raw"
     out = read_bag(tmp_path / "out" / "bag")
     assert set(out) == {topic_in, "/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"}
@@ -86,7 +93,7 @@ def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_mio
             rgb = np.asarray(PILImage.open(__import__("io").BytesIO(bytes(image_msg.data))).convert("RGB"))
         else:
             rgb = np.asarray(image_msg.data).reshape(64, 96, 3)
-        assert np.array_equal(mask, segmenter.seg(rgb, outputs=("mask",)).mask)
+        assert np.array_equal(mask, segmenter.segment(rgb, outputs=("mask",)).mask)
         masks[_stamp(mask_msg)] = mask
     for _, gt_msg in read_bag(bag)["/camera/labels"]:
         truths[_stamp(gt_msg)] = np.asarray(gt_msg.data).reshape(64, 96)
@@ -105,8 +112,10 @@ def test_trainid_ground_truth_and_overlay_pngs(tmp_path, weights):
     assert first.returncode == 0, first.stderr
     # The same ground truth, mapped to trainIds and declared as such, gives the same scores.
     truths = read_bag(bag)["/camera/labels"]
-    from bag_factory import TYPESTORE, image_msg
     from rosbags.rosbag2 import Writer
+
+    from bag_factory import TYPESTORE, image_msg
+
     trainid_bag = tmp_path / "train_ids"
     with Writer(trainid_bag, version=Writer.VERSION_LATEST) as writer:
         cam = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=TYPESTORE)
@@ -114,12 +123,26 @@ def test_trainid_ground_truth_and_overlay_pngs(tmp_path, weights):
         for (ts, img), (_, gt) in zip(read_bag(bag)["/camera/image_raw"], truths):
             writer.write(cam, ts, TYPESTORE.serialize_cdr(img, "sensor_msgs/msg/Image"))
             train = ID_TO_TRAIN_ID[np.asarray(gt.data).reshape(64, 96)]
-            writer.write(lab, ts, TYPESTORE.serialize_cdr(image_msg(train, "mono8", gt.header), "sensor_msgs/msg/Image"))
-    second = replay(trainid_bag, tmp_path / "b", weights, "--gt-topic", "/camera/labels", "--gt-encoding", "trainids",
-                    "--overlays", "2")
+            writer.write(
+                lab, ts, TYPESTORE.serialize_cdr(image_msg(train, "mono8", gt.header), "sensor_msgs/msg/Image")
+            )
+    second = replay(
+        trainid_bag,
+        tmp_path / "b",
+        weights,
+        "--gt-topic",
+        "/camera/labels",
+        "--gt-encoding",
+        "trainids",
+        "--overlays",
+        "2",
+    )
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["miou"] == json.loads(first.stdout)["miou"]
-    assert sorted(p.name for p in (tmp_path / "b" / "overlays").iterdir()) == ["overlay_000000.png", "overlay_000002.png"]
+    assert sorted(p.name for p in (tmp_path / "b" / "overlays").iterdir()) == [
+        "overlay_000000.png",
+        "overlay_000002.png",
+    ]
 
 
 def _corrupt(path: Path) -> Path:
@@ -133,7 +156,10 @@ BAD_BAGS = {
     "missing": (lambda tmp: tmp / "nope", "does not exist"),
     "not a bag": (lambda tmp: (tmp / "junk").mkdir() or (tmp / "junk"), "not a readable rosbag2 bag"),
     "truncated sqlite3": (lambda tmp: _corrupt(write_bag(tmp / "t", frames=6, width=256)), "corrupt|not a readable"),
-    "truncated mcap": (lambda tmp: _corrupt(write_bag(tmp / "t", frames=6, width=256, storage="mcap")), "corrupt|not a readable"),
+    "truncated mcap": (
+        lambda tmp: _corrupt(write_bag(tmp / "t", frames=6, width=256, storage="mcap")),
+        "corrupt|not a readable",
+    ),
     "no image topic": (lambda tmp: write_bag(tmp / "n", frames=1, gt=False, image_topic="/camera/labels_only"), None),
 }
 
@@ -152,12 +178,16 @@ def test_bad_bags_exit_2_with_a_clear_error(tmp_path, weights, case):
 
 
 def test_no_image_topic_at_all_and_unknown_type(tmp_path, weights):
-    from bag_factory import TYPESTORE
     from rosbags.rosbag2 import Writer
+
+    from bag_factory import TYPESTORE
+
     path = tmp_path / "strings"
     with Writer(path, version=Writer.VERSION_LATEST) as writer:
         conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=TYPESTORE)
-        writer.write(conn, 1, TYPESTORE.serialize_cdr(TYPESTORE.types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String"))
+        writer.write(
+            conn, 1, TYPESTORE.serialize_cdr(TYPESTORE.types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String")
+        )
     run = replay(path, tmp_path / "out", weights)
     assert run.returncode == 2 and "has no Image or CompressedImage topic" in run.stderr
     run = replay(path, tmp_path / "out", weights, "--image-topic", "/chatter")
@@ -177,16 +207,18 @@ class _InterruptAfter:
         self.segmenter, self.n, self.calls = segmenter, n, 0
         self.description = segmenter.description
 
-    def seg(self, *args, **kwargs):
+    def segment(self, *args, **kwargs):
         self.calls += 1
         if self.calls > self.n:
             raise KeyboardInterrupt
-        return self.segmenter.seg(*args, **kwargs)
+        return self.segmenter.segment(*args, **kwargs)
 
 
 def test_interrupted_replay_leaves_a_readable_bag_and_a_report(tmp_path, weights, segmenter):
     bag = write_bag(tmp_path / "in", frames=6, gt=True)
-    options = ReplayOptions(bag=bag, out=tmp_path / "out", weights=weights, gt_topic="/camera/labels", input_size=(64, 96))
+    options = ReplayOptions(
+        bag=bag, out=tmp_path / "out", weights=weights, gt_topic="/camera/labels", input_size=(64, 96)
+    )
     report = run_offline(options, _InterruptAfter(segmenter, 3))
     assert report.interrupted and report.frames == 3 and report.gt_frames == 3
     out = read_bag(tmp_path / "out" / "bag")
@@ -196,8 +228,13 @@ def test_interrupted_replay_leaves_a_readable_bag_and_a_report(tmp_path, weights
 
 def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
     bag = write_bag(tmp_path / "in", frames=2)
-    proc = subprocess.Popen([BIN / "liteseg-replay", bag, "--out", tmp_path / "out", "--live", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [BIN / "liteseg-replay", bag, "--out", tmp_path / "out", "--live", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     deadline = time.time() + 30
     while not (tmp_path / "out" / "bag.partial").exists() and time.time() < deadline:
         time.sleep(0.1)
@@ -215,14 +252,43 @@ def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, 
     from conftest import spawn_node
 
     bag = write_bag(tmp_path / "in", frames=5, gt=True)
-    node = spawn_node(tmp_path / "node", "/replaytest", {
-        "weights": str(weights), "device": "cpu", "input_height": 64, "input_width": 96,
-        "publish_mask": "always", "publish_color": "always", "publish_overlay": "always",
-    }, extra_args=("-r", "image:=/camera/image_raw"))
+    node = spawn_node(
+        tmp_path / "node",
+        "/replaytest",
+        {
+            "weights": str(weights),
+            "device": "cpu",
+            "input_height": 64,
+            "input_width": 96,
+            "publish_mask": "always",
+            "publish_color": "always",
+            "publish_overlay": "always",
+        },
+        extra_args=("-r", "image:=/camera/image_raw"),
+    )
     try:
-        run = subprocess.run([BIN / "liteseg-replay", bag, "--out", tmp_path / "out", "--live", "--rate", "0.3",
-                              "--node-namespace", "/replaytest/liteseg", "--gt-topic", "/camera/labels", "--json",
-                              "--overlays", "1"], capture_output=True, text=True, timeout=180, env=dict(os.environ))
+        run = subprocess.run(
+            [
+                BIN / "liteseg-replay",
+                bag,
+                "--out",
+                tmp_path / "out",
+                "--live",
+                "--rate",
+                "0.3",
+                "--node-namespace",
+                "/replaytest/liteseg",
+                "--gt-topic",
+                "/camera/labels",
+                "--json",
+                "--overlays",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=dict(os.environ),
+        )
     finally:
         assert node.stop() == 0, node.stderr()
     assert run.returncode == 0, run.stderr
@@ -236,7 +302,9 @@ def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, 
     truths = {_stamp(m): np.asarray(m.data).reshape(64, 96) for _, m in read_bag(bag)["/camera/labels"]}
     for (_, image_msg), (_, mask_msg) in zip(inputs, out["/liteseg/mask"]):
         mask = np.asarray(mask_msg.data).reshape(64, 96)
-        assert np.array_equal(mask, segmenter.seg(np.asarray(image_msg.data).reshape(64, 96, 3), outputs=("mask",)).mask)
+        assert np.array_equal(
+            mask, segmenter.segment(np.asarray(image_msg.data).reshape(64, 96, 3), outputs=("mask",)).mask
+        )
         matrix.update(ID_TO_TRAIN_ID[truths[_stamp(mask_msg)]], mask)
     assert report["miou"] == pytest.approx(matrix.scores().miou, abs=1e-12)
     assert len(list((tmp_path / "out" / "overlays").iterdir())) == 5

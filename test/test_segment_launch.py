@@ -2,19 +2,18 @@
 
 Skipped where launch_testing / launch_ros are not installed (this repository's virtualenv).
 It launches the file with a namespace and a remapped camera topic, publishes frames and expects
-a mono8 mask with the frame's header on /<namespace>/liteseg/mask; after shutdown every process
-must have exited with 0.
+a mono8 mask with the frame's header on /<namespace>/liteseg/mask; a launched process that exits
+meanwhile fails the test at once, with its last output lines. After shutdown every process must
+have exited with 0.
 """
 
 import os
-import tempfile
 import time
 import unittest
-from pathlib import Path
 
 import pytest
 
-launch_testing = pytest.importorskip("launch_testing")
+pytest.importorskip("launch_testing")
 pytest.importorskip("launch_ros")
 
 import launch  # noqa: E402
@@ -28,6 +27,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from liteseg_ros.ros_env import isolated_ros_environment  # noqa: E402
 
+from launch_fixtures import exit_report, launch_file, tiny_weights  # noqa: E402
+
 NAMESPACE = "launch_test"
 CAMERA_TOPIC = "/launch_test_camera/image_raw"
 HEIGHT, WIDTH = 48, 80
@@ -36,33 +37,13 @@ if "ROS_AUTOMATIC_DISCOVERY_RANGE" not in os.environ:  # not already isolated by
     isolated_ros_environment()
 
 
-def _launch_file() -> Path:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("liteseg_ros")) / "launch" / "segment.launch.py"
-    except Exception:
-        return Path(__file__).resolve().parent.parent / "launch" / "segment.launch.py"
-
-
-def _tiny_weights() -> str:
-    import torch
-
-    from liteseg_ros.model import build_liteseg, save_checkpoint
-
-    torch.manual_seed(0)
-    path = Path(tempfile.mkdtemp(prefix="liteseg_launch_test_")) / "liteseg_mobilenetv2.pt"
-    save_checkpoint(path, build_liteseg("mobilenetv2").eval())
-    return str(path)
-
-
 @pytest.mark.launch_test
 @launch_testing.markers.keep_alive
 def generate_test_description():
     segment = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(_launch_file())),
+        PythonLaunchDescriptionSource(str(launch_file())),
         launch_arguments={
-            "weights": _tiny_weights(), "input_width": "128", "input_height": "64", "device": "cpu",
+            "weights": tiny_weights(), "input_width": "128", "input_height": "64", "device": "cpu",
             "image_topic": CAMERA_TOPIC, "namespace": NAMESPACE, "rviz": "false",
         }.items(),
     )
@@ -80,12 +61,15 @@ class TestSegmentLaunch(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def test_mask_is_published_for_a_camera_frame(self):
+    def test_mask_is_published_for_a_camera_frame(self, proc_info, proc_output):
         masks = []
         self.node.create_subscription(Image, f"/{NAMESPACE}/liteseg/mask", masks.append, 10)
         publisher = self.node.create_publisher(Image, CAMERA_TOPIC, 10)
         deadline = time.monotonic() + 120.0
         while not masks and time.monotonic() < deadline:
+            exited = list(proc_info)  # launch_testing records a process here when it exits
+            if exited:
+                self.fail(exit_report(exited, proc_output))
             frame = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, data=bytes(HEIGHT * WIDTH * 3))
             frame.header.frame_id = "launch_test_camera"
             frame.header.stamp = self.node.get_clock().now().to_msg()

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_typestore
+
+pytest.importorskip("rosbags", reason="rosbags is not installed (pip install rosbags; rosdep key python3-rosbags-pip)")
+from rosbags.rosbag2 import Reader  # noqa: E402
+from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 from liteseg_ros.cli.synth import main as synth_main
 from liteseg_ros.errors import ConfigError
@@ -122,9 +124,14 @@ def test_refuses_existing_path_and_bad_options_leaving_nothing(tmp_path) -> None
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="exists already"):
         write_drive_bag(tmp_path / "taken", frames=2, height=H, width=W, seed=0)
-    for kwargs, message in (({"storage": "rosbag1"}, "unknown bag storage"), ({"rate_hz": 0.0}, "rate"),
-                            ({"frames": 0}, "at least one frame"), ({"seed": -3}, "seed"), ({"gt_topic": "labels"}, "topic"),
-                            ({"gt_topic": "/camera/image_raw"}, "must differ")):
+    for kwargs, message in (
+        ({"storage": "rosbag1"}, "unknown bag storage"),
+        ({"rate_hz": 0.0}, "rate"),
+        ({"frames": 0}, "at least one frame"),
+        ({"seed": -3}, "seed"),
+        ({"gt_topic": "labels"}, "topic"),
+        ({"gt_topic": "/camera/image_raw"}, "must differ"),
+    ):
         options = {"frames": 2, "height": H, "width": W, "seed": 0, **kwargs}
         with pytest.raises(ConfigError, match=message):
             write_drive_bag(tmp_path / "new", **options)
@@ -132,8 +139,23 @@ def test_refuses_existing_path_and_bad_options_leaving_nothing(tmp_path) -> None
 
 
 def test_cli_writes_a_bag(tmp_path, capsys) -> None:
-    args = ["--bag", str(tmp_path / "cli"), "--frames", "2", "--height", str(H), "--width", str(W), "--seed", "2",
-            "--storage", "mcap", "--compressed", "--rate", "20"]
+    args = [
+        "--bag",
+        str(tmp_path / "cli"),
+        "--frames",
+        "2",
+        "--height",
+        str(H),
+        "--width",
+        str(W),
+        "--seed",
+        "2",
+        "--storage",
+        "mcap",
+        "--compressed",
+        "--rate",
+        "20",
+    ]
     assert synth_main(args) == 0
     assert "storage: mcap" in capsys.readouterr().out
     types, messages = read_bag(tmp_path / "cli")

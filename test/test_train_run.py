@@ -124,9 +124,23 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root, tmp_path):
 
 def test_ddp_two_gloo_processes(data_root, tmp_path):
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
-               "-m", "training.train", *train_command(data_root, out, "fine.epochs=2", "runtime.sync_bn=true",  # CPU: warns, keeps BatchNorm
-                                                      "validation.every=2")[3:]]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--standalone",
+        "-m",
+        "training.train",
+        *train_command(
+            data_root,
+            out,
+            "fine.epochs=2",
+            "runtime.sync_bn=true",  # CPU: warns, keeps BatchNorm
+            "validation.every=2",
+        )[3:],
+    ]
     result = subprocess.run(command, env=run_env(), capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     log = (out / "train.log").read_text()
@@ -139,26 +153,81 @@ def test_ddp_two_gloo_processes(data_root, tmp_path):
 
 def test_startup_errors_stop_before_training(data_root, tmp_path, caplog):
     missing = tmp_path / "nowhere"
-    assert main(["--config", str(ROOT / "config" / "train_mobilenetv2.yaml"), "--data", str(missing),
-                 "--out", str(tmp_path / "a"), *TINY]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                str(ROOT / "config" / "train_mobilenetv2.yaml"),
+                "--data",
+                str(missing),
+                "--out",
+                str(tmp_path / "a"),
+                *TINY,
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in caplog.text and not (tmp_path / "a" / "checkpoints").exists()
     # the paper preset pre-trains on gtCoarse train_extra: a tree without it fails at start-up, naming it
-    assert main(["--config", str(ROOT / "config" / "train_mobilenetv2.yaml"), "--data", str(data_root),
-                 "--out", str(tmp_path / "b"), *TINY, "coarse.epochs=1", "coarse.splits=[train,train_missing]"]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                str(ROOT / "config" / "train_mobilenetv2.yaml"),
+                "--data",
+                str(data_root),
+                "--out",
+                str(tmp_path / "b"),
+                *TINY,
+                "coarse.epochs=1",
+                "coarse.splits=[train,train_missing]",
+            ]
+        )
+        == 2
+    )
     assert "train_missing" in caplog.text and not (tmp_path / "b" / "checkpoints").exists()
-    assert main(["--config", str(ROOT / "config" / "train_mobilenetv2.yaml"), "--data", str(data_root),
-                 "--out", str(tmp_path / "c"), "optim.lr=1"]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                str(ROOT / "config" / "train_mobilenetv2.yaml"),
+                "--data",
+                str(data_root),
+                "--out",
+                str(tmp_path / "c"),
+                "optim.lr=1",
+            ]
+        )
+        == 2
+    )
     assert "unknown config key 'optim.lr'" in caplog.text
 
 
 def test_ohem_and_channels_last_run_end_to_end(data_root, tmp_path):
     """OHEM reports the loss of the hard pixels only (above plain CE from the same start); NHWC memory layout
     gives the same forward pass and an exported model that loads like any other."""
+
     def run(name: str, *overrides: str) -> tuple[list[float], dict]:
         out = tmp_path / name
-        assert main(["--config", str(ROOT / "config" / "train_mobilenetv2.yaml"), "--data", str(data_root),
-                     "--out", str(out), *TINY, "fine.epochs=1", "runtime.deterministic=true", "data.workers=0",
-                     "validation.every=1", *overrides]) == 0
+        assert (
+            main(
+                [
+                    "--config",
+                    str(ROOT / "config" / "train_mobilenetv2.yaml"),
+                    "--data",
+                    str(data_root),
+                    "--out",
+                    str(out),
+                    *TINY,
+                    "fine.epochs=1",
+                    "runtime.deterministic=true",
+                    "data.workers=0",
+                    "validation.every=1",
+                    *overrides,
+                ]
+            )
+            == 0
+        )
         records = map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
         return [r["loss"] for r in records if "loss" in r], final_state(out)
 

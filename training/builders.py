@@ -22,30 +22,51 @@ log = logging.getLogger(__name__)
 
 def build_datasets(config: TrainConfig, root: str | Path) -> tuple[dict[str, CityscapesDataset], CityscapesDataset]:
     """Scan every split the run needs (raises DatasetError before any training starts)."""
-    train_sets = {name: CityscapesDataset(root, stage.splits, annotation=stage.annotation) for name, stage in config.stages()}
+    train_sets = {
+        name: CityscapesDataset(root, stage.splits, annotation=stage.annotation) for name, stage in config.stages()
+    }
     val_set = CityscapesDataset(root, config.data.val_split, annotation="gtFine")
     for name, dataset in train_sets.items():
         if len(dataset) < config.data.batch_size:
-            raise ConfigError(f"stage {name} has {len(dataset)} images, fewer than data.batch_size={config.data.batch_size}")
+            raise ConfigError(
+                f"stage {name} has {len(dataset)} images, fewer than data.batch_size={config.data.batch_size}"
+            )
     return train_sets, val_set
 
 
 def train_transform(config: TrainConfig) -> TrainTransform:
     data = config.data
-    return TrainTransform(scale_range=tuple(data.scale_range), flip=data.flip, rotation_degrees=data.rotation_degrees,
-                          crop_policy=data.crop_policy)
+    return TrainTransform(
+        scale_range=tuple(data.scale_range),
+        flip=data.flip,
+        rotation_degrees=data.rotation_degrees,
+        crop_policy=data.crop_policy,
+    )
 
 
 def build_train_loader(config: TrainConfig, dataset, stage_index: int, context: DistContext) -> DataLoader:
     """A loader whose batch sampler is deterministic in (seed, stage, epoch) and resumable mid-epoch."""
     seed = config.runtime.seed * 1000 + stage_index
-    sampler = EpochBatchSampler(len(dataset), config.data.batch_size, config.data.crop_sizes,
-                                mode=config.data.multi_scale, seed=seed, rank=context.rank,
-                                world_size=context.world_size, drop_last=True)
+    sampler = EpochBatchSampler(
+        len(dataset),
+        config.data.batch_size,
+        config.data.crop_sizes,
+        mode=config.data.multi_scale,
+        seed=seed,
+        rank=context.rank,
+        world_size=context.world_size,
+        drop_last=True,
+    )
     workers = config.data.workers
-    return DataLoader(AugmentedDataset(dataset, train_transform(config), seed), batch_sampler=sampler,
-                      num_workers=workers, worker_init_fn=worker_init, persistent_workers=False,
-                      pin_memory=context.device.type == "cuda", prefetch_factor=4 if workers else None)
+    return DataLoader(
+        AugmentedDataset(dataset, train_transform(config), seed),
+        batch_sampler=sampler,
+        num_workers=workers,
+        worker_init_fn=worker_init,
+        persistent_workers=False,
+        pin_memory=context.device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def build_val_dataset(config: TrainConfig, dataset) -> TransformedDataset:
@@ -64,7 +85,7 @@ def _load_backbone(model: LiteSeg, path: str) -> None:
     cleaned = {}
     for key, value in state.items():
         for strip in ("module.", prefix, "module."):
-            key = key[len(strip):] if key.startswith(strip) else key
+            key = key[len(strip) :] if key.startswith(strip) else key
         cleaned[key] = value
     target = model.backbone.state_dict()
     missing = [key for key in target if key not in cleaned]
@@ -73,9 +94,15 @@ def _load_backbone(model: LiteSeg, path: str) -> None:
         raise IncompatibleWeightsError(
             f"init.backbone {path} does not fit the {model.spec.name} backbone: {len(missing)} missing keys "
             f"(e.g. {missing[:3]}), {len(wrong)} with other shapes (e.g. {wrong[:3]}); it needs the authors' "
-            f"module names, e.g. {list(target)[:2]}")
+            f"module names, e.g. {list(target)[:2]}"
+        )
     model.backbone.load_state_dict({key: cleaned[key] for key in target}, strict=True)
-    log.info("backbone initialised from %s (%d tensors, %d extra keys ignored)", path, len(target), len(cleaned) - len(target))
+    log.info(
+        "backbone initialised from %s (%d tensors, %d extra keys ignored)",
+        path,
+        len(target),
+        len(cleaned) - len(target),
+    )
 
 
 def build_model(config: TrainConfig, *, initialise: bool = True) -> LiteSeg:
@@ -93,8 +120,10 @@ def build_model(config: TrainConfig, *, initialise: bool = True) -> LiteSeg:
         source, meta = load_weights(config.init.weights, backbone=spec.backbone)
         if source.config != model.config:
             raise IncompatibleWeightsError(
-                f"init.weights {config.init.weights} is a {source.config} model but the config asks for {model.config}: "
-                "set model.* to match")
+                f"init.weights {config.init.weights} is a {source.config} model but the config asks for "
+                f"{model.config}: "
+                "set model.* to match"
+            )
         model.load_state_dict(source.state_dict(), strict=True)
         log.info("model initialised from %s (%s)", config.init.weights, meta.origin or "our checkpoint")
     return model
@@ -104,8 +133,9 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> t
     optim = config.optim
     if optim.name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=optim.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=optim.momentum, nesterov=optim.nesterov,
-                           weight_decay=optim.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay
+    )
 
 
 def stage_length(config: TrainConfig, stage: StageSection, batches_per_epoch: int) -> int:

@@ -222,16 +222,23 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice(config.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
     _check_choice(config.runtime.amp, (True, False, "auto"), "runtime.amp")
     if not config.data.crop_sizes or any(len(s) != 2 or min(s) < 32 for s in config.data.crop_sizes):
-        raise ConfigError(f"data.crop_sizes must be a non-empty list of [height, width] >= 32, got {config.data.crop_sizes}")
+        raise ConfigError(
+            f"data.crop_sizes must be a non-empty list of [height, width] >= 32, got {config.data.crop_sizes}"
+        )
     if len(config.data.scale_range) != 2 or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]:
         raise ConfigError(f"data.scale_range must be [low, high] with 0 < low <= high, got {config.data.scale_range}")
     if config.checkpoint.export_input_size is not None and len(config.checkpoint.export_input_size) != 2:
-        raise ConfigError(f"checkpoint.export_input_size must be null or [height, width], got {config.checkpoint.export_input_size}")
+        raise ConfigError(
+            f"checkpoint.export_input_size must be null or [height, width], got {config.checkpoint.export_input_size}"
+        )
     if config.data.val_crop is not None and len(config.data.val_crop) != 2:
         raise ConfigError(f"data.val_crop must be null or [height, width], got {config.data.val_crop}")
-    for name, value in (("data.batch_size", config.data.batch_size), ("schedule.update_every", config.schedule.update_every),
-                        ("validation.every", config.validation.every),
-                        ("checkpoint.every_iterations", config.checkpoint.every_iterations)):
+    for name, value in (
+        ("data.batch_size", config.data.batch_size),
+        ("schedule.update_every", config.schedule.update_every),
+        ("validation.every", config.validation.every),
+        ("checkpoint.every_iterations", config.checkpoint.every_iterations),
+    ):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
     if config.data.workers < 0:

@@ -39,8 +39,13 @@ class Trainer:
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             else:
                 log.warning("runtime.sync_bn needs CUDA (torch has no CPU SyncBatchNorm): per-process BatchNorm")
-        self.net = DistributedDataParallel(self.model, device_ids=[context.device.index] if context.device.type == "cuda"
-                                           else None) if context.distributed else self.model
+        self.net = (
+            DistributedDataParallel(
+                self.model, device_ids=[context.device.index] if context.device.type == "cuda" else None
+            )
+            if context.distributed
+            else self.model
+        )
         amp_setting = config.runtime.amp
         self.amp = context.device.type == "cuda" and amp_setting in ("auto", True)
         if amp_setting is True and not self.amp:
@@ -64,15 +69,27 @@ class Trainer:
         path = self.run_dir / "checkpoints" / "last.pt"
         payload = load_training_checkpoint(path, map_location=self.context.device)
         self.state = restore(payload, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
-        log.info("resumed from %s at iteration %d (stage %d, epoch %d, batch %d)", path, self.state.iteration,
-                 self.state.stage_index, self.state.epoch, self.state.batch)
+        log.info(
+            "resumed from %s at iteration %d (stage %d, epoch %d, batch %d)",
+            path,
+            self.state.iteration,
+            self.state.stage_index,
+            self.state.epoch,
+            self.state.batch,
+        )
 
     def save(self, name: str = "last") -> None:
         if not self.context.is_main:
             return
         path = self.run_dir / "checkpoints" / f"{name}.pt"
-        save_training_checkpoint(path, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
-                                 state=self.state, config=self.config.to_dict())
+        save_training_checkpoint(
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            state=self.state,
+            config=self.config.to_dict(),
+        )
         log.debug("saved %s at iteration %d", path, self.state.iteration)
 
     def export(self, name: str) -> None:
@@ -81,8 +98,9 @@ class Trainer:
             return
         validated = self.state.last_val_iteration == self.state.iteration
         extra = {"iteration": self.state.iteration, "val_miou": self.state.last_miou if validated else None}
-        meta = CheckpointMeta.for_model(self.model, input_size=self._export_input_size(),
-                                        origin=f"liteseg-train {self.run_dir.name}", extra=extra)
+        meta = CheckpointMeta.for_model(
+            self.model, input_size=self._export_input_size(), origin=f"liteseg-train {self.run_dir.name}", extra=extra
+        )
         save_checkpoint(self.run_dir / f"{name}.pt", self.model, meta, half=self.config.checkpoint.export_half)
 
     def _export_input_size(self) -> tuple[int, int]:
@@ -116,8 +134,15 @@ class Trainer:
         loader = builders.build_train_loader(self.config, self.train_sets[name], stage_index, self.context)
         sampler = loader.batch_sampler
         total = builders.stage_length(self.config, stage, len(sampler))
-        log.info("stage %s: %d images, %d epochs x %d batches of %d, base lr %g", name, len(self.train_sets[name]),
-                 stage.epochs, len(sampler), self.config.data.batch_size, stage.base_lr)
+        log.info(
+            "stage %s: %d images, %d epochs x %d batches of %d, base lr %g",
+            name,
+            len(self.train_sets[name]),
+            stage.epochs,
+            len(sampler),
+            self.config.data.batch_size,
+            stage.base_lr,
+        )
         while self.state.epoch < stage.epochs:
             sampler.set_epoch(self.state.epoch, start_batch=self.state.batch)
             outcome = self._run_epoch(name, stage, loader, total)
@@ -139,8 +164,14 @@ class Trainer:
         per_epoch = len(loader.batch_sampler)
         if self.config.schedule.unit == "epoch":
             self._update_lr(stage, self.state.epoch, total)
-        bar = tqdm(total=per_epoch, initial=self.state.batch, disable=not self.context.is_main, leave=False,
-                   desc=f"{name} epoch {self.state.epoch + 1}/{stage.epochs}", dynamic_ncols=True)
+        bar = tqdm(
+            total=per_epoch,
+            initial=self.state.batch,
+            disable=not self.context.is_main,
+            leave=False,
+            desc=f"{name} epoch {self.state.epoch + 1}/{stage.epochs}",
+            dynamic_ncols=True,
+        )
         started = time.perf_counter()
         with bar:
             for images, labels in loader:
@@ -199,16 +230,27 @@ class Trainer:
     def _log_scalars(self, loss: float) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
         steps = max(1, self.timing["steps"])
-        record = {"iteration": self.state.iteration, "loss": loss, "lr": lr,
-                  "data_s": self.timing["data"] / steps, "step_s": self.timing["step"] / steps}
+        record = {
+            "iteration": self.state.iteration,
+            "loss": loss,
+            "lr": lr,
+            "data_s": self.timing["data"] / steps,
+            "step_s": self.timing["step"] / steps,
+        }
         if self.writer:
             self.writer.add_scalar("train/loss", loss, self.state.iteration)
             self.writer.add_scalar("train/lr", lr, self.state.iteration)
             self.writer.add_scalar("time/data_wait_s", record["data_s"], self.state.iteration)
             self.writer.add_scalar("time/step_s", record["step_s"], self.state.iteration)
         self._record(record)
-        log.info("iter %d loss %.4f lr %.3g (mean per step: compute %.3f s, waiting for data %.3f s)",
-                 self.state.iteration, loss, lr, record["step_s"], record["data_s"])
+        log.info(
+            "iter %d loss %.4f lr %.3g (mean per step: compute %.3f s, waiting for data %.3f s)",
+            self.state.iteration,
+            loss,
+            lr,
+            record["step_s"],
+            record["data_s"],
+        )
 
     def _record(self, record: dict) -> None:
         if self.context.is_main:
@@ -222,11 +264,22 @@ class Trainer:
         if self.writer:
             self.writer.add_scalar("val/miou", miou or 0.0, self.state.iteration)
             self.writer.add_scalar("val/category_miou", scores.category_miou or 0.0, self.state.iteration)
-            write_sample_images(self.writer, self.model, self.val_data, self.config.validation.num_images_logged,
-                                self.state.iteration, self.context.device)
+            write_sample_images(
+                self.writer,
+                self.model,
+                self.val_data,
+                self.config.validation.num_images_logged,
+                self.state.iteration,
+                self.context.device,
+            )
         self._record({"iteration": self.state.iteration, "val_miou": miou, "val_category_miou": scores.category_miou})
-        log.info("validation at iteration %d: class mIoU %.4f, category mIoU %.4f (%d images)", self.state.iteration,
-                 miou or 0.0, scores.category_miou or 0.0, scores.frames)
+        log.info(
+            "validation at iteration %d: class mIoU %.4f, category mIoU %.4f (%d images)",
+            self.state.iteration,
+            miou or 0.0,
+            scores.category_miou or 0.0,
+            scores.frames,
+        )
         self.state.last_miou, self.state.last_val_iteration = (miou if miou is not None else -1.0), self.state.iteration
         if miou is not None and miou > self.state.best_miou:
             self.state.best_miou, self.state.best_iteration = miou, self.state.iteration
@@ -239,6 +292,12 @@ class Trainer:
         if steps == 0:
             return
         data, step = self.timing["data"], self.timing["step"]
-        log.info("timing over %d steps: compute %.3f s/step, waiting for data %.4f s/step (%.1f%% of the loop), "
-                 "%.1f samples/s", steps, step / steps, data / steps, 100 * data / max(1e-9, data + step),
-                 self.timing["samples"] / max(1e-9, data + step))
+        log.info(
+            "timing over %d steps: compute %.3f s/step, waiting for data %.4f s/step (%.1f%% of the loop), "
+            "%.1f samples/s",
+            steps,
+            step / steps,
+            data / steps,
+            100 * data / max(1e-9, data + step),
+            self.timing["samples"] / max(1e-9, data + step),
+        )

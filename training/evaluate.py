@@ -160,7 +160,7 @@ def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int
              split, size[0], size[1], segmenter.description)
     matrix = ConfusionMatrix(meta.num_classes, meta.class_names)
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
-        matrix.update(label, segmenter.seg(image, outputs=("mask",)).mask)
+        matrix.update(label, segmenter.segment(image, outputs=("mask",)).mask)
         if index % 50 == 0:
             LOG.info("%d / %d images", index, len(dataset))
     return matrix

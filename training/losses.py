@@ -33,7 +33,9 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str) ->
     return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="mean")
 
 
-def ohem_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, threshold: float, min_kept: float) -> torch.Tensor:
+def ohem_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, *, threshold: float, min_kept: float
+) -> torch.Tensor:
     """Mean cross-entropy of the pixels with p(true class) < ``threshold``, at least ``min_kept`` of the valid ones.
 
     Ties at the cut-off are all kept, so the mean never depends on the order of equal losses.

@@ -23,7 +23,9 @@ def _new_figure(width: float, height: float):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError("--plots needs matplotlib: pip install 'liteseg_ros[train]' (or pip install matplotlib)") from None
+        raise ConfigError(
+            "--plots needs matplotlib: pip install 'liteseg_ros[train]' (or pip install matplotlib)"
+        ) from None
     return Figure(figsize=(width, height), dpi=120, layout="constrained")
 
 
@@ -79,8 +81,15 @@ def plot_confusion_matrix(scores: SegmentationScores, path: str | os.PathLike) -
     image = axes.imshow(np.ma.masked_invalid(shares), cmap="Blues", vmin=0.0, vmax=1.0)
     for (row, col), share in np.ndenumerate(shares):
         if np.isfinite(share) and share >= 0.01:
-            axes.text(col, row, f"{share:.2f}", ha="center", va="center", fontsize=5,
-                      color="white" if share > 0.5 else "black")
+            axes.text(
+                col,
+                row,
+                f"{share:.2f}",
+                ha="center",
+                va="center",
+                fontsize=5,
+                color="white" if share > 0.5 else "black",
+            )
     axes.set_xticks(np.arange(len(names) + 1), names + ["other"], rotation=90, fontsize=7)
     axes.set_yticks(np.arange(len(names)), names, fontsize=7)
     axes.set_xlabel("predicted")

@@ -69,7 +69,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             raise ConfigError("--config is required (unless --resume, which reads RUN_DIR/config.yaml)")
         config_path = args.out / "config.yaml"
     if not args.resume and (args.out / "checkpoints" / "last.pt").exists():
-        raise ConfigError(f"{args.out} already holds a training run: pass --resume to continue it, or choose another --out")
+        raise ConfigError(
+            f"{args.out} already holds a training run: pass --resume to continue it, or choose another --out"
+        )
     return load_config(config_path, args.overrides)
 
 
@@ -118,9 +120,11 @@ def benchmark_loader(trainer, batches: int) -> None:
         if count >= batches * trainer.config.data.batch_size:
             break
     elapsed = time.perf_counter() - (first or started)
-    print(f"loader: {count} samples in {elapsed:.2f} s = {count / max(elapsed, 1e-9):.1f} samples/s "
-          f"({trainer.config.data.workers} workers, crops {trainer.config.data.crop_sizes}, "
-          f"start-up {(first or started) - started:.2f} s)")
+    print(
+        f"loader: {count} samples in {elapsed:.2f} s = {count / max(elapsed, 1e-9):.1f} samples/s "
+        f"({trainer.config.data.workers} workers, crops {trainer.config.data.crop_sizes}, "
+        f"start-up {(first or started) - started:.2f} s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,11 +144,21 @@ def main(argv: list[str] | None = None) -> int:
             benchmark_loader(trainer, args.benchmark_loader)
             return 0
         install_stop_handlers(trainer)
-        log.info("training on %s (world size %d, amp %s), run dir %s", context.device, context.world_size,
-                 trainer.amp, args.out)
+        log.info(
+            "training on %s (world size %d, amp %s), run dir %s",
+            context.device,
+            context.world_size,
+            trainer.amp,
+            args.out,
+        )
         outcome = trainer.run()
-        log.info("training %s at iteration %d; best val mIoU %.4f at iteration %d", outcome, trainer.state.iteration,
-                 trainer.state.best_miou, trainer.state.best_iteration)
+        log.info(
+            "training %s at iteration %d; best val mIoU %.4f at iteration %d",
+            outcome,
+            trainer.state.iteration,
+            trainer.state.best_miou,
+            trainer.state.best_iteration,
+        )
         return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     except LiteSegError as error:
         if not logging.getLogger().handlers:

@@ -19,7 +19,9 @@ def predict(model: torch.nn.Module, image: torch.Tensor, device: torch.device, a
     return logits.argmax(1)[0]
 
 
-def validate(model: torch.nn.Module, dataset, context: DistContext, num_classes: int, *, amp: bool = False) -> SegmentationScores:
+def validate(
+    model: torch.nn.Module, dataset, context: DistContext, num_classes: int, *, amp: bool = False
+) -> SegmentationScores:
     """Evaluate at the labels' resolution; each rank takes every world_size-th image, counts are summed."""
     was_training = model.training
     model.eval()

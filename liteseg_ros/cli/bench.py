@@ -80,15 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--upsample", default="logits", help="logits, mask or logits,mask (adds mask agreement)")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up passes per variant (default 10)")
     parser.add_argument("--iters", type=int, default=50, help="timed passes per variant (default 50)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     return parser
 
 
-def time_interleaved(variants: dict[str, Callable[[], object]], *, warmup: int, iters: int, rounds: int,
-                     synchronize: Callable[[], None]) -> dict[str, list[float]]:
+def time_interleaved(
+    variants: dict[str, Callable[[], object]], *, warmup: int, iters: int, rounds: int, synchronize: Callable[[], None]
+) -> dict[str, list[float]]:
     """Seconds per call of each variant: warm-ups, then ``iters`` timed calls split over interleaved rounds."""
     for call in variants.values():
         for _ in range(warmup):
@@ -153,37 +156,70 @@ def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], d
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows, masks = [], {}
     for upsample in args.upsample_modes:
-        segmenter = Segmenter(model, device=str(device), precision=args.precision, input_size=size,
-                              upsample=upsample, optimize=args.optimize)
+        segmenter = Segmenter(
+            model,
+            device=str(device),
+            precision=args.precision,
+            input_size=size,
+            upsample=upsample,
+            optimize=args.optimize,
+        )
         network_input = segmenter.example_input()
         if segmenter.options.cuda_graphs:  # model-only replays a graph of the network alone
             run_model: Callable[[], object] = CudaGraphRunner(segmenter.network, [network_input], copy_inputs=False)
         else:
             run_model = functools.partial(segmenter.network, network_input)
         with torch.inference_mode():
-            seconds = time_interleaved({
-                "eager": lambda: eager(eager_input),
-                "model": run_model,
-                "end_to_end": lambda: segmenter.seg(image, outputs=("mask", "color", "overlay")),
-            }, warmup=args.warmup, iters=args.iters, rounds=args.rounds, synchronize=synchronize)
-        masks[upsample] = segmenter.seg(image, outputs=("mask",)).mask
+            seconds = time_interleaved(
+                {
+                    "eager": lambda: eager(eager_input),
+                    "model": run_model,
+                    "end_to_end": lambda: segmenter.segment(image, outputs=("mask", "color", "overlay")),
+                },
+                warmup=args.warmup,
+                iters=args.iters,
+                rounds=args.rounds,
+                synchronize=synchronize,
+            )
+        masks[upsample] = segmenter.segment(image, outputs=("mask",)).mask
         timings = {name: Timing.of(values) for name, values in seconds.items()}
-        rows.append(Row(
-            backbone=backbone, input=f"{size[0]}x{size[1]}", image=f"{image_size[0]}x{image_size[1]}",
-            device=segmenter.device, precision=segmenter.precision, upsample=upsample,
-            eager_fp32=timings["eager"], model=timings["model"], end_to_end=timings["end_to_end"],
-            speedup_end_to_end=timings["end_to_end"].fps / timings["eager"].fps,
-            speedup_model=timings["model"].fps / timings["eager"].fps,
-            optimisations=", ".join(segmenter.options.tags()) or "none"))
+        rows.append(
+            Row(
+                backbone=backbone,
+                input=f"{size[0]}x{size[1]}",
+                image=f"{image_size[0]}x{image_size[1]}",
+                device=segmenter.device,
+                precision=segmenter.precision,
+                upsample=upsample,
+                eager_fp32=timings["eager"],
+                model=timings["model"],
+                end_to_end=timings["end_to_end"],
+                speedup_end_to_end=timings["end_to_end"].fps / timings["eager"].fps,
+                speedup_model=timings["model"].fps / timings["eager"].fps,
+                optimisations=", ".join(segmenter.options.tags()) or "none",
+            )
+        )
     if "logits" in masks and "mask" in masks:
         agreement = float((masks["mask"] == masks["logits"]).mean())
         rows[args.upsample_modes.index("mask")].agreement_with_logits_mode = agreement
     return rows
 
 
-HEADER = ("backbone", "input", "image", "device", "prec.", "upsample", "eager fp32 model FPS (med ms)",
-          "optimised model FPS (med/p95 ms)", "end-to-end FPS (med/p95 ms)", "e2e / eager", "model / eager",
-          "mask-mode agreement", "optimisations")
+HEADER = (
+    "backbone",
+    "input",
+    "image",
+    "device",
+    "prec.",
+    "upsample",
+    "eager fp32 model FPS (med ms)",
+    "optimised model FPS (med/p95 ms)",
+    "end-to-end FPS (med/p95 ms)",
+    "e2e / eager",
+    "model / eager",
+    "mask-mode agreement",
+    "optimisations",
+)
 
 
 def _cells(row: Row) -> list[str]:
@@ -191,9 +227,21 @@ def _cells(row: Row) -> list[str]:
         return f"{t.fps:.1f} ({t.median_ms:.1f}" + (f"/{t.p95_ms:.1f})" if p95 else ")")
 
     agreement = "-" if row.agreement_with_logits_mode is None else f"{row.agreement_with_logits_mode:.2%}"
-    return [row.backbone, row.input, row.image, row.device, row.precision, row.upsample, fps(row.eager_fp32, False),
-            fps(row.model), fps(row.end_to_end), f"{row.speedup_end_to_end:.2f}x", f"{row.speedup_model:.2f}x",
-            agreement, row.optimisations]
+    return [
+        row.backbone,
+        row.input,
+        row.image,
+        row.device,
+        row.precision,
+        row.upsample,
+        fps(row.eager_fp32, False),
+        fps(row.model),
+        fps(row.end_to_end),
+        f"{row.speedup_end_to_end:.2f}x",
+        f"{row.speedup_model:.2f}x",
+        agreement,
+        row.optimisations,
+    ]
 
 
 def format_table(rows: list[Row], markdown: bool) -> str:
@@ -209,8 +257,12 @@ def format_table(rows: list[Row], markdown: bool) -> str:
 
 def environment(device: torch.device, threads: int) -> dict[str, str]:
     """What the numbers were measured on."""
-    info = {"torch": torch.__version__, "python": platform.python_version(), "cpu": _cpu_model(),
-            "threads": str(torch.get_num_threads() if device.type == "cpu" else threads)}
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "threads": str(torch.get_num_threads() if device.type == "cpu" else threads),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = str(torch.version.cuda)
@@ -260,17 +312,26 @@ def _main(argv: list[str] | None) -> int:
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    rows = [row for backbone in args.backbone_list for size in args.size_list
-            for row in bench_size(args, backbone, size, device)]
+    rows = [
+        row
+        for backbone in args.backbone_list
+        for size in args.size_list
+        for row in bench_size(args, backbone, size, device)
+    ]
     env = environment(device, args.threads)
     if args.json:
-        json.dump({"environment": env, "warmup": args.warmup, "iters": args.iters,
-                   "rows": [asdict(row) for row in rows]}, sys.stdout, indent=2)
+        json.dump(
+            {"environment": env, "warmup": args.warmup, "iters": args.iters, "rows": [asdict(row) for row in rows]},
+            sys.stdout,
+            indent=2,
+        )
         print()
         return 0
     print(format_table(rows, args.markdown))
-    print(f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
-          f"passes per variant in {args.rounds} interleaved rounds; FPS = 1 / mean latency.")
+    print(
+        f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
+        f"passes per variant in {args.rounds} interleaved rounds; FPS = 1 / mean latency."
+    )
     return 0
 
 

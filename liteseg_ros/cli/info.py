@@ -12,13 +12,23 @@ from liteseg_ros.cli.common import parse_size, run_cli
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
 
-COLUMNS = ("backbone", "input", "params used", "params incl. ImageNet head", "GMACs", "output stride", "low-level stride")
+COLUMNS = (
+    "backbone",
+    "input",
+    "params used",
+    "params incl. ImageNet head",
+    "GMACs",
+    "output stride",
+    "low-level stride",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liteseg-info", description=__doc__)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--backbone", choices=BACKBONES + ("all",), default="all", help="architecture (default: all three)")
+    source.add_argument(
+        "--backbone", choices=BACKBONES + ("all",), default="all", help="architecture (default: all three)"
+    )
     source.add_argument("--weights", help="a liteseg_ros checkpoint or an authors' .pth instead of --backbone")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input HEIGHTxWIDTH (default 512x1024)")
     parser.add_argument("--time", action="store_true", help="also time the eager fp32 CPU forward (median)")

@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=Path, help="weights file (default: the bundled demo model)")
     parser.add_argument("--image-topic", help="camera topic (found automatically when the bag has one)")
     parser.add_argument("--gt-topic", help="ground-truth mono8 label topic, matched to images by header stamp")
-    parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="ground-truth values (default labelids)")
+    parser.add_argument(
+        "--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="ground-truth values (default labelids)"
+    )
     parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default 360x640)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
@@ -30,9 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlays", type=int, default=0, metavar="N", help="write every Nth overlay as PNG (0: none)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     live = parser.add_argument_group("live replay through a running segmentation_node")
-    live.add_argument("--live", action="store_true", help="publish the bag to a running node instead of segmenting here")
+    live.add_argument(
+        "--live", action="store_true", help="publish the bag to a running node instead of segmenting here"
+    )
     live.add_argument("--rate", type=float, default=1.0, help="multiple of the recorded rate (default 1.0)")
-    live.add_argument("--node-namespace", default="/liteseg", help="where the node publishes its outputs (default /liteseg)")
+    live.add_argument(
+        "--node-namespace", default="/liteseg", help="where the node publishes its outputs (default /liteseg)"
+    )
     return parser
 
 
@@ -46,9 +52,19 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
     if (args.out / "bag").exists():
         raise BagError(f"{args.out / 'bag'} already exists: remove it or choose another --out")
     return ReplayOptions(
-        bag=args.bag, out=args.out, weights=args.weights, image_topic=args.image_topic, gt_topic=args.gt_topic,
-        gt_encoding=args.gt_encoding, input_size=args.input_size, device=args.device, precision=args.precision,
-        storage=args.storage, overlay_every=args.overlays, rate=args.rate, node_namespace=args.node_namespace,
+        bag=args.bag,
+        out=args.out,
+        weights=args.weights,
+        image_topic=args.image_topic,
+        gt_topic=args.gt_topic,
+        gt_encoding=args.gt_encoding,
+        input_size=args.input_size,
+        device=args.device,
+        precision=args.precision,
+        storage=args.storage,
+        overlay_every=args.overlays,
+        rate=args.rate,
+        node_namespace=args.node_namespace,
     )
 
 
@@ -65,8 +81,9 @@ def _main(argv: list[str] | None) -> int:
         open_bag(options).close()  # a bad bag fails before the model is loaded
         from liteseg_ros.segmenter import Segmenter
 
-        segmenter = Segmenter(str(options.weights), device=options.device, precision=options.precision,
-                              input_size=options.input_size)
+        segmenter = Segmenter(
+            str(options.weights), device=options.device, precision=options.precision, input_size=options.input_size
+        )
         report = run_offline(options, segmenter)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -25,4 +25,11 @@ from liteseg_ros.model.checkpoint import (  # noqa: E402
 )
 from liteseg_ros.model.official import load_official_weights  # noqa: E402
 
-__all__ += ["CheckpointMeta", "atomic_torch_save", "load_checkpoint", "load_official_weights", "load_weights", "save_checkpoint"]
+__all__ += [
+    "CheckpointMeta",
+    "atomic_torch_save",
+    "load_checkpoint",
+    "load_official_weights",
+    "load_weights",
+    "save_checkpoint",
+]

@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 # (expansion t, channels c, repeats n, stride s) of MobileNetV2 width 1.0.
-MOBILENETV2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENETV2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 MOBILENETV2_LOW_LEVEL_BLOCKS = 4  # features[0..3] -> 24 channels at stride 4
 
 SHUFFLENET_GROUPS = 8
@@ -21,13 +29,29 @@ SHUFFLENET_STAGES = ((2, 384, 3), (3, 768, 7), (4, 1536, 3))  # (stage, out chan
 
 # Darknet19 conv layers: name -> (cin, cout, kernel, padding, dilation); pools are MaxPool2d(2, 2), 18_max is identity.
 DARKNET19_LAYERS = (
-    ("1", (3, 32, 3, 1, 1)), ("2_max", None), ("3", (32, 64, 3, 1, 1)), ("4_max", None),
-    ("5", (64, 128, 3, 1, 1)), ("6", (128, 64, 1, 0, 1)), ("7", (64, 128, 3, 1, 1)), ("8_max", None),
-    ("9", (128, 256, 3, 1, 1)), ("10", (256, 128, 1, 0, 1)), ("11", (128, 256, 3, 1, 1)), ("12_max", None),
-    ("13", (256, 512, 3, 1, 1)), ("14", (512, 256, 1, 1, 1)), ("15", (256, 512, 3, 1, 1)),
-    ("16", (512, 256, 1, 1, 1)), ("17", (256, 512, 3, 1, 1)), ("18_max", None),
-    ("19", (512, 1024, 3, 1, 2)), ("20", (1024, 512, 1, 1, 2)), ("21", (512, 1024, 3, 1, 2)),
-    ("22", (1024, 512, 1, 0, 2)), ("23", (512, 1024, 3, 1, 2)),
+    ("1", (3, 32, 3, 1, 1)),
+    ("2_max", None),
+    ("3", (32, 64, 3, 1, 1)),
+    ("4_max", None),
+    ("5", (64, 128, 3, 1, 1)),
+    ("6", (128, 64, 1, 0, 1)),
+    ("7", (64, 128, 3, 1, 1)),
+    ("8_max", None),
+    ("9", (128, 256, 3, 1, 1)),
+    ("10", (256, 128, 1, 0, 1)),
+    ("11", (128, 256, 3, 1, 1)),
+    ("12_max", None),
+    ("13", (256, 512, 3, 1, 1)),
+    ("14", (512, 256, 1, 1, 1)),
+    ("15", (256, 512, 3, 1, 1)),
+    ("16", (512, 256, 1, 1, 1)),
+    ("17", (256, 512, 3, 1, 1)),
+    ("18_max", None),
+    ("19", (512, 1024, 3, 1, 2)),
+    ("20", (1024, 512, 1, 1, 2)),
+    ("21", (512, 1024, 3, 1, 2)),
+    ("22", (1024, 512, 1, 0, 2)),
+    ("23", (512, 1024, 3, 1, 2)),
 )
 DARKNET19_LOW_LEVEL_LAYER = "7_convbatch"
 
@@ -51,7 +75,9 @@ class BackboneSpec:
 
 def _conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True)
+        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
     )
 
 
@@ -154,7 +180,10 @@ class ShuffleNetV1(nn.Module):
             units: OrderedDict[str, nn.Module] = OrderedDict()
             for i in range(repeats + 1):
                 units[f"ShuffleUnit_Stage{stage}_{i}"] = ShuffleUnit(
-                    cin if i == 0 else cout, cout, groups=groups, first_in_stage=i == 0,
+                    cin if i == 0 else cout,
+                    cout,
+                    groups=groups,
+                    first_in_stage=i == 0,
                     grouped_compress=not (stage == 2 and i == 0),
                 )
             setattr(self, f"stage{stage}", nn.Sequential(units))
@@ -182,7 +211,9 @@ class ConvBatch(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, padding: int, dilation: int):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(cin, cout, kernel, 1, padding, dilation, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True)
+            nn.Conv2d(cin, cout, kernel, 1, padding, dilation, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1, inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,8 +240,12 @@ class Darknet19Features(nn.Module):
 
 
 BACKBONE_SPECS: dict[str, BackboneSpec] = {
-    "mobilenetv2": BackboneSpec("mobilenetv2", "mobile_features", 1280, 32, 24, None, 4, 1, 1, 1280 * 1000 + 1000, "mobile_features.classifier."),
-    "shufflenet": BackboneSpec("shufflenet", "shuffle_features", 1536, 32, 384, 48, 8, 1, 1, 1536 * 1000 + 1000, "shuffle_features.module.fc."),
+    "mobilenetv2": BackboneSpec(
+        "mobilenetv2", "mobile_features", 1280, 32, 24, None, 4, 1, 1, 1280 * 1000 + 1000, "mobile_features.classifier."
+    ),
+    "shufflenet": BackboneSpec(
+        "shufflenet", "shuffle_features", 1536, 32, 384, 48, 8, 1, 1, 1536 * 1000 + 1000, "shuffle_features.module.fc."
+    ),
     "darknet19": BackboneSpec("darknet19", "resnet_features", 1024, 16, 128, 32, 4, 4, 16, 0, None),
 }
 

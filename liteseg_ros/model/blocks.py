@@ -27,7 +27,9 @@ class SeparableConv2d(nn.Module):
         return self.pointwise(self.conv1(x))
 
 
-def head_conv(cin: int, cout: int, kernel_size: int, *, separable: bool, padding: int = 0, dilation: int = 1) -> nn.Module:
+def head_conv(
+    cin: int, cout: int, kernel_size: int, *, separable: bool, padding: int = 0, dilation: int = 1
+) -> nn.Module:
     """A bias-free head convolution: separable (the released model) or standard (the ablation)."""
     if separable:
         return SeparableConv2d(cin, cout, kernel_size, padding=padding, dilation=dilation)

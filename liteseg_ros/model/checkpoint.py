@@ -44,7 +44,9 @@ class CheckpointMeta:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.update(mean=list(self.mean), std=list(self.std), input_size=list(self.input_size) if self.input_size else None)
+        data.update(
+            mean=list(self.mean), std=list(self.std), input_size=list(self.input_size) if self.input_size else None
+        )
         return data
 
     @classmethod
@@ -74,7 +76,9 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
         raise
 
 
-def save_checkpoint(path: str | os.PathLike, model: LiteSeg, meta: CheckpointMeta | None = None, *, half: bool = False) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model: LiteSeg, meta: CheckpointMeta | None = None, *, half: bool = False
+) -> Path:
     """Write ``model`` and its metadata in our format (atomically). ``half`` stores floating tensors as fp16."""
     meta = meta or CheckpointMeta.for_model(model)
     if meta.backbone != model.config.backbone or meta.num_classes != model.num_classes:
@@ -96,7 +100,9 @@ def is_our_checkpoint(obj: object) -> bool:
 
 def _model_from_payload(payload: dict, what: str) -> tuple[LiteSeg, CheckpointMeta]:
     if payload.get("format_version") != FORMAT_VERSION:
-        raise WeightsError(f"{what} has format version {payload.get('format_version')}; this liteseg_ros reads {FORMAT_VERSION}")
+        raise WeightsError(
+            f"{what} has format version {payload.get('format_version')}; this liteseg_ros reads {FORMAT_VERSION}"
+        )
     meta = CheckpointMeta.from_dict(payload.get("meta") or {}, what)
     try:
         model = LiteSeg(meta.model_config())
@@ -149,5 +155,7 @@ def load_weights(path: str | os.PathLike, backbone: str | None = None) -> tuple[
         model.eval()
         meta = CheckpointMeta.for_model(model, origin=f"authors' checkpoint {Path(path).name}")
     if backbone is not None and meta.backbone != backbone:
-        raise IncompatibleWeightsError(f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}")
+        raise IncompatibleWeightsError(
+            f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}"
+        )
     return model, meta

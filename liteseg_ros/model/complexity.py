@@ -80,7 +80,9 @@ def measure_complexity(config: LiteSegConfig, input_size: tuple[int, int]) -> Co
     )
 
 
-def time_eager_forward(model: nn.Module, input_size: tuple[int, int], *, warmup: int = 3, iters: int = 10) -> list[float]:
+def time_eager_forward(
+    model: nn.Module, input_size: tuple[int, int], *, warmup: int = 3, iters: int = 10
+) -> list[float]:
     """Seconds per eager fp32 CPU forward of a 1x3xHxW random input (after ``warmup`` passes)."""
     model = model.eval()
     x = torch.randn(1, 3, *input_size)

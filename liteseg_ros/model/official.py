@@ -92,7 +92,9 @@ def match_state_dict(model: LiteSeg, state: Mapping[str, torch.Tensor], what: st
             + (f"missing keys: {_listing(missing)}; " if missing else "")
             + (f"unexpected keys: {_listing(unexpected)}" if unexpected else "")
         )
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape
+    ]
     if wrong:
         raise IncompatibleWeightsError(f"{what} has tensors of the wrong shape: {_listing(wrong)}")
     return {k: state[k].to(v.dtype) for k, v in expected.items()}

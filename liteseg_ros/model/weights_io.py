@@ -39,7 +39,9 @@ def read_weights_file(path: str | os.PathLike) -> Any:
                 f"weights file {path} holds Python objects other than tensors and plain data; refusing to load it "
                 f"(unpickling it could run code). Re-save the weights as a plain state dict."
             ) from None
-        raise WeightsError(f"weights file {path} is not a readable PyTorch file (corrupt or not a weights file)") from None
+        raise WeightsError(
+            f"weights file {path} is not a readable PyTorch file (corrupt or not a weights file)"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError, KeyError) as error:
         raise WeightsError(
             f"weights file {path} could not be read (truncated or corrupt?): {type(error).__name__}: "

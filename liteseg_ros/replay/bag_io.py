@@ -54,7 +54,9 @@ def decode_image(message: BagMessage) -> tuple[np.ndarray, str]:
 def ground_truth_array(message: BagMessage) -> np.ndarray:
     """The mono8 label image of a ground-truth message (a zero-copy view); BagError for another encoding."""
     if message.msg.encoding not in ("mono8", "8UC1"):
-        raise BagError(f"ground-truth topic {message.topic} has encoding {message.msg.encoding}; expected mono8 label ids")
+        raise BagError(
+            f"ground-truth topic {message.topic} has encoding {message.msg.encoding}; expected mono8 label ids"
+        )
     return image_msg_to_array(message.msg)
 
 
@@ -87,9 +89,13 @@ class BagSource:
             return requested
         candidates = [t for t in images if not _looks_like_ground_truth(t)]
         if not images:
-            raise BagError(f"bag {self.path} has no Image or CompressedImage topic (topics: {', '.join(self.topics) or 'none'})")
+            raise BagError(
+                f"bag {self.path} has no Image or CompressedImage topic (topics: {', '.join(self.topics) or 'none'})"
+            )
         if len(candidates) != 1:
-            raise BagError(f"bag {self.path} has several image topics ({', '.join(images)}): pick one with --image-topic")
+            raise BagError(
+                f"bag {self.path} has several image topics ({', '.join(images)}): pick one with --image-topic"
+            )
         return candidates[0]
 
     def _check_gt_topic(self, requested: str | None) -> str | None:
@@ -166,8 +172,15 @@ class BagSink:
                 continue
             array = np.ascontiguousarray(array)
             channels = 1 if array.ndim == 2 else array.shape[2]
-            msg = image_cls(header=header, height=array.shape[0], width=array.shape[1], encoding=OUTPUT_ENCODINGS[name],
-                            is_bigendian=0, step=array.shape[1] * channels, data=array.reshape(-1))
+            msg = image_cls(
+                header=header,
+                height=array.shape[0],
+                width=array.shape[1],
+                encoding=OUTPUT_ENCODINGS[name],
+                is_bigendian=0,
+                step=array.shape[1] * channels,
+                data=array.reshape(-1),
+            )
             self._writer.write(self._outputs[name], timestamp_ns, self.typestore.serialize_cdr(msg, IMAGE_TYPE))
         self.frames += 1
 

@@ -12,7 +12,9 @@ GT_ENCODINGS = ("labelids", "trainids")
 
 
 class StampMatcher:
-    """Joins masks and ground truths that may arrive in either order; unmatched ones wait (bounded by ``max_pending``)."""
+    """Joins masks and ground truths that may arrive in either order.
+
+    Unmatched ones wait, at most ``max_pending`` of them."""
 
     def __init__(self, gt_encoding: str = "labelids", max_pending: int = 256):
         if gt_encoding not in GT_ENCODINGS:

@@ -74,7 +74,7 @@ class _Replayer:
         start = time.perf_counter()
         try:
             image, encoding = decode_image(message)
-            result = self.segmenter.seg(image, encoding=encoding)
+            result = self.segmenter.segment(image, encoding=encoding)
         except ImageError as error:
             self.report.rejected_frames += 1
             LOG.warning("frame at %.3f s rejected: %s", stamp_ns(message.msg.header) / 1e9, error)

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 
-
 def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
     """p50 / p95 / max of a list of durations in seconds, in milliseconds (None when empty)."""
     if not seconds:
@@ -50,19 +49,25 @@ class ReplayReport:
         lat = self.latency_ms
         fmt = lambda v: "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
         lines = [
-            f"# liteseg replay report ({self.mode})", "",
-            f"- bag: `{self.bag}`, image topic `{self.image_topic}`", f"- model: {self.model}",
+            f"# liteseg replay report ({self.mode})",
+            "",
+            f"- bag: `{self.bag}`, image topic `{self.image_topic}`",
+            f"- model: {self.model}",
             f"- frames: {self.frames} (rejected {self.rejected_frames}"
             + (f", published {self.published_frames}, dropped {self.dropped_frames}" if self.mode == "live" else "")
-            + ")" + (" - INTERRUPTED" if self.interrupted else ""),
+            + ")"
+            + (" - INTERRUPTED" if self.interrupted else ""),
             f"- throughput: {fmt(self.fps)} FPS",
-            f"- latency ({self.latency_definition}): p50 {fmt(lat['p50'])} ms, p95 {fmt(lat['p95'])} ms, max {fmt(lat['max'])} ms",
+            f"- latency ({self.latency_definition}): p50 {fmt(lat['p50'])} ms, p95 {fmt(lat['p95'])} ms, "
+            f"max {fmt(lat['max'])} ms",
             f"- class mIoU: {fmt(self.miou)}, category mIoU: {fmt(self.category_miou)} over {self.gt_frames} frames",
         ]
         if self.per_class:
             lines += ["", "| class | IoU |", "|---|---|"] + [f"| {k} | {fmt(v)} |" for k, v in self.per_class.items()]
         if self.per_category:
-            lines += ["", "| category | IoU |", "|---|---|"] + [f"| {k} | {fmt(v)} |" for k, v in self.per_category.items()]
+            lines += ["", "| category | IoU |", "|---|---|"] + [
+                f"| {k} | {fmt(v)} |" for k, v in self.per_category.items()
+            ]
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path) -> tuple[Path, Path]:

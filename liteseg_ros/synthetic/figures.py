@@ -179,7 +179,8 @@ class Cyclist(Figure):
         canvas.polygon(sp.poly([(hip[0] - 0.16 * f, hip[1]), (hip[0] + 0.15 * f, hip[1] - 0.02),
                                 (shoulder[0] + 0.12 * f, shoulder[1]), (shoulder[0] - 0.17 * f, shoulder[1] + 0.02)]),
                        self.jacket, value)
-        canvas.line([sp.p(*shoulder), sp.p(*bar)], pal.shade(self.jacket, 0.85), value, max(sp.px(0.13), canvas.min_px * 2))
+        arm_width = max(sp.px(0.13), canvas.min_px * 2)
+        canvas.line([sp.p(*shoulder), sp.p(*bar)], pal.shade(self.jacket, 0.85), value, arm_width)
         head = (shoulder[0] + 0.08 * f, shoulder[1] + 0.2)
         canvas.ellipse(sp.oval(head[0], head[1], 0.13, 0.14), self.helmet, value)
 
@@ -212,8 +213,12 @@ class Pole(Figure):
         canvas.polygon(sp.rect(-half, 0.0, half, self.height), color, value)
         s = self.road_side
         if self.lamp_arm:
-            canvas.line([sp.p(0.0, self.height - 0.2), sp.p(1.0 * s, self.height + 0.25), sp.p(1.8 * s, self.height + 0.2)],
-                        color, value, max(sp.px(0.1), canvas.min_px))
+            canvas.line(
+                [sp.p(0.0, self.height - 0.2), sp.p(1.0 * s, self.height + 0.25), sp.p(1.8 * s, self.height + 0.2)],
+                color,
+                value,
+                max(sp.px(0.1), canvas.min_px),
+            )
             canvas.polygon(sp.rect(1.5 * s, self.height, 2.1 * s, self.height + 0.25), pal.shade(color, 0.7), value)
         if self.sign_y is not None:
             self._draw_sign(canvas, sp)
@@ -313,15 +318,30 @@ def crown_blobs(rng: np.random.Generator, radius: float, greens: tuple[Color, ..
         angle = 2 * math.pi * i / count + rng.uniform(-0.4, 0.4)
         dist = radius * rng.uniform(0.25, 0.55)
         r = radius * rng.uniform(0.45, 0.7)
-        blobs.append((dist * math.cos(angle), radius + dist * math.sin(angle) * 0.8, r, r * rng.uniform(0.8, 1.1),
-                      pal.pick(rng, greens, 8.0)))
+        blobs.append(
+            (
+                dist * math.cos(angle),
+                radius + dist * math.sin(angle) * 0.8,
+                r,
+                r * rng.uniform(0.8, 1.1),
+                pal.pick(rng, greens, 8.0),
+            )
+        )
     blobs.append((0.0, radius, radius * 0.7, radius * 0.75, pal.pick(rng, greens, 8.0)))
     return tuple(blobs)
 
 
 def random_person(rng: np.random.Generator, x: float, z: float, vx: float = 0.0, vz: float = 0.0) -> Person:
     """A pedestrian of random height and clothing at (x, z), walking with (vx, vz) m/s."""
-    return Person(x=x, z=z, vx=vx, vz=vz, height=rng.uniform(1.55, 1.95), skin=pal.pick(rng, pal.SKIN, 6.0),
-                  shirt=pal.pick(rng, pal.CLOTHES, 14.0), trousers=pal.pick(rng, pal.TROUSERS, 8.0),
-                  hair=pal.pick(rng, ((40, 30, 24), (90, 64, 40), (20, 20, 20), (160, 130, 80)), 6.0),
-                  stride=rng.uniform(-1.0, 1.0))
+    return Person(
+        x=x,
+        z=z,
+        vx=vx,
+        vz=vz,
+        height=rng.uniform(1.55, 1.95),
+        skin=pal.pick(rng, pal.SKIN, 6.0),
+        shirt=pal.pick(rng, pal.CLOTHES, 14.0),
+        trousers=pal.pick(rng, pal.TROUSERS, 8.0),
+        hair=pal.pick(rng, ((40, 30, 24), (90, 64, 40), (20, 20, 20), (160, 130, 80)), 6.0),
+        stride=rng.uniform(-1.0, 1.0),
+    )

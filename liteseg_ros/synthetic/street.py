@@ -167,14 +167,25 @@ def poles(rng: np.random.Generator, layout: Layout, side: Side, span: Span) -> l
         if light_y is not None and sign_y is not None:
             sign_y = min(sign_y, light_y - 1.0)
         shape = str(rng.choice(["circle", "triangle", "square", "diamond"]))
-        out.append(Pole(
-            x=x + rng.uniform(-0.2, 0.2), z=z, height=rng.uniform(3.0, 8.0) if light_y is None else rng.uniform(4.0, 7.0),
-            width=rng.uniform(0.3, 0.45), color=pal.pick(rng, pal.POLE, 8.0), road_side=road_side,
-            lamp_arm=bool(rng.random() < 0.35), light_y=light_y, light_housing=pal.pick(rng, pal.LIGHT_HOUSING, 4.0),
-            light_backplate=pal.pick(rng, pal.LIGHT_BACKPLATES, 4.0) if rng.random() < 0.6 else None,
-            lit=int(rng.integers(3)), sign_y=sign_y, sign_shape=shape,
-            sign_colors=pal.SIGN_FACES[int(rng.integers(len(pal.SIGN_FACES)))], sign_size=rng.uniform(0.75, 1.1),
-        ))
+        out.append(
+            Pole(
+                x=x + rng.uniform(-0.2, 0.2),
+                z=z,
+                height=rng.uniform(3.0, 8.0) if light_y is None else rng.uniform(4.0, 7.0),
+                width=rng.uniform(0.3, 0.45),
+                color=pal.pick(rng, pal.POLE, 8.0),
+                road_side=road_side,
+                lamp_arm=bool(rng.random() < 0.35),
+                light_y=light_y,
+                light_housing=pal.pick(rng, pal.LIGHT_HOUSING, 4.0),
+                light_backplate=pal.pick(rng, pal.LIGHT_BACKPLATES, 4.0) if rng.random() < 0.6 else None,
+                lit=int(rng.integers(3)),
+                sign_y=sign_y,
+                sign_shape=shape,
+                sign_colors=pal.SIGN_FACES[int(rng.integers(len(pal.SIGN_FACES)))],
+                sign_size=rng.uniform(0.75, 1.1),
+            )
+        )
         z += rng.uniform(6.0, 16.0)
     return out
 
@@ -200,8 +211,14 @@ def trees(rng: np.random.Generator, layout: Layout, side: Side, span: Span) -> l
 
 def _tree(rng: np.random.Generator, x: float, z: float) -> Tree:
     radius = rng.uniform(1.4, 3.2)
-    return Tree(x=x, z=z, trunk_h=rng.uniform(1.8, 3.5), trunk_w=rng.uniform(0.22, 0.4),
-                crown=crown_blobs(rng, radius, pal.VEGETATION), trunk_color=pal.pick(rng, pal.TRUNK, 6.0))
+    return Tree(
+        x=x,
+        z=z,
+        trunk_h=rng.uniform(1.8, 3.5),
+        trunk_w=rng.uniform(0.22, 0.4),
+        crown=crown_blobs(rng, radius, pal.VEGETATION),
+        trunk_color=pal.pick(rng, pal.TRUNK, 6.0),
+    )
 
 
 def pedestrians(rng: np.random.Generator, layout: Layout, side: Side, span: Span) -> list[WorldObject]:
@@ -215,9 +232,16 @@ def pedestrians(rng: np.random.Generator, layout: Layout, side: Side, span: Span
         for _ in range(1 if rng.random() < 0.7 else int(rng.integers(2, 4))):  # alone or in a small group
             out.append(random_person(rng, x + rng.uniform(-0.5, 0.5), z + rng.uniform(0.0, 1.5), vz=walk_speed))
         if rng.random() < 0.25:  # a parked bicycle next to the walker
-            out.append(Cyclist(x=side.x_at(edge, walk.inner + 0.7), z=z + rng.uniform(1.0, 4.0), kind="bicycle",
-                               facing=float(rng.choice([-1.0, 1.0])), frame=pal.pick(rng, pal.BICYCLE, 10.0),
-                               jacket=None))
+            out.append(
+                Cyclist(
+                    x=side.x_at(edge, walk.inner + 0.7),
+                    z=z + rng.uniform(1.0, 4.0),
+                    kind="bicycle",
+                    facing=float(rng.choice([-1.0, 1.0])),
+                    frame=pal.pick(rng, pal.BICYCLE, 10.0),
+                    jacket=None,
+                )
+            )
         z += rng.uniform(3.0, 12.0)
     return out
 

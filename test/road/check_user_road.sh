@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The user's road, travelled as a user travels it (run by `make test`, so CI travels it too):
+#   1. a fresh venv with only torch==2.13.0 and `pip install .[ros]` from a clean copy of the tree (not editable);
+#   2. segmentation_node on its defaults answers one frame from a plain rclpy publisher with the right mask;
+#   3. liteseg-synth --bag + liteseg-replay offline;
+#   4. without `onnx` (it has no rosdep key): the node still works, with exactly one more warning line;
+#   5. the test suite collects (optional test dependencies skip, nothing fails to import).
+# Usage: test/road/check_user_road.sh [PYTHON]   (default python3; set ROAD_KEEP=1 to keep the work folder)
+set -euo pipefail
+PYTHON=${1:-python3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/liteseg_road.XXXXXX")
+NODE_PID=""
+cleanup() {
+  [ -n "$NODE_PID" ] && kill -INT "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null || true
+  [ "${ROAD_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+step() { printf '\n== road: %s (%ss)\n' "$1" "$SECONDS"; }
+die() { echo "road: FAILED: $*" >&2; exit 1; }
+
+step "clean copy of the tree and a fresh venv with torch==2.13.0 + .[ros]"
+mkdir -p "$WORK/src"
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) | tar -xf - -C "$WORK/src"
+"$PYTHON" -m venv "$WORK/venv"
+VENV="$WORK/venv/bin"
+"$VENV/python" -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+"$VENV/python" -m pip install -q --disable-pip-version-check "$WORK/src[ros]" 2>&1 | grep -v "is ignored" || true
+cd "$WORK"  # nothing of the source tree is importable from here
+"$VENV/python" -c "import liteseg_ros, sys; assert liteseg_ros.__file__.startswith(sys.prefix), liteseg_ros.__file__" \
+  || die "liteseg_ros is not installed into the venv"
+eval "$("$VENV/python" -c 'from liteseg_ros.ros_env import isolated_ros_environment as e
+print(" ".join(f"export {k}={v}" for k, v in e().items()))')"
+echo "ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
+export RCUTILS_COLORIZED_OUTPUT=0 PYTHONUNBUFFERED=1
+
+# node_answers LOG: start segmentation_node with its defaults, check one frame, stop it with SIGINT (exit 0).
+node_answers() {
+  "$VENV/segmentation_node" >"$1" 2>&1 &
+  NODE_PID=$!
+  if ! "$VENV/python" "$WORK/src/test/road/one_frame.py"; then
+    kill -INT "$NODE_PID" 2>/dev/null || true; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=""
+    echo "--- node log (last 20 lines):" >&2; tail -n 20 "$1" >&2
+    die "segmentation_node did not answer correctly"
+  fi
+  kill -INT "$NODE_PID"
+  local code=0
+  wait "$NODE_PID" || code=$?
+  NODE_PID=""
+  [ "$code" = 0 ] || { tail -n 20 "$1" >&2; die "segmentation_node exited with $code after SIGINT"; }
+  ! grep -q Traceback "$1" || { cat "$1" >&2; die "traceback in the node's log"; }
+}
+
+step "segmentation_node with its defaults answers one frame"
+node_answers "$WORK/node.log"
+grep "segmenting" "$WORK/node.log" | sed 's/^/  /'
+grep -q "(bn-folded, onnxruntime)" "$WORK/node.log" || die "the CPU default is not onnxruntime with onnx installed"
+warnings_with_onnx=$(grep -c "^\[WARN\]" "$WORK/node.log" || true)
+
+step "liteseg-synth --bag and liteseg-replay offline"
+"$VENV/liteseg-synth" --bag "$WORK/drive" --frames 6 --height 180 --width 320 --seed 5 >/dev/null
+"$VENV/liteseg-replay" "$WORK/drive" --out "$WORK/replay" --gt-topic /camera/labels --input-size 180x320 \
+  --device cpu --json >"$WORK/replay.json"
+"$VENV/python" - "$WORK/replay.json" <<'PY' || die "liteseg-replay's report is wrong"
+import json, sys
+report = json.load(open(sys.argv[1]))
+print(f"  replay: {report['frames']} frames, class mIoU {report['miou']:.3f}")
+assert report["frames"] == 6, report["frames"]
+assert report["miou"] >= 0.5, report["miou"]
+PY
+[ -d "$WORK/replay/bag" ] || die "liteseg-replay wrote no output bag"
+
+step "without onnx: the node still answers, with one warning more"
+"$VENV/python" -m pip uninstall -q -y onnx
+node_answers "$WORK/node_without_onnx.log"
+warnings_without_onnx=$(grep -c "^\[WARN\]" "$WORK/node_without_onnx.log" || true)
+grep "onnx is not installed" "$WORK/node_without_onnx.log" | sed 's/^/  /'
+[ "$warnings_without_onnx" = $((warnings_with_onnx + 1)) ] \
+  || die "expected $((warnings_with_onnx + 1)) warning lines without onnx, got $warnings_without_onnx"
+grep -q "using torchscript_freeze instead" "$WORK/node_without_onnx.log" || die "no fallback warning"
+
+step "the test suite collects with only the runtime and pytest installed"
+"$VENV/python" -m pip install -q --disable-pip-version-check "pytest>=8.4,<9" pytest-timeout 2>&1 | grep -v "is ignored" || true
+(cd "$WORK/src" && "$VENV/pytest" --collect-only -q -p no:cacheprovider test >"$WORK/collect.log" 2>&1) \
+  || { tail -n 30 "$WORK/collect.log" >&2; die "pytest cannot collect the suite in a runtime-only install"; }
+tail -n 1 "$WORK/collect.log" | sed 's/^/  /'
+
+step "done: the user's road works"
