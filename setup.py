@@ -53,7 +53,7 @@ setup(
             "liteseg-replay = liteseg_ros.cli.replay:main",
             "liteseg-eval = training.evaluate:main",
             "liteseg-train = training.train:main",
-            "segmentation_node = liteseg_ros.node:main",
+            "segmentation_node = liteseg_ros.node_entry:main",
             "liteseg-demo = liteseg_ros.demo:main",
         ],
     },

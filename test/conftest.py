@@ -8,6 +8,7 @@ rclpy.init, so child processes inherit them. Nothing here mocks ROS.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,24 @@ import pytest
 from liteseg_ros.ros_env import isolated_ros_environment
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_EXECUTABLE = Path(sys.executable).parent / "segmentation_node"
+
+
+def installed_script(name: str) -> Path:
+    """A console script of this package: beside this Python (pip, the venv), in the ament prefix's
+    lib/liteseg_ros (colcon, for `colcon test`), or on PATH."""
+    candidates = [Path(sys.executable).parent / name]
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        candidates.append(Path(get_package_prefix("liteseg_ros")) / "lib" / "liteseg_ros" / name)
+    except Exception:  # ament_index_python missing, or the package not on AMENT_PREFIX_PATH
+        pass
+    on_path = shutil.which(name)
+    candidates += [Path(on_path)] if on_path else []
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+NODE_EXECUTABLE = installed_script("segmentation_node")
 
 
 _SESSION_ROS_ENV: dict[str, str] = {}

@@ -38,8 +38,13 @@ def tiny_weights() -> str:
     return str(path)
 
 
+def exited_processes(proc_info) -> list:
+    """launch_testing's ProcessExited events so far (its proc_info also holds ProcessStarted events)."""
+    return [event for event in proc_info if getattr(event, "returncode", None) is not None]
+
+
 def exit_report(exited, proc_output, lines: int = 15) -> str:
-    """Which launched processes exited (launch_testing's ProcessExited events), with the last lines each printed."""
+    """Which launched processes exited (ProcessExited events), with the last lines each printed."""
     parts = []
     for event in exited:
         name = event.action.process_details["name"]

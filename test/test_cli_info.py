@@ -2,18 +2,16 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import torch
 
 from liteseg_ros.model import build_liteseg, save_checkpoint
 
-BIN = Path(sys.executable).parent
+from conftest import installed_script
 
 
 def _run(*args):
-    run = subprocess.run([BIN / "liteseg-info", *args], capture_output=True, text=True)
+    run = subprocess.run([installed_script("liteseg-info"), *args], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -42,6 +40,8 @@ def test_table_names_counter_and_timing_column(tmp_path):
 
 def test_bad_size_is_a_usage_error():
     run = subprocess.run(
-        [BIN / "liteseg-info", "--backbone", "darknet19", "--size", "362x640"], capture_output=True, text=True
+        [installed_script("liteseg-info"), "--backbone", "darknet19", "--size", "362x640"],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 2 and "multiples of 4" in run.stderr and "Traceback" not in run.stderr

@@ -114,7 +114,7 @@ def test_launched_executables_exist(launch_tree, setup_kwargs):
         entry.split("=")[0].strip(): entry.split("=")[1].strip()
         for entry in setup_kwargs["entry_points"]["console_scripts"]
     }
-    assert scripts["segmentation_node"] == "liteseg_ros.node:main"
+    assert scripts["segmentation_node"] == "liteseg_ros.node_entry:main"
 
 
 def test_referenced_config_files_exist_and_are_installed(launch_tree, setup_kwargs):

@@ -3,7 +3,6 @@
 import os
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,9 @@ from liteseg_ros.errors import IncompatibleWeightsError, WeightsError
 from liteseg_ros.model import BACKBONES, build_liteseg, load_checkpoint, load_official_weights, load_weights
 
 from authors_schema import random_authors_state_dict, save_authors_checkpoint
+from conftest import installed_script
 
 torch.set_num_threads(2)
-BIN = Path(sys.executable).parent
 
 
 def _loaded(backbone, source):
@@ -85,7 +84,7 @@ def test_convert_cli_gives_bit_identical_logits(tmp_path, backbone):
     source = save_authors_checkpoint(state, tmp_path / "authors.pth", legacy=True)
     out = tmp_path / "ours.pt"
     run = subprocess.run(
-        [BIN / "liteseg-convert", source, "--backbone", backbone, "-o", out], capture_output=True, text=True
+        [installed_script("liteseg-convert"), source, "--backbone", backbone, "-o", out], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
     converted, meta = load_checkpoint(out)
@@ -144,7 +143,7 @@ def test_bad_files_give_clear_errors_and_run_nothing(tmp_path, case):
             loader(path)
         assert str(path) in str(error.value)
     run = subprocess.run(
-        [BIN / "liteseg-convert", path, "--backbone", "mobilenetv2", "-o", tmp_path / "o.pt"],
+        [installed_script("liteseg-convert"), path, "--backbone", "mobilenetv2", "-o", tmp_path / "o.pt"],
         capture_output=True,
         text=True,
     )

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.replay.offline import ReplayOptions, run_offline
 
 from bag_factory import read_bag, write_bag
+from conftest import installed_script
 
-BIN = Path(sys.executable).parent
 INPUT = "64x96"
 torch.set_num_threads(1)
 
@@ -42,8 +41,25 @@ def segmenter(weights):
 
 
 def replay(bag, out, weights, *extra):
-    return subprocess.run([BIN / "liteseg-replay", bag, "--out", out, "--weights", weights, "--input-size", INPUT,
-                           "--device", "cpu", "--json", *extra], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            installed_script("liteseg-replay"),
+            bag,
+            "--out",
+            out,
+            "--weights",
+            weights,
+            "--input-size",
+            INPUT,
+            "--device",
+            "cpu",
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _eval_by_cityscapes_tool(masks_by_stamp, gt_by_stamp, tmp_path):
@@ -54,8 +70,11 @@ def _eval_by_cityscapes_tool(masks_by_stamp, gt_by_stamp, tmp_path):
         name = f"city_{index:06d}_000019"
         PILImage.fromarray(TRAIN_ID_TO_ID[masks_by_stamp[stamp]]).save(pred_dir / f"{name}_pred.png")
         PILImage.fromarray(gt_by_stamp[stamp]).save(gt_dir / f"{name}_gtFine_labelIds.png")
-    run = subprocess.run([BIN / "liteseg-eval", "--pred-dir", pred_dir, "--gt-dir", tmp_path / "gt", "--json"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [installed_script("liteseg-eval"), "--pred-dir", pred_dir, "--gt-dir", tmp_path / "gt", "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -229,7 +248,7 @@ def test_interrupted_replay_leaves_a_readable_bag_and_a_report(tmp_path, weights
 def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
     bag = write_bag(tmp_path / "in", frames=2)
     proc = subprocess.Popen(
-        [BIN / "liteseg-replay", bag, "--out", tmp_path / "out", "--live", "--json"],
+        [installed_script("liteseg-replay"), bag, "--out", tmp_path / "out", "--live", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -269,7 +288,7 @@ def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, 
     try:
         run = subprocess.run(
             [
-                BIN / "liteseg-replay",
+                installed_script("liteseg-replay"),
                 bag,
                 "--out",
                 tmp_path / "out",

@@ -8,12 +8,15 @@ have exited with 0.
 """
 
 import os
+import sys
 import time
 import unittest
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("launch_testing")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # launch_fixtures, also when run by `launch_test`
 pytest.importorskip("launch_ros")
 
 import launch  # noqa: E402
@@ -27,7 +30,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from liteseg_ros.ros_env import isolated_ros_environment  # noqa: E402
 
-from launch_fixtures import exit_report, launch_file, tiny_weights  # noqa: E402
+from launch_fixtures import exit_report, exited_processes, launch_file, tiny_weights  # noqa: E402
 
 NAMESPACE = "launch_test"
 CAMERA_TOPIC = "/launch_test_camera/image_raw"
@@ -67,7 +70,7 @@ class TestSegmentLaunch(unittest.TestCase):
         publisher = self.node.create_publisher(Image, CAMERA_TOPIC, 10)
         deadline = time.monotonic() + 120.0
         while not masks and time.monotonic() < deadline:
-            exited = list(proc_info)  # launch_testing records a process here when it exits
+            exited = exited_processes(proc_info)
             if exited:
                 self.fail(exit_report(exited, proc_output))
             frame = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, data=bytes(HEIGHT * WIDTH * 3))

@@ -7,12 +7,15 @@ installed (the test must not open a window).
 """
 
 import os
+import sys
 import time
 import unittest
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("launch_testing")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # launch_fixtures, also when run by `launch_test`
 pytest.importorskip("launch_ros")
 
 import launch  # noqa: E402
@@ -26,7 +29,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from liteseg_ros.ros_env import isolated_ros_environment  # noqa: E402
 
-from launch_fixtures import exit_report, launch_file, rviz2_installed, tiny_weights  # noqa: E402
+from launch_fixtures import exit_report, exited_processes, launch_file, rviz2_installed, tiny_weights  # noqa: E402
 
 if rviz2_installed():
     pytest.skip("rviz2 is installed: this test is about launching without it", allow_module_level=True)
@@ -66,7 +69,7 @@ class TestLaunchWithoutRviz2(unittest.TestCase):
         publisher = self.node.create_publisher(Image, f"/{NAMESPACE}/camera/image_raw", 10)
         deadline = time.monotonic() + 120.0
         while not masks and time.monotonic() < deadline:
-            exited = list(proc_info)
+            exited = exited_processes(proc_info)
             if exited:
                 self.fail(exit_report(exited, proc_output))
             frame = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, data=bytes(HEIGHT * WIDTH * 3))
