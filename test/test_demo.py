@@ -8,7 +8,9 @@ from pathlib import Path
 
 from liteseg_ros.bundled import bundled_model_path
 
-from bag_factory import read_bag
+from bag_factory import needs_rosbags, read_bag
+
+pytestmark = needs_rosbags
 
 ROOT = Path(__file__).resolve().parent.parent
 

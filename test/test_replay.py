@@ -17,8 +17,10 @@ from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.replay.offline import ReplayOptions, run_offline
 
-from bag_factory import read_bag, write_bag
+from bag_factory import needs_rosbags, read_bag, write_bag
 from conftest import installed_script
+
+pytestmark = needs_rosbags
 
 INPUT = "64x96"
 torch.set_num_threads(1)

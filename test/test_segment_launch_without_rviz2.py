@@ -31,9 +31,6 @@ from liteseg_ros.ros_env import isolated_ros_environment  # noqa: E402
 
 from launch_fixtures import exit_report, exited_processes, launch_file, rviz2_installed, tiny_weights  # noqa: E402
 
-if rviz2_installed():
-    pytest.skip("rviz2 is installed: this test is about launching without it", allow_module_level=True)
-
 NAMESPACE = "no_rviz"
 HEIGHT, WIDTH = 48, 80
 
@@ -42,6 +39,7 @@ if "ROS_AUTOMATIC_DISCOVERY_RANGE" not in os.environ:  # not already isolated by
 
 
 @pytest.mark.launch_test
+@pytest.mark.skipif(rviz2_installed(), reason="rviz2 is installed: this test is about launching without it")
 @launch_testing.markers.keep_alive
 def generate_test_description():
     segment = IncludeLaunchDescription(

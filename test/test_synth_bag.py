@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("rosbags", reason="rosbags is not installed (pip install rosbags; rosdep key python3-rosbags-pip)")
-from rosbags.rosbag2 import Reader  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
-
 from liteseg_ros.cli.synth import main as synth_main
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.synthetic import Drive, write_drive_bag
 from liteseg_ros.synthetic.bag_writer import START_NS
+
+from bag_factory import HAVE_ROSBAGS, needs_rosbags
+
+if HAVE_ROSBAGS:
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+pytestmark = needs_rosbags
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
 H, W, FRAMES, RATE, SEED = 48, 96, 6, 5.0, 21
