@@ -26,7 +26,8 @@ setup(
     ],
     # onnx: the CPU default exports the network to ONNX (in memory) for onnxruntime; without it the Segmenter
     # warns once and runs TorchScript instead.
-    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime", "onnx"],
+    # opencv-python-headless: the camera encodings (YUV, NV21, Bayer) convert as OpenCV (and cv_bridge) converts them.
+    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime", "onnx", "opencv-python-headless"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",

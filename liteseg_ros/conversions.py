@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from liteseg_ros.camera_encodings import CAMERA_ENCODINGS, camera_encoding_to_rgb
 from liteseg_ros.errors import ImageError
 
 
@@ -47,9 +48,9 @@ PIXEL_FORMATS: dict[str, PixelFormat] = {
     "bgr16": PixelFormat(3, 2, "bgr8"),
     "mono16": PixelFormat(1, 2, "mono8"),
 }
-"""Raw encodings this module reads. 16-bit images are reduced to 8 bits for segmentation."""
+"""Raw encodings read as zero-copy views. 16-bit images are reduced to 8 bits for segmentation."""
 
-SUPPORTED_ENCODINGS = tuple(PIXEL_FORMATS)
+SUPPORTED_ENCODINGS = tuple(PIXEL_FORMATS) + tuple(CAMERA_ENCODINGS)
 OUTPUT_ENCODINGS = {"mono8": 1, "rgb8": 3}
 
 
@@ -151,9 +152,22 @@ def image_msg_to_array(msg: Any) -> np.ndarray:
     )
 
 
+def raw_to_segmenter_input(
+    data: Any, height: int, width: int, encoding: str, step: int, is_bigendian: bool = False
+) -> tuple[np.ndarray, str]:
+    """Decode a raw frame of any supported encoding into the Segmenter's ``(image, encoding)``.
+
+    Plain encodings are zero-copy views (:func:`array_from_buffer`); camera encodings (YUV, NV21/NV24, Bayer:
+    :mod:`liteseg_ros.camera_encodings`) are converted to rgb8.
+    """
+    if encoding in CAMERA_ENCODINGS:
+        return camera_encoding_to_rgb(data, height, width, encoding, step, is_bigendian), "rgb8"
+    return to_segmenter_input(array_from_buffer(data, height, width, encoding, step, is_bigendian), encoding)
+
+
 def image_msg_to_segmenter_input(msg: Any) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/Image into the Segmenter's ``(image, encoding)``."""
-    return to_segmenter_input(image_msg_to_array(msg), msg.encoding)
+    return raw_to_segmenter_input(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian))
 
 
 def compressed_msg_to_segmenter_input(msg: Any) -> tuple[np.ndarray, str]:

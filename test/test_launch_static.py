@@ -180,7 +180,8 @@ def test_package_xml_declares_the_runtime_dependencies_with_keys_rosdep_resolves
     assert declared <= set(ROSDEP_KEYS), f"keys rosdep cannot resolve: {sorted(declared - set(ROSDEP_KEYS))}"
     exec_depends = {element.text for element in root.findall("exec_depend")}
     assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "python3-numpy", "python3-pil", "python3-yaml",
-            "python3-torch", "python3-onnxruntime-pip", "python3-rosbags-pip", "ament_index_python", "launch",
+            "python3-torch", "python3-opencv", "python3-onnxruntime-pip", "python3-rosbags-pip", "ament_index_python",
+            "launch",
             "launch_ros"} <= exec_depends
     assert "rviz2" not in exec_depends, "rviz2 is optional: a robot need not install it"
     assert {element.text for element in root.findall("test_depend")} >= {"python3-pytest", "launch_testing"}
