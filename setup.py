@@ -47,6 +47,7 @@ setup(
     entry_points={
         "console_scripts": [
             "liteseg-convert = liteseg_ros.cli.convert:main",
+            "liteseg-weights = liteseg_ros.cli.weights:main",
             "liteseg-info = liteseg_ros.cli.info:main",
             "liteseg-bench = liteseg_ros.cli.bench:main",
             "liteseg-export = liteseg_ros.cli.export:main",

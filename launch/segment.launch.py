@@ -25,7 +25,8 @@ RVIZ_TOPIC_PREFIX = f"/{NODE_NAME}/"
 # Launch arguments that override a node parameter when given: name -> (type, description).
 PARAMETER_ARGUMENTS = {
     "backbone": (str, "Backbone: mobilenetv2, shufflenet or darknet19 (empty: params file)"),
-    "weights": (str, "Weights file, our .pt or the authors' .pth (empty: params file, then the bundled model)"),
+    "weights": (str, "Weights file (our .pt or the authors' .pth), or cityscapes: the authors' model of the backbone "
+                     "after 'liteseg-weights fetch' (empty: params file, then the bundled model)"),
     "input_width": (int, "Network input width in pixels (empty: params file)"),
     "input_height": (int, "Network input height in pixels (empty: params file)"),
     "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),

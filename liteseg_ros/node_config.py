@@ -45,7 +45,8 @@ _OUTPUT_SWITCH_TEXT = (
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
                   "Must match the weights file."),
-    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth. Empty: the bundled "
+    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth, or 'cityscapes' (the "
+                  "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
                   "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
     ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
                   "input's resolution.", integer_range=(32, MAX_INPUT_SIDE)),
@@ -190,12 +191,18 @@ class NodeConfig:
 
 
 def resolve_weights(config: NodeConfig) -> Path:
-    """Return the weights file to load (``weights``, or the bundled model when it is empty).
+    """Return the weights file to load: ``weights`` as a path, a published name (``cityscapes`` = the authors'
+    model of ``backbone``, fetched by ``liteseg-weights``), or the bundled model when it is empty.
 
-    Raises WeightsError when the file does not exist.
+    Raises WeightsError when the file does not exist (for a published name: how to fetch it).
     """
     if not config.weights:
         return bundled_model_path(config.backbone)
+    from liteseg_ros.weights_catalog import resolve_published
+
+    published = resolve_published(config.weights, config.backbone)
+    if published is not None:
+        return published
     path = Path(config.weights).expanduser()
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; set weights:=/path/to/checkpoint.pt")

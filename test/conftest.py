@@ -188,7 +188,8 @@ def node_environment() -> dict[str, str]:
 
 
 def spawn_node(
-    log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = ()
+    log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> NodeProcess:
     """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ def spawn_node(
         args += ["-p", f"{name}:={value}"]
     args += list(extra_args)
     with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
-        process = subprocess.Popen(args, stdout=out, stderr=err, env=node_environment(), cwd=ROOT)
+        process = subprocess.Popen(args, stdout=out, stderr=err, env={**node_environment(), **(env or {})}, cwd=ROOT)
     return NodeProcess(process, log_dir, namespace)
 
 

@@ -68,3 +68,26 @@ def test_optimizer_follows_the_config(source_model):
     assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (1e-7, 0.9, True, 4e-5)
     adam = build_optimizer(load_config(None, ["optim.name=adam"]), source_model, 1e-3)
     assert isinstance(adam, torch.optim.Adam)
+
+
+def _imagenet_file(backbone: str, path) -> dict:
+    """An ImageNet backbone file in the layout of those the authors' README links: MobileNetV2 a plain legacy
+    pickle with the classifier head; ShuffleNet 1g8 saved from DataParallel (``module.`` keys, ``fc`` head)
+    inside a ``state_dict`` wrapper. Returns the backbone's tensors."""
+    source = build_liteseg(backbone)
+    features = getattr(source, source.spec.attribute).state_dict()
+    if backbone == "mobilenetv2":
+        payload = {**features, "classifier.1.weight": torch.zeros(1000, 1280), "classifier.1.bias": torch.zeros(1000)}
+    else:
+        payload = {"state_dict": {**{f"module.{key.removeprefix('module.')}": value for key, value in features.items()},
+                                  "module.fc.weight": torch.zeros(1000, 1536)}, "epoch": 90, "best_prec1": 67.408}
+    torch.save(payload, path, _use_new_zipfile_serialization=False)
+    return features
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "shufflenet"])
+def test_init_backbone_reads_the_imagenet_files_the_authors_link(tmp_path, backbone):
+    path = tmp_path / f"{backbone}_imagenet.pth.tar"
+    features = _imagenet_file(backbone, path)
+    model = build_model(load_config(None, [f"model.backbone={backbone}", f"init.backbone={path}"]))
+    assert_same(getattr(model, model.spec.attribute).state_dict(), features)

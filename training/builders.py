@@ -69,34 +69,43 @@ def build_train_loader(config: TrainConfig, dataset, stage_index: int, context: 
     )
 
 
+def _bare_key(key: str, prefix: str) -> str:
+    """``key`` without any leading ``module.`` (DataParallel) or ``prefix`` (the backbone attribute)."""
+    while True:
+        stripped = next((key[len(p):] for p in ("module.", prefix) if key.startswith(p)), None)
+        if stripped is None:
+            return key
+        key = stripped
+
+
 def build_val_dataset(config: TrainConfig, dataset) -> TransformedDataset:
     crop = tuple(config.data.val_crop) if config.data.val_crop else None
     return TransformedDataset(dataset, EvalTransform(crop), limit=config.data.val_max_images)
 
 
 def _load_backbone(model: LiteSeg, path: str) -> None:
-    """Load a backbone-only state dict (e.g. ImageNet weights in the authors' module naming)."""
+    """Load a backbone-only state dict: ImageNet weights such as the files the authors' README links
+    (legacy or zip pickles, a ``state_dict`` wrapper, DataParallel ``module.`` prefixes, a classifier head)
+    or a backbone in the authors' module naming. Keys are matched with every ``module.`` and the backbone's
+    own prefix removed, so ``module.conv1.weight`` (a DataParallel ImageNet ShuffleNet) meets ours."""
     state = read_weights_file(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise WeightsError(f"init.backbone {path} does not hold a state dict")
     prefix = model.spec.attribute + "."
-    cleaned = {}
-    for key, value in state.items():
-        for strip in ("module.", prefix, "module."):
-            key = key[len(strip) :] if key.startswith(strip) else key
-        cleaned[key] = value
-    target = model.backbone.state_dict()
-    missing = [key for key in target if key not in cleaned]
-    wrong = [key for key in target if key in cleaned and tuple(cleaned[key].shape) != tuple(target[key].shape)]
+    cleaned = {_bare_key(key, prefix): value for key, value in state.items()}
+    target = {_bare_key(key, prefix): key for key in model.backbone.state_dict()}
+    shapes = {key: tuple(value.shape) for key, value in model.backbone.state_dict().items()}
+    missing = [target[bare] for bare in target if bare not in cleaned]
+    wrong = [target[bare] for bare in target if bare in cleaned and tuple(cleaned[bare].shape) != shapes[target[bare]]]
     if missing or wrong:
         raise IncompatibleWeightsError(
             f"init.backbone {path} does not fit the {model.spec.name} backbone: {len(missing)} missing keys "
             f"(e.g. {missing[:3]}), {len(wrong)} with other shapes (e.g. {wrong[:3]}); it needs the authors' "
-            f"module names, e.g. {list(target)[:2]}"
+            f"module names, e.g. {list(target.values())[:2]}"
         )
-    model.backbone.load_state_dict({key: cleaned[key] for key in target}, strict=True)
+    model.backbone.load_state_dict({target[bare]: cleaned[bare] for bare in target}, strict=True)
     log.info(
         "backbone initialised from %s (%d tensors, %d extra keys ignored)",
         path,

@@ -11,6 +11,7 @@ from liteseg_ros.cli.common import parse_size, run_cli
 from liteseg_ros.errors import BagError
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
+from liteseg_ros.weights_catalog import weights_argument
 
 EXIT_INTERRUPTED = 130
 
@@ -19,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liteseg-replay", description=__doc__)
     parser.add_argument("bag", type=Path, help="rosbag2 bag directory (sqlite3 or mcap)")
     parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")
-    parser.add_argument("--weights", type=Path, help="weights file (default: the bundled demo model)")
+    parser.add_argument("--weights", type=weights_argument,
+                        help="weights file or a fetched published name such as cityscapes-mobilenetv2 "
+                             "(default: the bundled demo model)")
     parser.add_argument("--image-topic", help="camera topic (found automatically when the bag has one)")
     parser.add_argument("--gt-topic", help="ground-truth mono8 label topic, matched to images by header stamp")
     parser.add_argument(

@@ -30,6 +30,7 @@ class CheckpointMeta:
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: tuple[int, int] | None = None  # (height, width) the model was trained at
     origin: str = ""
+    license: str = ""  # the weights' licence, e.g. the authors' CC BY-NC 4.0 (non-commercial)
     arch: dict = field(default_factory=dict)  # LiteSegConfig fields beyond backbone/num_classes
     extra: dict = field(default_factory=dict)
 
