@@ -3,7 +3,9 @@ street-like images, and reference predictions computed independently of liteseg_
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 
 import numpy as np
 import pytest
@@ -93,3 +95,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def core_log(level: int = logging.WARNING):
+    """Collect the messages the core logs (logger ``liteseg_ros``) at ``level`` or above.
+
+    A handler on that logger itself, not pytest's caplog: caplog listens on the root logger, which the core's
+    records may not reach (launch's logging set-up under ``colcon test``, a node's ``propagate = False``).
+    """
+    messages: list[str] = []
+
+    class _Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("liteseg_ros")
+    handler, previous = _Collector(level), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level, previous) if previous else level)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

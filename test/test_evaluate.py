@@ -2,6 +2,7 @@
 
 import copy
 import glob
+import importlib.util
 import json
 import math
 import subprocess
@@ -135,6 +136,7 @@ def test_table_output(tmp_path, capsys):
     assert f"Score Average : {scores['category_miou']:5.3f}" in lines
 
 
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="--plots needs matplotlib (train extra)")
 def test_plots_are_written(tmp_path, capsys):
     pred_root, gt_root = write_case(tmp_path, "all_ids", 1, frames=2)
     code, _, _ = run_eval(capsys, "--pred-dir", pred_root, "--gt-dir", gt_root, "--plots", tmp_path / "plots")

@@ -297,7 +297,10 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert float(status["processing latency p50 (ms)"]) > 0
     assert float(status["end-to-end latency p95 (ms)"]) > 0
     assert status["input topic"] == "/io_raw/image"
-    assert status["model"].endswith("(bn-folded, onnxruntime)")  # optimize=auto on a CPU
+    from liteseg_ros.optimize import onnx_available, onnxruntime_available
+
+    runner = "onnxruntime" if onnx_available() and onnxruntime_available() else "torchscript"
+    assert status["model"].endswith(f"(bn-folded, {runner})"), status["model"]  # optimize=auto on a CPU
     eager = wait_for_counter(ros_client, diagnostics, nodes["compressed"], "processed frames", 0)
     assert eager["model"].endswith("(eager)")  # optimize=none
 

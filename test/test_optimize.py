@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import shutil
 import sys
 from dataclasses import replace
@@ -29,6 +28,7 @@ from liteseg_ros.segmenter import Segmenter
 from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     agreement,
     calibrated_model,
+    core_log,
     network_input,
     one_torch_thread,
     reference_prediction,
@@ -145,23 +145,22 @@ def test_bf16_on_cpu_matches_the_eager_bf16_network(model, street):
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy()) >= 0.97
 
 
-def _fallback_warnings(caplog) -> list[str]:
-    messages = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+def _fallback_warnings(messages: list[str]) -> list[str]:
     return [message for message in messages if "could not be set up" in message]
 
 
 @pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
 @pytest.mark.parametrize("optimize", ["auto", "onnxruntime"])
 def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(
-    model, street, optimize, monkeypatch, caplog
+    model, street, optimize, monkeypatch
 ):
     """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run, so the Segmenter
     warns once and runs the next fastest CPU path instead of failing."""
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail as if it were not installed
     expected, _ = reference_prediction(model, street, SIZE, "logits")
-    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+    with core_log() as logged:
         segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize=optimize)
-    warnings = _fallback_warnings(caplog)
+    warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and "onnx is not installed; pip install onnx" in warnings[0], warnings
     assert "using torchscript_freeze instead" in warnings[0]
     assert segmenter.options.torchscript_freeze and not segmenter.options.onnxruntime
@@ -169,14 +168,14 @@ def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
-def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street, caplog):
+def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street):
     module = _ConvUsedTwice()
     with torch.no_grad():
         module.bn.running_mean.uniform_(-1, 1)
         module.bn.running_var.uniform_(0.5, 2)
-    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+    with core_log() as logged:
         segmenter = Segmenter(module.eval(), device="cpu", input_size=(32, 32), optimize="fold_bn,warmup=1")
-    warnings = _fallback_warnings(caplog)
+    warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and warnings[0].startswith("optimize: fold_bn could not be set up (BatchNorm folding")
     assert not segmenter.options.fold_bn and segmenter.description.endswith("(eager)")
     with torch.no_grad():
@@ -185,7 +184,7 @@ def test_a_network_that_cannot_be_folded_runs_unfolded_with_a_warning(street, ca
     assert np.array_equal(segmenter.segment(street, outputs=("mask",)).mask, expected.to(torch.uint8).numpy())
 
 
-def test_a_runner_that_fails_falls_back_to_eager(model, street, caplog):
+def test_a_runner_that_fails_falls_back_to_eager(model, street):
     """A runner failing at set-up (here: TorchScript tracing a network that returns a non-tensor) is not fatal."""
 
     class _DictOutput(nn.Module):
@@ -198,9 +197,9 @@ def test_a_runner_that_fails_falls_back_to_eager(model, street, caplog):
                 raise RuntimeError("cannot trace this network")
             return self.inner(x)
 
-    with caplog.at_level(logging.WARNING, logger="liteseg_ros"):
+    with core_log() as logged:
         segmenter = Segmenter(_DictOutput(model), device="cpu", input_size=SIZE, optimize="torchscript_freeze,warmup=1")
-    warnings = _fallback_warnings(caplog)
+    warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and "torchscript_freeze could not be set up (RuntimeError: cannot trace" in warnings[0]
     assert "using eager PyTorch instead" in warnings[0]
     assert not segmenter.options.torchscript_freeze

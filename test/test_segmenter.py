@@ -12,7 +12,14 @@ from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.segmenter import Segmenter
 
-from segmenter_fixtures import agreement, calibrated_model, one_torch_thread, reference_prediction, street_image  # noqa: F401  (one_torch_thread is an autouse fixture)
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    agreement,
+    calibrated_model,
+    core_log,
+    one_torch_thread,
+    reference_prediction,
+    street_image,
+)
 
 SIZE = (64, 128)
 NEAR_TIE = 1e-4  # a pixel whose two best logits are this close may round either way
@@ -152,10 +159,11 @@ def test_cuda_without_cuda_is_a_config_error(model):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks CUDA here")
-def test_auto_device_falls_back_to_cpu_fp32_with_a_warning(model, caplog):
-    segmenter = Segmenter(model, input_size=SIZE, optimize="none")
+def test_auto_device_falls_back_to_cpu_fp32_with_a_warning(model):
+    with core_log() as logged:
+        segmenter = Segmenter(model, input_size=SIZE, optimize="none")
     assert (segmenter.device, segmenter.precision) == ("cpu", "fp32")
-    assert "CUDA is not available" in caplog.text
+    assert any("CUDA is not available" in message for message in logged)
     assert segmenter.description == "mobilenetv2 fp32 cpu 64x128 (eager)"
 
 

@@ -123,3 +123,19 @@ def test_sampler_multi_scale_modes():
     single = EpochBatchSampler(8, 4, sizes, mode="single", seed=0).all_batches()
     assert {(key[3], key[4]) for batch in single for key in batch} == {(64, 128)}
     assert np.array_equal(sorted(key[2] for batch in single for key in batch), np.arange(8))
+
+
+def test_training_without_the_train_extra_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """A runtime-only install (no tqdm / tensorboard) gets a sentence naming the extra, not a traceback."""
+    import sys
+
+    from training.train import main
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    config = Path(__file__).resolve().parent.parent / "config" / "train_mobilenetv2.yaml"
+    code = main(["--config", str(config), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
+    assert code == 2
+    log_file = tmp_path / "run" / "train.log"
+    logged = capsys.readouterr().err + (log_file.read_text() if log_file.exists() else "")
+    assert "liteseg-train needs the train extra (tqdm missing): pip install 'liteseg_ros[train]'" in logged
+    assert "Traceback" not in logged

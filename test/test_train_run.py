@@ -3,6 +3,7 @@ weights, Ctrl-C saves and resumes, DDP with 2 gloo processes, start-up errors be
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -18,7 +19,12 @@ import yaml
 
 from liteseg_ros.model import load_checkpoint
 from liteseg_ros.synthetic import write_cityscapes_tree
-from training.train import main
+from training.train import TRAIN_EXTRA_MODULES, main
+
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in TRAIN_EXTRA_MODULES),
+    reason="training needs the train extra (pip install 'liteseg_ros[train]')",
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [  # 64x128 crops, batch 2, one thread: a step takes ~0.1 s

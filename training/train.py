@@ -12,6 +12,7 @@ code 130; ``--resume`` continues from it. Exit code 2 means a configuration or d
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import random
 import signal
@@ -127,6 +128,9 @@ def benchmark_loader(trainer, batches: int) -> None:
     )
 
 
+TRAIN_EXTRA_MODULES = ("tqdm", "tensorboard")  # what the trainer imports beyond the runtime (setup.py: train extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     context = None
@@ -137,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(config, context)
         if context.is_main:
             dump_config(config, args.out / "config.yaml")
+        missing = [name for name in TRAIN_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"liteseg-train needs the train extra ({', '.join(missing)} missing): "
+                              "pip install 'liteseg_ros[train]'")
         from training.engine import Trainer
 
         trainer = Trainer(config, args.data, args.out, context, resume=args.resume)
