@@ -60,12 +60,21 @@ def compressed_msg(array: np.ndarray, fmt: str, hdr):
 
 def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96, storage: str = "sqlite3",
               compressed: str | None = None, gt: bool = True, gt_size: tuple[int, int] | None = None,
-              image_topic: str = "/camera/image_raw", extra_topics: bool = True) -> Path:
-    """Write a drive of ``frames`` images (+ labelIds ground truth) at 10 Hz; return the bag path."""
+              image_topic: str = "/camera/image_raw", extra_topics: bool = True, zstd: str | None = None,
+              camera_qos: tuple = ()) -> Path:
+    """Write a drive of ``frames`` images (+ labelIds ground truth, camera_info) at 10 Hz; return the bag path.
+
+    ``zstd``: "file" or "message" compression; ``camera_qos``: the offered QoS profiles recorded for the camera.
+    """
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
-    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
-        cam = writer.add_connection(image_topic, image_type, typestore=TYPESTORE)
+    writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+    if zstd:
+        writer.set_compression(CompressionMode[zstd.upper()], CompressionFormat.ZSTD)
+    with writer:
+        cam = writer.add_connection(image_topic, image_type, typestore=TYPESTORE, offered_qos_profiles=camera_qos)
         labels_conn = (
             writer.add_connection("/camera/labels", "sensor_msgs/msg/Image", typestore=TYPESTORE) if gt else None
         )

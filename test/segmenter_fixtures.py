@@ -112,6 +112,13 @@ def core_log(level: int = logging.WARNING):
 
     logger = logging.getLogger("liteseg_ros")
     handler, previous = _Collector(level), logger.level
+    # launch's LaunchLogger (active wherever launch is imported, e.g. by launch_testing's pytest plugin under
+    # colcon test) creates every logger with propagate=False: let the core's loggers reach this one meanwhile.
+    children = [child for name, child in logging.Logger.manager.loggerDict.items()
+                if name.startswith("liteseg_ros.") and isinstance(child, logging.Logger)]
+    propagated = [child.propagate for child in children]
+    for child in children:
+        child.propagate = True
     logger.addHandler(handler)
     logger.setLevel(min(level, previous) if previous else level)
     try:
@@ -119,3 +126,5 @@ def core_log(level: int = logging.WARNING):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+        for child, value in zip(children, propagated):
+            child.propagate = value

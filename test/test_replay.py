@@ -102,8 +102,12 @@ def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_mio
     )
     topic_in = "/camera/image_raw"
     out = read_bag(tmp_path / "out" / "bag")
-    assert set(out) == {topic_in, "/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"}
-    inputs = read_bag(bag)[topic_in]
+    copied = {topic_in, "/camera/labels", "/camera/camera_info"}  # the camera, its ground truth and camera_info
+    assert set(out) == copied | {"/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"}
+    recorded = read_bag(bag)
+    for topic in copied:
+        assert [(t, _stamp(m)) for t, m in out[topic]] == [(t, _stamp(m)) for t, m in recorded[topic]], topic
+    inputs = recorded[topic_in]
     for name in ("/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"):
         assert [(_stamp(m), m.header.frame_id) for _, m in out[name]] == [(_stamp(m), "camera") for _, m in inputs]
     masks, truths = {}, {}
@@ -257,7 +261,7 @@ def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
         env=dict(os.environ),
     )
     deadline = time.time() + 30
-    while not (tmp_path / "out" / "bag.partial").exists() and time.time() < deadline:
+    while not (tmp_path / "out" / ".partial").exists() and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)

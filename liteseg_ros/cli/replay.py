@@ -1,4 +1,4 @@
-"""liteseg-replay: replay a rosbag2 bag through LiteSeg; write a segmented bag and an accuracy/latency report."""
+"""liteseg-replay: replay a bag (ROS 1 or rosbag2) through LiteSeg; write a segmented bag and a report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from liteseg_ros.cli.common import parse_size, run_cli
 from liteseg_ros.errors import BagError
+from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
 from liteseg_ros.weights_catalog import weights_argument
@@ -18,7 +19,8 @@ EXIT_INTERRUPTED = 130
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liteseg-replay", description=__doc__)
-    parser.add_argument("bag", type=Path, help="rosbag2 bag directory (sqlite3 or mcap)")
+    parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
+                                              "zstd-compressed or not)")
     parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")
     parser.add_argument("--weights", type=weights_argument,
                         help="weights file or a fetched published name such as cityscapes-mobilenetv2 "
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="none",
+                        help="output bag compression (zstd: per message, as ros2 bag record's message mode)")
     parser.add_argument("--overlays", type=int, default=0, metavar="N", help="write every Nth overlay as PNG (0: none)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     live = parser.add_argument_group("live replay through a running segmentation_node")
@@ -65,6 +69,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         device=args.device,
         precision=args.precision,
         storage=args.storage,
+        compression=args.compression,
         overlay_every=args.overlays,
         rate=args.rate,
         node_namespace=args.node_namespace,

@@ -1,10 +1,16 @@
-"""Reading camera bags and writing segmented bags with ``rosbags`` (rosbag2: sqlite3 and mcap)."""
+"""Reading camera bags and writing segmented bags with ``rosbags``.
+
+Input: ROS 1 ``.bag`` files and rosbag2 bags (sqlite3 or mcap, zstd-compressed or not), through one reader
+(``rosbags.highlevel.AnyReader``). Output: a rosbag2 bag whose topics carry QoS profiles in metadata.yaml
+(the recorded ones where the input has them), so ``ros2 bag play`` offers what the camera offered.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,10 @@ from liteseg_ros.errors import BagError
 LOG = logging.getLogger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+COMPRESSIONS = ("none", "zstd")
+OUTPUT_QOS_DEPTH = 5  # as the node's outputs (output_qos_depth)
 OUTPUT_TOPICS = {"mask": "/liteseg/mask", "color": "/liteseg/color_mask", "overlay": "/liteseg/overlay"}
 OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8"}
 
@@ -64,20 +73,22 @@ class BagSource:
     """An open input bag: its topics, the chosen image and ground-truth topics, and their messages in time order."""
 
     def __init__(self, path: str | Path, image_topic: str | None = None, gt_topic: str | None = None):
-        from rosbags.rosbag2 import Reader
+        from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
+        self.typestore = typestore()
         try:
-            self._reader = Reader(self.path)
+            self._reader = AnyReader([self.path], default_typestore=self.typestore)
             self._reader.open()
-        except Exception as error:  # rosbags raises ReaderError, but also yaml / sqlite / mcap errors
-            raise BagError(f"{self.path} is not a readable rosbag2 bag: {error}") from None
+        except Exception as error:  # rosbags raises AnyReaderError, but also yaml / sqlite / mcap errors
+            raise BagError(f"{self.path} is not a readable rosbag2 bag or ROS 1 .bag: {error}") from None
+        self.is_ros1 = not self._reader.is2
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
         self.image_topic = self._choose_image_topic(image_topic)
         self.gt_topic = self._check_gt_topic(gt_topic)
-        self.typestore = typestore()
+        self.camera_info_topics = sorted(t for t, kind in self.topics.items() if kind == CAMERA_INFO_TYPE)
 
     def _choose_image_topic(self, requested: str | None) -> str:
         images = sorted(t for t, kind in self.topics.items() if kind in IMAGE_TYPES)
@@ -114,14 +125,28 @@ class BagSource:
     def image_count(self) -> int:
         return sum(c.msgcount for c in self._reader.connections if c.topic == self.image_topic)
 
+    def offered_qos(self, topic: str) -> list[Any]:
+        """The QoS profiles recorded for ``topic`` (rosbag2 only; empty for ROS 1 bags)."""
+        for connection in self._reader.connections:
+            if connection.topic == topic:
+                return list(getattr(connection.ext, "offered_qos_profiles", None) or [])
+        return []
+
     def messages(self) -> Iterator[BagMessage]:
-        """Image and ground-truth messages in bag order; a corrupt record raises BagError."""
-        wanted = [c for c in self._reader.connections if c.topic in (self.image_topic, self.gt_topic)]
+        """Image, ground-truth and camera_info messages in bag order; a corrupt record raises BagError.
+
+        ``rawdata`` is always CDR (ROS 2): messages of a ROS 1 bag are converted field by field.
+        """
+        topics = (self.image_topic, self.gt_topic, *self.camera_info_topics)
+        wanted = [c for c in self._reader.connections if c.topic in topics]
         iterator = self._reader.messages(connections=wanted)
         while True:
             try:
                 connection, timestamp, rawdata = next(iterator)
-                msg = self.typestore.deserialize_cdr(rawdata, connection.msgtype)
+                msg = self._reader.deserialize(rawdata, connection.msgtype)
+                if self.is_ros1:
+                    msg = to_typestore(msg, self.typestore)
+                    rawdata = self.typestore.serialize_cdr(msg, connection.msgtype)
             except StopIteration:
                 return
             except Exception as error:
@@ -132,37 +157,70 @@ class BagSource:
         self._reader.close()
 
 
+def to_typestore(value: Any, store: Any) -> Any:
+    """A message of another type store (a ROS 1 bag's) rebuilt with ``store``'s classes (ROS 2 Jazzy).
+
+    Fields are matched by name (ROS 1's upper-case CameraInfo ``D``, ``K``, ``R``, ``P`` included); fields ROS 2
+    dropped (``Header.seq``) are left out.
+    """
+    msgtype = getattr(value, "__msgtype__", None)
+    if msgtype is None:
+        return value
+    cls = store.types[msgtype]
+    values = {}
+    for field in dataclasses.fields(cls):
+        item = getattr(value, field.name if hasattr(value, field.name) else field.name.upper())
+        is_list = isinstance(item, list)
+        values[field.name] = [to_typestore(v, store) for v in item] if is_list else to_typestore(item, store)
+    return cls(**values)
+
+
 def _looks_like_ground_truth(topic: str) -> bool:
     return any(word in topic.lower() for word in ("label", "ground_truth", "groundtruth", "/gt", "semantic"))
 
 
 class BagSink:
-    """The output bag: the input images as recorded, plus the segmentation outputs with the input headers.
+    """The output bag: the input's camera, ground-truth and camera_info topics as recorded, plus the segmentation
+    outputs with the input headers.
 
-    It is written to ``OUT.partial`` and renamed to OUT when closed, so OUT is always a complete, closed bag.
+    It is written as ``OUT/.partial/<name>`` and moved to OUT when closed, so OUT is always a complete, closed bag
+    whose data file is named like a finished recording (``<name>.db3`` / ``<name>.mcap``).
     """
 
-    def __init__(self, path: str | Path, image_topic: str, image_msgtype: str, storage: str = "sqlite3"):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+    def __init__(self, path: str | Path, source: BagSource, storage: str = "sqlite3", compression: str = "none"):
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
         self.path = Path(path)
         if self.path.exists():
             raise BagError(f"output bag {self.path} already exists: remove it or choose another --out")
-        self._partial = self.path.with_name(self.path.name + ".partial")
-        shutil.rmtree(self._partial, ignore_errors=True)
+        if compression not in COMPRESSIONS:
+            raise BagError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+        self._staging = self.path.parent / ".partial"
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging.mkdir(parents=True)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self.typestore = typestore()
-        self._writer = Writer(self._partial, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer = Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        if compression == "zstd":
+            self._writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
         self._writer.open()
-        self._input = self._writer.add_connection(image_topic, image_msgtype, typestore=self.typestore)
+        copied = [source.image_topic, source.gt_topic, *source.camera_info_topics]
+        self._copies = {
+            topic: self._connection(topic, source.topics[topic], source.offered_qos(topic) or [default_qos(1)])
+            for topic in copied if topic
+        }
         self._outputs = {
-            name: self._writer.add_connection(topic, IMAGE_TYPE, typestore=self.typestore)
+            name: self._connection(topic, IMAGE_TYPE, [default_qos(OUTPUT_QOS_DEPTH)])
             for name, topic in OUTPUT_TOPICS.items()
         }
         self.frames = 0
 
-    def write_input(self, timestamp_ns: int, rawdata: bytes) -> None:
-        self._writer.write(self._input, timestamp_ns, rawdata)
+    def _connection(self, topic: str, msgtype: str, qos: Sequence[Any]) -> Any:
+        return self._writer.add_connection(topic, msgtype, typestore=self.typestore, offered_qos_profiles=qos)
+
+    def write_copy(self, message: BagMessage) -> None:
+        """Copy an input message (camera image, ground truth, camera_info) as it was recorded."""
+        self._writer.write(self._copies[message.topic], message.timestamp_ns, message.rawdata)
 
     def write_outputs(self, timestamp_ns: int, header: Any, outputs: dict[str, np.ndarray | None]) -> None:
         """Write each non-None output as a sensor_msgs/Image with ``header`` unchanged."""
@@ -191,5 +249,17 @@ class BagSink:
     def close(self) -> Path:
         """Close the bag and move it into place."""
         self._writer.close()
-        self._partial.rename(self.path)
+        (self._staging / self.path.name).rename(self.path)
+        self._staging.rmdir()
         return self.path
+
+
+def default_qos(depth: int) -> Any:
+    """Reliable, keep-last ``depth``, volatile: what the node's outputs offer (and a default for ROS 1 topics)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    unspecified = QosTime(sec=0, nsec=0)
+    return Qos(history=QosHistory.KEEP_LAST, depth=depth, reliability=QosReliability.RELIABLE,
+               durability=QosDurability.VOLATILE, deadline=unspecified, lifespan=unspecified,
+               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=unspecified,
+               avoid_ros_namespace_conventions=False)

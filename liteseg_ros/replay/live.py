@@ -128,13 +128,14 @@ class LivePlayer:
         first_bag_ns, start = None, time.monotonic()
         for message in self.source.messages():
             if message.topic != self.source.image_topic:
-                if self.matcher:
+                self.sink.write_copy(message)  # ground truth and camera_info, as recorded
+                if self.matcher and message.topic == self.source.gt_topic:
                     self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
                 continue
             first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
             due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
             self._wait_until(due)
-            self.sink.write_input(message.timestamp_ns, message.rawdata)
+            self.sink.write_copy(message)
             self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
             self.publisher.publish(deserialize_message(message.rawdata, self.msg_class))
 
@@ -193,7 +194,7 @@ def run_live(options: ReplayOptions, model_description: str = "the running segme
     ``node_alive``: optional callable, False once the node's process has died (see LivePlayer.wait_for_node).
     """
     source = open_bag(options)
-    sink = BagSink(options.out_bag, source.image_topic, source.image_msgtype, options.storage)
+    sink = BagSink(options.out_bag, source, options.storage, options.compression)
     matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
     report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="live", model=model_description,
                           latency_definition="end to end: publish to mask receipt, through DDS and the node")

@@ -31,6 +31,7 @@ class ReplayOptions:
     device: str = "auto"
     precision: str = "auto"
     storage: str = "sqlite3"
+    compression: str = "none"  # of the output bag: none or zstd
     overlay_every: int = 0  # write every Nth overlay as PNG into OUT/overlays (0 = none)
     rate: float = 1.0  # live: multiple of the recorded rate
     node_namespace: str = "/liteseg"  # live: where the node publishes mask/color_mask/overlay
@@ -70,7 +71,7 @@ class _Replayer:
                                    latency_definition="decode + segment per frame (Segmenter, mask+colour+overlay)")
 
     def _on_image(self, message) -> None:
-        self.sink.write_input(message.timestamp_ns, message.rawdata)
+        self.sink.write_copy(message)
         start = time.perf_counter()
         try:
             image, encoding = decode_image(message)
@@ -93,7 +94,9 @@ class _Replayer:
             for message in self.source.messages():
                 if message.topic == self.source.image_topic:
                     self._on_image(message)
-                elif self.matcher:
+                    continue
+                self.sink.write_copy(message)  # ground truth and camera_info, as recorded
+                if self.matcher and message.topic == self.source.gt_topic:
                     self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
         except KeyboardInterrupt:
             self.report.interrupted = True
@@ -113,7 +116,7 @@ def run_offline(options: ReplayOptions, segmenter) -> ReplayReport:
     """Replay ``options.bag`` through ``segmenter``; write OUT/bag, OUT/report.json and OUT/report.md."""
     source = open_bag(options)
     try:
-        sink = BagSink(options.out_bag, source.image_topic, source.image_msgtype, options.storage)
+        sink = BagSink(options.out_bag, source, options.storage, options.compression)
     except BaseException:
         source.close()
         raise
