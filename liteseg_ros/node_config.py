@@ -9,6 +9,7 @@ module), so tests and the launch file check can read :data:`PARAMETERS` cheaply.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -80,6 +81,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   dynamic_typing=True),
     ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
                   + _OUTPUT_SWITCH_TEXT, dynamic_typing=True),
+    ParameterSpec("cameras", [], "Names of several cameras served by this one model: each name N subscribes N/image "
+                  "(or N/image/compressed) and publishes ~/N/mask, ~/N/color_mask, ~/N/overlay. Empty: one camera "
+                  "on 'image' with outputs ~/mask, ~/color_mask, ~/overlay."),
     ParameterSpec("summary_period", 10.0, "Seconds between one-line statistics summaries in the log "
                   "(0 = never). /diagnostics is published at 1 Hz regardless.",
                   float_range=(0.0, 3600.0)),
@@ -106,6 +110,18 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"parameter {name}={value!r} is invalid: give an integer in [{low}, {high}]")
     return value
+
+
+def _camera_names(value: Any) -> tuple[str, ...]:
+    """The ``cameras`` names: distinct ROS name tokens (letters, digits, underscores; not starting with a digit)."""
+    names = tuple(value or ())  # an empty list in a params file arrives as "not set"
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"parameter cameras has an invalid name {name!r}: use letters, digits and underscores, "
+                              "e.g. cameras:=[front, rear]")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"parameter cameras={list(names)} names a camera twice")
+    return names
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
@@ -135,6 +151,7 @@ class NodeConfig:
     publish_mask: str = "auto"
     publish_color: str = "auto"
     publish_overlay: str = "auto"
+    cameras: tuple[str, ...] = ()
     summary_period: float = 10.0
 
     @classmethod
@@ -176,7 +193,7 @@ class NodeConfig:
             },
         }
         values = {field.name: getattr(self, field.name) for field in fields(self)}
-        values.update(normalised)
+        values.update(normalised, cameras=_camera_names(self.cameras))
         return NodeConfig(**values)
 
     @property
@@ -209,20 +226,22 @@ def resolve_weights(config: NodeConfig) -> Path:
     return path
 
 
-def declare_parameters(node: Any) -> dict[str, Any]:
+def declare_parameters(node: Any, *, changeable: bool = False) -> dict[str, Any]:
     """Declare every parameter of :data:`PARAMETERS` on an rclpy node; return name -> value.
 
+    ``changeable``: declare none read-only (a managed node reads them again at each *configure*).
     rclpy raises its own ParameterException subclasses for overrides of the wrong type or out of
-    range; the node turns them into one start-up error line.
+    range; the node turns them into one start-up error line. List parameters are string arrays.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
 
     values = {}
     for spec in PARAMETERS:
         descriptor = ParameterDescriptor(
             name=spec.name,
             description=spec.description,
-            read_only=spec.read_only,
+            read_only=spec.read_only and not changeable,
             dynamic_typing=spec.dynamic_typing,
         )
         if spec.integer_range:
@@ -233,6 +252,13 @@ def declare_parameters(node: Any) -> dict[str, Any]:
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)
             ]
-        parameter = node.declare_parameter(spec.name, spec.default, descriptor)
+        # an empty list has no type for rclpy: declare a string array without a value (it reads as None)
+        default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, list) else spec.default
+        parameter = node.declare_parameter(spec.name, default, descriptor)
         values[spec.name] = parameter.value
     return values
+
+
+def current_parameters(node: Any) -> dict[str, Any]:
+    """The current values of every declared parameter of :data:`PARAMETERS` (a managed node's *configure*)."""
+    return {spec.name: node.get_parameter(spec.name).value for spec in PARAMETERS}

@@ -138,7 +138,7 @@ def test_params_file_holds_exactly_the_declared_parameters_with_their_defaults()
 
 
 def test_parameters_have_descriptions_ranges_and_dataclass_defaults():
-    assert NodeConfig() == NodeConfig(**{spec.name: spec.default for spec in PARAMETERS})
+    assert NodeConfig().validated() == NodeConfig(**{spec.name: spec.default for spec in PARAMETERS}).validated()
     for spec in PARAMETERS:
         assert len(spec.description) > 20, spec.name
         assert (spec.integer_range is not None) == isinstance(spec.default, int), spec.name

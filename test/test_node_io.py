@@ -231,7 +231,7 @@ def _bad_raw(kind: str) -> Image:
     elif kind == "data shorter than step x height":
         good.data = bytes(good.data)[: good.step * (HEIGHT - 1)]
     elif kind == "unsupported encoding":
-        good.encoding = "yuv422"
+        good.encoding = "32FC1"  # a depth image: not a camera encoding the node reads
     elif kind == "zero size":
         good.height, good.width, good.step, good.data = 0, 0, 0, b""
     return good
