@@ -1,11 +1,14 @@
 """Start the liteseg segmentation node (and optionally rviz2 showing its overlay and colour mask).
 
     ros2 launch liteseg_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda rviz:=true
+    ros2 launch liteseg_ros segment.launch.py managed:=true autostart:=true cameras:="[front, rear]"
 
 Launch arguments that are left empty keep the value of the params file (config/liteseg.yaml by
 default); non-empty ones override it. A relative image_topic (the default) is resolved in the
 namespace, like the node's outputs; an absolute one stays where it is. rviz:=true where rviz2 is not
-installed logs a warning and starts the node alone.
+installed logs a warning and starts the node alone. managed:=true starts the lifecycle node
+(segmentation_lifecycle_node); autostart:=true then configures and activates it, otherwise a
+lifecycle manager (Nav2's, or ros2 lifecycle set) does.
 """
 
 import tempfile
@@ -13,10 +16,14 @@ from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
 
 PACKAGE = "liteseg_ros"
 NODE_NAME = "liteseg"
@@ -31,6 +38,9 @@ PARAMETER_ARGUMENTS = {
     "input_height": (int, "Network input height in pixels (empty: params file)"),
     "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),
     "optimize": (str, "auto, none (eager PyTorch) or a comma-separated list of optimisations (empty: params file)"),
+    "cameras": (lambda text: [name.strip() for name in text.strip("[]").split(",") if name.strip()],
+                "Several cameras on one model, e.g. [front, rear]: subscribes front/image, rear/image and publishes "
+                "~/front/mask, ... (empty: params file, by default one camera on image_topic)"),
 }
 
 
@@ -49,6 +59,10 @@ def generate_launch_description():
                               description="Node parameters (YAML)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the node, its outputs and a relative image_topic"),
+        DeclareLaunchArgument("managed", default_value="false", choices=["true", "false"],
+                              description="Start the lifecycle (managed) node segmentation_lifecycle_node"),
+        DeclareLaunchArgument("autostart", default_value="false", choices=["true", "false"],
+                              description="With managed:=true: configure and activate the node at launch"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="Also start rviz2 with config/liteseg.rviz (overlay and colour mask); "
                                           "without rviz2 installed: a warning, and the node alone"),
@@ -65,7 +79,7 @@ def _parameter_overrides(context):
         try:
             overrides[name] = cast(value)
         except ValueError:
-            raise ValueError(f"launch argument {name}:={value} must be {cast.__name__}") from None
+            raise ValueError(f"launch argument {name}:={value} must be {getattr(cast, '__name__', 'a list')}") from None
     return overrides
 
 
@@ -94,16 +108,22 @@ def _launch_setup(context):
     namespace = LaunchConfiguration("namespace").perform(context).strip("/")
     image_topic = LaunchConfiguration("image_topic").perform(context)
     overrides = _parameter_overrides(context)
-    segmentation_node = Node(
+    managed = LaunchConfiguration("managed").perform(context) == "true"
+    node_options = dict(
         package=PACKAGE,
-        executable="segmentation_node",
         name=NODE_NAME,
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
         remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
     )
+    if managed:
+        segmentation_node = LifecycleNode(executable="segmentation_lifecycle_node", namespace="", **node_options)
+    else:
+        segmentation_node = Node(executable="segmentation_node", **node_options)
     actions = [segmentation_node]
+    if managed and LaunchConfiguration("autostart").perform(context) == "true":
+        actions += _autostart(segmentation_node)
     if LaunchConfiguration("rviz").perform(context) == "true":
         missing = _rviz2_missing()  # checked before anything starts: no orphaned node when rviz2 is absent
         if missing:
@@ -114,3 +134,14 @@ def _launch_setup(context):
     if namespace:
         return [GroupAction([PushRosNamespace(namespace), *actions])]
     return actions
+
+
+def _autostart(node):
+    """Configure the lifecycle node at launch, and activate it once it is inactive (the Nav2 convention)."""
+    def change(transition_id):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
+
+    activate_when_inactive = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+        entities=[change(Transition.TRANSITION_ACTIVATE)]))
+    return [activate_when_inactive, change(Transition.TRANSITION_CONFIGURE)]

@@ -260,5 +260,14 @@ def declare_parameters(node: Any, *, changeable: bool = False) -> dict[str, Any]
 
 
 def current_parameters(node: Any) -> dict[str, Any]:
-    """The current values of every declared parameter of :data:`PARAMETERS` (a managed node's *configure*)."""
-    return {spec.name: node.get_parameter(spec.name).value for spec in PARAMETERS}
+    """The current values of every declared parameter of :data:`PARAMETERS` (a managed node's *configure*);
+    None for a list parameter that was never given a value."""
+    from rclpy.exceptions import ParameterUninitializedException
+
+    values = {}
+    for spec in PARAMETERS:
+        try:
+            values[spec.name] = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            values[spec.name] = None
+    return values

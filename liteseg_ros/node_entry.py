@@ -1,4 +1,4 @@
-"""Console entry point of ``segmentation_node``: SIGINT/SIGTERM are handled before the heavy imports.
+"""Console entry points of the nodes: SIGINT/SIGTERM are handled before the heavy imports.
 
 Importing rclpy and the node takes a moment; a launch file that is stopped in that moment (Ctrl-C right after
 ``ros2 launch``, a launch test that ends early) must not see a KeyboardInterrupt traceback and exit code -2.
@@ -14,10 +14,22 @@ def _exit_while_importing(_signum: int, _frame: object) -> None:
     os._exit(0)
 
 
-def main() -> int:
-    """Install the early signal handlers, then import and run the node."""
+def _exit_quietly_on_signals() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _exit_while_importing)
+
+
+def main() -> int:
+    """``segmentation_node``: install the early signal handlers, then import and run the node."""
+    _exit_quietly_on_signals()
     from liteseg_ros.node import main as node_main
 
     return node_main()
+
+
+def lifecycle_main() -> int:
+    """``segmentation_lifecycle_node``: the same, for the managed node."""
+    _exit_quietly_on_signals()
+    from liteseg_ros.lifecycle_node import main as lifecycle_node_main
+
+    return lifecycle_node_main()

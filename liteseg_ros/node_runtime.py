@@ -143,8 +143,10 @@ class CameraChannel:
 
     def destroy(self) -> None:
         self.unsubscribe()
+        # a managed node's lifecycle publishers are also removed from its managed entities
+        destroy = getattr(self.node, "destroy_lifecycle_publisher", self.node.destroy_publisher)
         for publisher in self.publishers.values():
-            self.node.destroy_publisher(publisher)
+            destroy(publisher)
         self.publishers = {}
 
 

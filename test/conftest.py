@@ -189,11 +189,12 @@ def node_environment() -> dict[str, str]:
 
 def spawn_node(
     log_dir: Path, namespace: str, parameters: dict[str, Any], extra_args: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, executable: str = "segmentation_node",
 ) -> NodeProcess:
     """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    args = [str(NODE_EXECUTABLE), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
+    program = NODE_EXECUTABLE if executable == "segmentation_node" else installed_script(executable)
+    args = [str(program), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     args += list(extra_args)

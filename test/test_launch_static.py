@@ -25,6 +25,7 @@ PARAMS_FILE = ROOT / "config" / "liteseg.yaml"
 RVIZ_FILE = ROOT / "config" / "liteseg.rviz"
 DOCUMENTED_LAUNCH_ARGUMENTS = {
     "backbone", "weights", "image_topic", "input_width", "input_height", "device", "params_file", "namespace", "rviz",
+    "managed", "autostart", "cameras",
 }
 
 
@@ -101,20 +102,20 @@ def test_parameter_arguments_are_node_parameters(launch_tree):
 
 
 def test_launched_executables_exist(launch_tree, setup_kwargs):
-    calls = [n for n in ast.walk(launch_tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Node"]
+    calls = [n for n in ast.walk(launch_tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) in ("Node", "LifecycleNode")]
     executables = {_keyword(call, "executable").value for call in calls}
-    names = {
-        _keyword(call, "name").id if isinstance(_keyword(call, "name"), ast.Name) else _keyword(call, "name").value
-        for call in calls
-    }
-    assert executables == {"segmentation_node", "rviz2"}
-    assert "NODE_NAME" in names
+    assert executables == {"segmentation_node", "segmentation_lifecycle_node", "rviz2"}
+    options = next(node.value for node in ast.walk(launch_tree) if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", "") == "node_options")
+    assert _keyword(options, "name").id == "NODE_NAME"  # both segmentation nodes are named liteseg
     assert f'NODE_NAME = "{NODE_NAME}"' in LAUNCH_FILE.read_text()
     scripts = {
         entry.split("=")[0].strip(): entry.split("=")[1].strip()
         for entry in setup_kwargs["entry_points"]["console_scripts"]
     }
     assert scripts["segmentation_node"] == "liteseg_ros.node_entry:main"
+    assert scripts["segmentation_lifecycle_node"] == "liteseg_ros.node_entry:lifecycle_main"
 
 
 def test_referenced_config_files_exist_and_are_installed(launch_tree, setup_kwargs):
