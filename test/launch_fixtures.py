@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+import time
+import unittest
 from pathlib import Path
 
 
@@ -55,3 +57,63 @@ def exit_report(exited, proc_output, lines: int = 15) -> str:
         tail = "\n".join(text.splitlines()[-lines:]) or "(no output)"
         parts.append(f"{name} exited with {event.returncode} before a mask arrived; its last output:\n{tail}")
     return "\n".join(parts)
+
+
+def launch_description(**arguments: str):
+    """launch/segment.launch.py included with ``arguments`` (tiny random weights, CPU, 64x128 unless given),
+    then ReadyToTest."""
+    import launch
+    import launch_testing.actions
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    defaults = {"weights": tiny_weights(), "input_width": "128", "input_height": "64", "device": "cpu"}
+    segment = IncludeLaunchDescription(PythonLaunchDescriptionSource(str(launch_file())),
+                                       launch_arguments={**defaults, **arguments}.items())
+    return launch.LaunchDescription([segment, launch_testing.actions.ReadyToTest()])
+
+
+class ClientNodeTestCase(unittest.TestCase):
+    """A test case with an rclpy client node (``self.node``) for the class's tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        import rclpy
+
+        rclpy.init()
+        cls.node = rclpy.create_node(f"{cls.__name__.lower()}_client")
+
+    @classmethod
+    def tearDownClass(cls):
+        import rclpy
+
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def first_masks(self, proc_info, proc_output, cameras: dict[str, str], height: int = 48, width: int = 80,
+                    timeout: float = 120.0) -> dict[str, object]:
+        """Publish black rgb8 frames on each input topic of ``cameras`` (input topic -> output mask topic), with
+        frame_id = the input topic, until every output has a mask; fail at once if a launched process exits."""
+        import rclpy
+        from sensor_msgs.msg import Image
+
+        masks = {topic: [] for topic in cameras}
+        for input_topic, mask_topic in cameras.items():
+            self.node.create_subscription(Image, mask_topic, masks[input_topic].append, 10)
+        publishers = {topic: self.node.create_publisher(Image, topic, 10) for topic in cameras}
+        deadline = time.monotonic() + timeout
+        while not all(masks.values()) and time.monotonic() < deadline:
+            exited = exited_processes(proc_info)
+            if exited:
+                self.fail(exit_report(exited, proc_output))
+            for topic, publisher in publishers.items():
+                frame = Image(height=height, width=width, encoding="rgb8", step=width * 3,
+                              data=bytes(height * width * 3))
+                frame.header.frame_id = topic
+                publisher.publish(frame)
+            rclpy.spin_once(self.node, timeout_sec=0.5)
+        for topic, received in masks.items():
+            self.assertTrue(received, f"no mask on {cameras[topic]} for frames on {topic}")
+            self.assertEqual((received[0].height, received[0].width, received[0].encoding), (height, width, "mono8"))
+            self.assertEqual(received[0].header.frame_id, topic)
+        return {topic: received[0] for topic, received in masks.items()}
