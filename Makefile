@@ -25,7 +25,7 @@ road:
 	bash test/road/check_user_road.sh $(PYTHON)
 
 demo: venv
-	$(VPY) -m liteseg_ros.demo --out out/demo
+	$(VPY) -m liteseg_ros.tools.demo --out out/demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

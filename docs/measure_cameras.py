@@ -24,8 +24,8 @@ import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from liteseg_ros.ros_env import isolated_ros_environment
-from liteseg_ros.synthetic import Drive
+from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.tools.synthetic import Drive
 
 NODE = Path(sys.executable).parent / "segmentation_node"
 RATE_HZ = 10.0

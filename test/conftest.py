@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pytest
 
-from liteseg_ros.ros_env import isolated_ros_environment
+from liteseg_ros.ros.environment import isolated_ros_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 

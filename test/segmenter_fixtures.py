@@ -1,5 +1,5 @@
 """Helpers for the Segmenter / optimisation / export tests: a network with realistic BatchNorm statistics,
-street-like images, and reference predictions computed independently of liteseg_ros.segmenter."""
+street-like images, and reference predictions computed independently of liteseg_ros.inference.segmenter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, build_liteseg
-from liteseg_ros.synthetic import render_scene
+from liteseg_ros.tools.synthetic import render_scene
 
 
 def street_image(height: int, width: int, seed: int = 0) -> np.ndarray:

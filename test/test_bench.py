@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from liteseg_ros.cli.bench import HEADER, main
+from liteseg_ros.tools.cli.bench import HEADER, main
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,11 @@ import pytest
 from sensor_msgs.msg import Image
 from test_node_io import NodeUnderTest, header
 
-from liteseg_ros.bundled import bundled_model_path
-from liteseg_ros.camera_encodings import CAMERA_ENCODINGS
-from liteseg_ros.conversions import image_msg_to_array, raw_to_segmenter_input
 from liteseg_ros.errors import ImageError
-from liteseg_ros.synthetic import render_scene
+from liteseg_ros.images.camera_encodings import CAMERA_ENCODINGS
+from liteseg_ros.images.conversions import image_msg_to_array, raw_to_segmenter_input
+from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.tools.synthetic import render_scene
 
 from conftest import spawn_node, wait_until_ready
 
@@ -158,7 +158,7 @@ def _message(rgb: np.ndarray, encoding: str, padding: int = 0) -> Image:
 def test_the_node_segments_every_camera_encoding_like_rgb8(camera_node):
     rgb = street()
     reference = image_msg_to_array(camera_node.send(_message(rgb, "rgb8"))["mask"])
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     in_process = Segmenter(bundled_model_path(), device="cpu", input_size=INPUT_SIZE).segment(rgb).mask
     assert np.mean(reference == in_process) >= 0.999, "the node's rgb8 mask is the bundled model's"

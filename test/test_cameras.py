@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 from test_node_io import raw_message, same_stamp, scene
 
-from liteseg_ros import conversions
+from liteseg_ros.images import conversions
 
 from conftest import spawn_node
 
@@ -40,7 +40,7 @@ def three_cameras(ros_client, tiny_weights, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(tiny_weights):
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     return Segmenter(str(tiny_weights), device="cpu", input_size=(64, 128))
 

@@ -43,7 +43,7 @@ def test_colcon_build_installs_executables_launch_config_and_models(tmp_path, sy
     site = next(prefix.glob("lib/python3*/site-packages"))
     # The installed package finds its bundled model through the ament index, as `ros2 launch` will.
     probe = subprocess.run(
-        [sys.executable, "-c", "from liteseg_ros.bundled import bundled_model_path; print(bundled_model_path())"],
+        [sys.executable, "-c", "from liteseg_ros.model.bundled import bundled_model_path; print(bundled_model_path())"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

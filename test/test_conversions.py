@@ -1,4 +1,4 @@
-"""sensor_msgs/Image and CompressedImage <-> numpy (liteseg_ros.conversions)."""
+"""sensor_msgs/Image and CompressedImage <-> numpy (liteseg_ros.images.conversions)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from liteseg_ros import conversions
-from liteseg_ros.conversions import array_from_buffer, decode_compressed, to_segmenter_input
 from liteseg_ros.errors import ImageError
+from liteseg_ros.images import conversions
+from liteseg_ros.images.conversions import array_from_buffer, decode_compressed, to_segmenter_input
+from liteseg_ros.ros import messages
 
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
@@ -136,16 +137,16 @@ def test_image_message_round_trip_keeps_header_and_pixels():
 
     header = Header(frame_id="camera_optical")
     header.stamp.sec, header.stamp.nanosec = 12, 345
-    msg = conversions.array_to_image_msg(RGB, "rgb8", header)
+    msg = messages.array_to_image_msg(RGB, "rgb8", header)
     assert (msg.height, msg.width, msg.step, msg.encoding) == (5, 7, 21, "rgb8")
     assert msg.header.frame_id == "camera_optical" and msg.header.stamp.nanosec == 345
     np.testing.assert_array_equal(conversions.image_msg_to_array(msg), RGB)
     mask = RGB[..., 2].copy()
-    mono = conversions.array_to_image_msg(mask, "mono8")
+    mono = messages.array_to_image_msg(mask, "mono8")
     assert mono.step == 7 and isinstance(mono, Image)
     np.testing.assert_array_equal(conversions.image_msg_to_array(mono), mask)
     # a non-contiguous array is published correctly too
-    np.testing.assert_array_equal(conversions.image_msg_to_array(conversions.array_to_image_msg(RGB[:, ::2], "rgb8")),
+    np.testing.assert_array_equal(conversions.image_msg_to_array(messages.array_to_image_msg(RGB[:, ::2], "rgb8")),
                                   RGB[:, ::2])
 
 
@@ -153,11 +154,11 @@ def test_image_message_round_trip_keeps_header_and_pixels():
                                              (RGB, "bgr8"), (np.zeros((0, 4), np.uint8), "mono8")])
 def test_publishing_wrong_arrays_raises_image_error(array, encoding):
     with pytest.raises(ImageError):
-        conversions.array_to_image_msg(array, encoding)
+        messages.array_to_image_msg(array, encoding)
 
 
 def test_compressed_message_round_trip():
-    msg = conversions.array_to_compressed_msg(RGB, "png")
+    msg = messages.array_to_compressed_msg(RGB, "png")
     assert msg.format == "png"
     image, encoding = conversions.compressed_msg_to_segmenter_input(msg)
     np.testing.assert_array_equal(image, RGB)
@@ -170,7 +171,7 @@ def test_large_frame_encoding_uses_the_fast_path():
     """
     frame = RNG.integers(0, 256, size=(1080, 1920, 3), dtype=np.uint8)
     start = time.perf_counter()
-    msg = conversions.array_to_image_msg(frame, "rgb8")
+    msg = messages.array_to_image_msg(frame, "rgb8")
     elapsed = time.perf_counter() - start
     print(f"\narray_to_image_msg 1920x1080 rgb8: {elapsed * 1e3:.1f} ms")
     assert len(msg.data) == frame.size

@@ -118,7 +118,7 @@ def test_unreadable_label_names_the_file(tree):
 
 
 def test_synthetic_tree_reads_back(tmp_path):
-    from liteseg_ros.synthetic import write_cityscapes_tree
+    from liteseg_ros.tools.synthetic import write_cityscapes_tree
 
     root = tmp_path / "synth"
     write_cityscapes_tree(root, train=2, val=1, height=32, width=64, seed=3, coarse=True, extra=1)

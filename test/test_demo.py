@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liteseg_ros.bundled import bundled_model_path
+from liteseg_ros.model.bundled import bundled_model_path
 
 from bag_factory import needs_rosbags, read_bag
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_runs_end_to_end_with_the_bundled_model(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
-    run = subprocess.run([sys.executable, "-m", "liteseg_ros.demo", "--out", out, "--frames", "12", "--rate", "5",
+    run = subprocess.run([sys.executable, "-m", "liteseg_ros.tools.demo", "--out", out, "--frames", "12", "--rate", "5",
                           "--size", "180x320", "--overlays", "4"], capture_output=True, text=True, env=env, cwd=ROOT,
                          timeout=400)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from liteseg_ros.bundled import bundled_model_path
 from liteseg_ros.model import load_checkpoint
-from liteseg_ros.synthetic import write_cityscapes_tree
-from training.evaluate import evaluate_model
+from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.tools.synthetic import write_cityscapes_tree
+from liteseg_ros.training.evaluate import evaluate_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MIOU = 0.85

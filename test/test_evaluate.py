@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from liteseg_ros.labels import CATEGORY_NAMES, CLASS_NAMES, LABELS, TRAIN_ID_TO_ID
-from training.evaluate import main
+from liteseg_ros.training.evaluate import main
 
 EVALUATED_IDS = [lb.id for lb in LABELS if lb.id >= 0 and not lb.ignore_in_eval]
 IGNORED_IDS = [lb.id for lb in LABELS if lb.id >= 0 and lb.ignore_in_eval]
@@ -205,7 +205,7 @@ def test_mode_arguments_are_checked(capsys):
 
 def test_runs_as_a_process(tmp_path):
     pred_root, gt_root = write_case(tmp_path, "absent_classes", 2, frames=2)
-    command = [sys.executable, "-m", "training.evaluate", "--pred-dir", str(pred_root)]
+    command = [sys.executable, "-m", "liteseg_ros.training.evaluate", "--pred-dir", str(pred_root)]
     done = subprocess.run(command + ["--gt-dir", str(gt_root), "--json"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -221,10 +221,10 @@ def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
     """--weights/--data scores the Segmenter's masks exactly as the official script scores them as files."""
     import torch
 
+    from liteseg_ros.inference.segmenter import Segmenter
     from liteseg_ros.labels import train_ids_to_label_ids
     from liteseg_ros.model import build_liteseg, load_weights, save_checkpoint
-    from liteseg_ros.segmenter import Segmenter
-    from liteseg_ros.synthetic import write_cityscapes_tree
+    from liteseg_ros.tools.synthetic import write_cityscapes_tree
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -269,7 +269,7 @@ def test_model_mode_errors(tmp_path, capsys):
     expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="is not a Cityscapes root")
     (tmp_path / "leftImg8bit" / "val" / "x").mkdir(parents=True)
     expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="split 'val' is empty")
-    from liteseg_ros.synthetic import write_cityscapes_tree
+    from liteseg_ros.tools.synthetic import write_cityscapes_tree
 
     write_cityscapes_tree(tmp_path / "data", train=0, val=1, height=32, width=64, seed=1, coarse=False)
     expect_error(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg_ros.cli.export import main
 from liteseg_ros.model import save_checkpoint
+from liteseg_ros.tools.cli.export import main
 
 from segmenter_fixtures import calibrated_model, network_input, one_torch_thread, street_image  # noqa: F401  (one_torch_thread is an autouse fixture)
 

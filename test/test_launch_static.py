@@ -17,7 +17,7 @@ import pytest
 import setuptools
 import yaml
 
-from liteseg_ros.node_config import NODE_NAME, PARAMETER_NAMES, PARAMETERS, NodeConfig
+from liteseg_ros.ros.parameters import NODE_NAME, PARAMETER_NAMES, PARAMETERS, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"
@@ -114,8 +114,8 @@ def test_launched_executables_exist(launch_tree, setup_kwargs):
         entry.split("=")[0].strip(): entry.split("=")[1].strip()
         for entry in setup_kwargs["entry_points"]["console_scripts"]
     }
-    assert scripts["segmentation_node"] == "liteseg_ros.node_entry:main"
-    assert scripts["segmentation_lifecycle_node"] == "liteseg_ros.node_entry:lifecycle_main"
+    assert scripts["segmentation_node"] == "liteseg_ros.ros.entry:main"
+    assert scripts["segmentation_lifecycle_node"] == "liteseg_ros.ros.entry:lifecycle_main"
 
 
 def test_referenced_config_files_exist_and_are_installed(launch_tree, setup_kwargs):

@@ -14,7 +14,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from sensor_msgs.msg import Image
 from test_node_io import raw_message, same_stamp, scene
 
-from liteseg_ros import conversions
+from liteseg_ros.images import conversions
 
 from conftest import spawn_node
 
@@ -83,7 +83,7 @@ def spawn_lifecycle(log_dir, parameters, namespace: str = NAMESPACE):
 
 
 def test_the_lifecycle_from_a_failed_configure_to_shutdown(managed, ros_client, tiny_weights):
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     diagnostics = ros_client.collector(DiagnosticArray, "/diagnostics", depth=50)
     publisher = ros_client.publisher(Image, INPUT)

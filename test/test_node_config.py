@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from liteseg_ros.bundled import bundled_model_name
 from liteseg_ros.errors import ConfigError, WeightsError
-from liteseg_ros.node_config import NodeConfig, resolve_weights
+from liteseg_ros.model.bundled import bundled_model_name
+from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
 
 
 def test_defaults_are_valid():

@@ -17,8 +17,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from liteseg_ros import conversions
+from liteseg_ros.images import conversions
 from liteseg_ros.labels import colorize
+from liteseg_ros.ros import messages
 
 from conftest import spawn_node, wait_until_ready
 
@@ -143,7 +144,7 @@ def reference(tiny_weights):
     """The Segmenter the node runs, in this process."""
     import torch
 
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     torch.set_num_threads(1)
     return Segmenter(str(tiny_weights), device="cpu", input_size=INPUT_SIZE, overlay_alpha=0.5)
@@ -152,7 +153,7 @@ def reference(tiny_weights):
 @pytest.fixture(scope="module")
 def eager_reference(tiny_weights):
     """The Segmenter the compressed node (optimize=none) runs, in this process."""
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     return Segmenter(str(tiny_weights), device="cpu", input_size=INPUT_SIZE, overlay_alpha=0.5, optimize="none")
 
@@ -175,7 +176,7 @@ def assert_outputs_match(outputs, sent: Image | CompressedImage, expected, heigh
 def test_outputs_are_skipped_without_subscribers(nodes, ros_client, diagnostics):
     node = nodes["compressed"]  # nobody subscribes to its outputs yet
     ros_client.wait_for(lambda: node.publisher.get_subscription_count(), 10, "the node to hear us")
-    node.publisher.publish(conversions.array_to_compressed_msg(scene(), "png", header()))
+    node.publisher.publish(messages.array_to_compressed_msg(scene(), "png", header()))
     status = wait_for_counter(ros_client, diagnostics, node, "skipped frames (no subscribers)", 1)
     assert status["processed frames"] == "0"
 
@@ -208,8 +209,8 @@ def test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, fmt):
     node = nodes["compressed"]
     if not node.outputs:
         node.subscribe_outputs()
-        node.warm_up(lambda: conversions.array_to_compressed_msg(scene(), "png", header()))
-    msg = conversions.array_to_compressed_msg(scene(seed=3), fmt, header(f"cam_{fmt}"))
+        node.warm_up(lambda: messages.array_to_compressed_msg(scene(), "png", header()))
+    msg = messages.array_to_compressed_msg(scene(seed=3), fmt, header(f"cam_{fmt}"))
     decoded, encoding = conversions.decode_compressed(msg.data)
     assert_outputs_match(node.send(msg), msg, eager_reference.segment(decoded, encoding=encoding))
 
@@ -258,7 +259,7 @@ def test_corrupt_compressed_frame_is_rejected_and_the_next_good_one_processed(
     node = nodes["compressed"]
     test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, "png")  # outputs subscribed
     before = int(wait_for_counter(ros_client, diagnostics, node, "rejected frames", 0)["rejected frames"])
-    good = conversions.array_to_compressed_msg(scene(seed=6), "jpeg", header())
+    good = messages.array_to_compressed_msg(scene(seed=6), "jpeg", header())
     corrupt = CompressedImage(header=header(), format="jpeg", data=bytes(good.data)[: len(good.data) // 3])
     node.publisher.publish(corrupt)
     status = wait_for_counter(ros_client, diagnostics, node, "rejected frames", before + 1)
@@ -297,7 +298,7 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert float(status["processing latency p50 (ms)"]) > 0
     assert float(status["end-to-end latency p95 (ms)"]) > 0
     assert status["input topic"] == "/io_raw/image"
-    from liteseg_ros.optimize import onnx_available, onnxruntime_available
+    from liteseg_ros.inference.optimize import onnx_available, onnxruntime_available
 
     runner = "onnxruntime" if onnx_available() and onnxruntime_available() else "torchscript"
     assert status["model"].endswith(f"(bn-folded, {runner})"), status["model"]  # optimize=auto on a CPU

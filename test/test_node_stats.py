@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from liteseg_ros.node_stats import (
+from liteseg_ros.ros.stats import (
     LatencyWindow,
     NodeStats,
     RateMeter,

@@ -14,8 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from liteseg_ros.errors import ConfigError, OptimizationError
-from liteseg_ros.model import build_liteseg
-from liteseg_ros.optimize import (
+from liteseg_ros.inference.optimize import (
     CudaGraphRunner,
     OptimizeOptions,
     fold_batchnorm,
@@ -23,7 +22,8 @@ from liteseg_ros.optimize import (
     onnxruntime_available,
     resolve_optimize,
 )
-from liteseg_ros.segmenter import Segmenter
+from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.model import build_liteseg
 
 from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     agreement,

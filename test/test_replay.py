@@ -37,7 +37,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def segmenter(weights):
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.inference.segmenter import Segmenter
 
     return Segmenter(str(weights), device="cpu", input_size=(64, 96))
 

@@ -135,8 +135,8 @@ def test_replay_reads_camera_encodings(tmp_path, weights):
     from rosbags.rosbag2 import Writer
     from test_camera_encodings import encode
 
-    from liteseg_ros.conversions import raw_to_segmenter_input
-    from liteseg_ros.segmenter import Segmenter
+    from liteseg_ros.images.conversions import raw_to_segmenter_input
+    from liteseg_ros.inference.segmenter import Segmenter
 
     from bag_factory import frame, header
 

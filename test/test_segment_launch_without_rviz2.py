@@ -20,7 +20,7 @@ pytest.importorskip("launch_ros")
 import launch_testing.asserts  # noqa: E402
 import launch_testing.markers  # noqa: E402
 
-from liteseg_ros.ros_env import isolated_ros_environment  # noqa: E402
+from liteseg_ros.ros.environment import isolated_ros_environment  # noqa: E402
 
 from launch_fixtures import ClientNodeTestCase, launch_description, rviz2_installed  # noqa: E402
 

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, ImageError, InputSizeError
+from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import build_liteseg, save_checkpoint
-from liteseg_ros.segmenter import Segmenter
 
 from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     agreement,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liteseg_ros.cli.synth import main as synth_main
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import ID_PALETTE, ID_TO_TRAIN_ID, LABELS, NUM_CLASSES
-from liteseg_ros.synthetic import render_scene, write_cityscapes_tree
-from liteseg_ros.synthetic.cityscapes_writer import coarsen, eroded_regions
-from liteseg_ros.synthetic.scene import compact_instances
+from liteseg_ros.tools.cli.synth import main as synth_main
+from liteseg_ros.tools.synthetic import render_scene, write_cityscapes_tree
+from liteseg_ros.tools.synthetic.cityscapes_writer import coarsen, eroded_regions
+from liteseg_ros.tools.synthetic.scene import compact_instances
 
 H, W = 64, 128
 COUNTS = {"train": 4, "val": 2, "test": 1, "train_extra": 2}

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liteseg_ros.cli.synth import main as synth_main
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.synthetic import Drive, write_drive_bag
-from liteseg_ros.synthetic.bag_writer import START_NS
+from liteseg_ros.tools.cli.synth import main as synth_main
+from liteseg_ros.tools.synthetic import Drive, write_drive_bag
+from liteseg_ros.tools.synthetic.bag_writer import START_NS
 
 from bag_factory import HAVE_ROSBAGS, needs_rosbags
 

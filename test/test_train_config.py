@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from liteseg_ros.errors import ConfigError
-from training.config import TrainConfig, dump_config, load_config
-from training.data import EpochBatchSampler
-from training.schedule import poly_lr
+from liteseg_ros.training.config import TrainConfig, dump_config, load_config
+from liteseg_ros.training.data import EpochBatchSampler
+from liteseg_ros.training.schedule import poly_lr
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -130,7 +130,7 @@ def test_training_without_the_train_extra_is_one_clear_error(tmp_path, monkeypat
     """A runtime-only install (no tqdm / tensorboard) gets a sentence naming the extra, not a traceback."""
     import sys
 
-    from training.train import main
+    from liteseg_ros.training.train import main
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
     config = Path(__file__).resolve().parent.parent / "config" / "train_mobilenetv2.yaml"

@@ -5,8 +5,8 @@ import torch
 
 from liteseg_ros.errors import IncompatibleWeightsError
 from liteseg_ros.model import build_liteseg, save_checkpoint
-from training.builders import build_model, build_optimizer
-from training.config import load_config
+from liteseg_ros.training.builders import build_model, build_optimizer
+from liteseg_ros.training.config import load_config
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from training.config import OptimSection
-from training.losses import cross_entropy, ohem_cross_entropy, segmentation_loss
+from liteseg_ros.training.config import OptimSection
+from liteseg_ros.training.losses import cross_entropy, ohem_cross_entropy, segmentation_loss
 
 #: p(true class) of five pixels; the last one is ignored (trainId 255)
 P_TRUE = [0.9, 0.5, 0.2, 0.95, 0.6]

@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from liteseg_ros.model import load_checkpoint
-from liteseg_ros.synthetic import write_cityscapes_tree
-from training.train import TRAIN_EXTRA_MODULES, main
+from liteseg_ros.tools.synthetic import write_cityscapes_tree
+from liteseg_ros.training.train import TRAIN_EXTRA_MODULES, main
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in TRAIN_EXTRA_MODULES),
@@ -43,8 +43,19 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def train_command(data_root: Path, out: Path, *overrides: str, resume: bool = False) -> list[str]:
-    command = [sys.executable, "-m", "training.train", "--config", str(ROOT / "config" / "train_mobilenetv2.yaml"),
-               "--data", str(data_root), "--out", str(out), *TINY, *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "liteseg_ros.training.train",
+        "--config",
+        str(ROOT / "config" / "train_mobilenetv2.yaml"),
+        "--data",
+        str(data_root),
+        "--out",
+        str(out),
+        *TINY,
+        *overrides,
+    ]
     return command + (["--resume"] if resume else [])
 
 
@@ -77,9 +88,23 @@ def saved_iteration(run_dir: Path) -> int:
 
 def test_short_training_lowers_the_loss_and_writes_the_run_dir(data_root, tmp_path):
     out = tmp_path / "run"
-    code = main(["--config", str(ROOT / "config" / "train_mobilenetv2.yaml"), "--data", str(data_root),
-                 "--out", str(out), *TINY, "fine.epochs=8", "optim.name=adam", "fine.base_lr=0.005",
-                 "validation.every=8", "data.scale_range=[1.0,1.0]", "checkpoint.export_input_size=null"])
+    code = main(
+        [
+            "--config",
+            str(ROOT / "config" / "train_mobilenetv2.yaml"),
+            "--data",
+            str(data_root),
+            "--out",
+            str(out),
+            *TINY,
+            "fine.epochs=8",
+            "optim.name=adam",
+            "fine.base_lr=0.005",
+            "validation.every=8",
+            "data.scale_range=[1.0,1.0]",
+            "checkpoint.export_input_size=null",
+        ]
+    )
     assert code == 0
     losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     assert len(losses) == 32
@@ -99,31 +124,40 @@ def test_sigkill_then_resume_gives_identical_weights(data_root, tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(train_command(data_root, reference, *overrides), env=run_env(), check=True, capture_output=True)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(train_command(data_root, killed, *overrides), env=run_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        train_command(data_root, killed, *overrides), env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wait_for_checkpoint(process, killed / "checkpoints" / "last.pt")
     process.send_signal(signal.SIGKILL)
     process.wait()
     stopped_at = saved_iteration(killed)
     assert 5 <= stopped_at < 16 and not (killed / "model_final.pt").exists()
-    subprocess.run(train_command(data_root, killed, *overrides, resume=True), env=run_env(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        train_command(data_root, killed, *overrides, resume=True), env=run_env(), check=True, capture_output=True
+    )
     assert saved_iteration(killed) == 16
     assert_identical(final_state(reference), final_state(killed))
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(train_command(data_root, out, "fine.epochs=50", "checkpoint.every_iterations=2"),
-                               env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        train_command(data_root, out, "fine.epochs=50", "checkpoint.every_iterations=2"),
+        env=run_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_for_checkpoint(process, out / "checkpoints" / "last.pt")
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     assert "SIGINT received" in process.stderr.read().decode()
     stopped_at = saved_iteration(out)
     assert 2 <= stopped_at < 200
-    resumed = subprocess.run(train_command(data_root, out, "fine.epochs=50", "runtime.max_iterations=" +
-                                           str(stopped_at + 2), resume=True), env=run_env(), capture_output=True)
+    resumed = subprocess.run(
+        train_command(data_root, out, "fine.epochs=50", "runtime.max_iterations=" + str(stopped_at + 2), resume=True),
+        env=run_env(),
+        capture_output=True,
+    )
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     assert saved_iteration(out) == stopped_at + 2
 
@@ -138,7 +172,7 @@ def test_ddp_two_gloo_processes(data_root, tmp_path):
         "2",
         "--standalone",
         "-m",
-        "training.train",
+        "liteseg_ros.training.train",
         *train_command(
             data_root,
             out,

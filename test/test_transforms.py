@@ -7,7 +7,14 @@ import torch
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import IGNORE_INDEX, TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
-from training.transforms import EvalTransform, TrainTransform, normalize, resize_label, rotate, to_float_image
+from liteseg_ros.training.transforms import (
+    EvalTransform,
+    TrainTransform,
+    normalize,
+    resize_label,
+    rotate,
+    to_float_image,
+)
 
 VALID_VALUES = set(range(19)) | {IGNORE_INDEX}
 

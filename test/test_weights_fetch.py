@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg_ros import weights_catalog
-from liteseg_ros.cli.weights import main as weights_main
 from liteseg_ros.errors import WeightsError
+from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg, load_checkpoint, load_official_weights
-from liteseg_ros.node_config import NodeConfig, resolve_weights
-from liteseg_ros.segmenter import Segmenter
+from liteseg_ros.model import published as weights_catalog
+from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+from liteseg_ros.tools.cli.weights import main as weights_main
 
 from authors_schema import random_authors_state_dict, save_authors_checkpoint
 from conftest import spawn_node, wait_until_ready

@@ -12,10 +12,10 @@ from liteseg_ros.datasets.cityscapes import CityscapesDataset
 from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
 from liteseg_ros.model import LiteSeg, build_liteseg, load_weights
 from liteseg_ros.model.weights_io import read_weights_file
-from training.config import StageSection, TrainConfig
-from training.data import AugmentedDataset, EpochBatchSampler, TransformedDataset, worker_init
-from training.distributed import DistContext
-from training.transforms import EvalTransform, TrainTransform
+from liteseg_ros.training.config import StageSection, TrainConfig
+from liteseg_ros.training.data import AugmentedDataset, EpochBatchSampler, TransformedDataset, worker_init
+from liteseg_ros.training.distributed import DistContext
+from liteseg_ros.training.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import yaml
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.model import ASPP_KINDS, BACKBONES
-from training.data import MULTI_SCALE_MODES
-from training.transforms import CROP_POLICIES
+from liteseg_ros.training.data import MULTI_SCALE_MODES
+from liteseg_ros.training.transforms import CROP_POLICIES
 
 
 @dataclass

@@ -12,13 +12,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from liteseg_ros.model import CheckpointMeta, save_checkpoint
-from training import builders
-from training.checkpointing import TrainState, load_training_checkpoint, restore, save_training_checkpoint
-from training.config import StageSection, TrainConfig
-from training.distributed import DistContext, any_rank, mean_scalar
-from training.losses import segmentation_loss
-from training.schedule import poly_lr, set_lr
-from training.validation import validate, write_sample_images
+from liteseg_ros.training import builders
+from liteseg_ros.training.checkpointing import TrainState, load_training_checkpoint, restore, save_training_checkpoint
+from liteseg_ros.training.config import StageSection, TrainConfig
+from liteseg_ros.training.distributed import DistContext, any_rank, mean_scalar
+from liteseg_ros.training.losses import segmentation_loss
+from liteseg_ros.training.schedule import poly_lr, set_lr
+from liteseg_ros.training.validation import validate, write_sample_images
 
 log = logging.getLogger(__name__)
 

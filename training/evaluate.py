@@ -28,10 +28,10 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from liteseg_ros.cli.common import parse_size, run_cli
 from liteseg_ros.datasets import CityscapesDataset, read_label_ids
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
+from liteseg_ros.tools.cli.common import parse_size, run_cli
 
 PROG = "liteseg-eval"
 GT_SUFFIX = "_gtFine_labelIds.png"
@@ -149,8 +149,8 @@ def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int
     """
     dataset = CityscapesDataset(data, split)  # validates the tree before the model is loaded
 
+    from liteseg_ros.inference.segmenter import Segmenter
     from liteseg_ros.model import load_weights
-    from liteseg_ros.segmenter import Segmenter
 
     _, meta = load_weights(weights, backbone=backbone)  # checks the file and --backbone; metadata
     size = input_size or meta.input_size or _image_size(dataset.samples[0].image)
@@ -249,7 +249,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _write_plots(scores: SegmentationScores, out_dir: str) -> list[Path]:
-    from training.plots import write_plots
+    from liteseg_ros.training.plots import write_plots
 
     try:
         return write_plots(scores, out_dir)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from liteseg_ros.labels import IGNORE_INDEX
-from training.config import OptimSection
+from liteseg_ros.training.config import OptimSection
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, optim: OptimSection) -> torch.Tensor:

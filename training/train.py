@@ -3,7 +3,7 @@
     liteseg-train --config config/train_mobilenetv2.yaml --data /data/cityscapes --out runs/mbv2 [key=value ...]
     liteseg-train --out runs/mbv2 --data /data/cityscapes --resume          # continue exactly where it stopped
         (--resume reads RUN_DIR/config.yaml; overrides given with it, e.g. fine.epochs=50, are applied and saved)
-    torchrun --nproc-per-node 4 -m training.train --config ... --data ... --out ...   # multi-GPU / multi-node
+    torchrun --nproc-per-node 4 -m liteseg_ros.training.train --config ... --data ... --out ...   # multi-GPU, -node
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes RUN_DIR/checkpoints/last.pt and exits with
 code 130; ``--resume`` continues from it. Exit code 2 means a configuration or data error (nothing trained).
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError, LiteSegError
-from training.config import TrainConfig, dump_config, load_config
-from training.distributed import DistContext, init_distributed, shutdown
+from liteseg_ros.training.config import TrainConfig, dump_config, load_config
+from liteseg_ros.training.distributed import DistContext, init_distributed, shutdown
 
 log = logging.getLogger("liteseg-train")
 EXIT_CONFIG_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -106,7 +106,7 @@ def install_stop_handlers(trainer) -> None:
 
 def benchmark_loader(trainer, batches: int) -> None:
     """Print how many samples/s the first stage's loader delivers on its own (to compare with the step time)."""
-    from training import builders
+    from liteseg_ros.training import builders
 
     name = trainer.config.stages()[0][0]
     loader = builders.build_train_loader(trainer.config, trainer.train_sets[name], 0, trainer.context)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise ConfigError(f"liteseg-train needs the train extra ({', '.join(missing)} missing): "
                               "pip install 'liteseg_ros[train]'")
-        from training.engine import Trainer
+        from liteseg_ros.training.engine import Trainer
 
         trainer = Trainer(config, args.data, args.out, context, resume=args.resume)
         if args.benchmark_loader:

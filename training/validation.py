@@ -8,7 +8,7 @@ import torch
 from liteseg_ros.labels import colorize
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
-from training.distributed import DistContext, sum_array
+from liteseg_ros.training.distributed import DistContext, sum_array
 
 
 @torch.no_grad()

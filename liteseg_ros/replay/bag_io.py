@@ -17,8 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from liteseg_ros.conversions import compressed_msg_to_segmenter_input, image_msg_to_array, image_msg_to_segmenter_input
 from liteseg_ros.errors import BagError
+from liteseg_ros.images.conversions import (
+    compressed_msg_to_segmenter_input,
+    image_msg_to_array,
+    image_msg_to_segmenter_input,
+)
 
 LOG = logging.getLogger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"

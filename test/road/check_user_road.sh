@@ -29,7 +29,7 @@ VENV="$WORK/venv/bin"
 cd "$WORK"  # nothing of the source tree is importable from here
 "$VENV/python" -c "import liteseg_ros, sys; assert liteseg_ros.__file__.startswith(sys.prefix), liteseg_ros.__file__" \
   || die "liteseg_ros is not installed into the venv"
-eval "$("$VENV/python" -c 'from liteseg_ros.ros_env import isolated_ros_environment as e
+eval "$("$VENV/python" -c 'from liteseg_ros.ros.environment import isolated_ros_environment as e
 print(" ".join(f"export {k}={v}" for k, v in e().items()))')"
 echo "ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
 export RCUTILS_COLORIZED_OUTPUT=0 PYTHONUNBUFFERED=1

@@ -18,11 +18,11 @@ import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from liteseg_ros.bundled import bundled_model_path
+from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import label_ids_to_train_ids
 from liteseg_ros.metrics import ConfusionMatrix
-from liteseg_ros.segmenter import Segmenter
-from liteseg_ros.synthetic import render_scene
+from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.tools.synthetic import render_scene
 
 HEIGHT, WIDTH, SEED = 360, 640, 11
 MIN_AGREEMENT, MIN_MIOU = 0.999, 0.6

@@ -1,0 +1,217 @@
+"""Live replay: play a bag over ROS 2 into a running segmentation_node and measure what comes back.
+
+This is the ``ros2 bag play`` + node path: images are published at the recorded rate (times ``rate``),
+the node's mask / colour / overlay outputs are recorded into the output bag, end-to-end latency is
+publish-to-mask-receipt, and frames the node never answered count as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from liteseg_ros.errors import BagError
+from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
+from liteseg_ros.replay.matching import StampMatcher
+from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
+from liteseg_ros.replay.report import ReplayReport, percentiles_ms
+
+LOG = logging.getLogger(__name__)
+OUTPUT_NAMES = {"mask": "mask", "color": "color_mask", "overlay": "overlay"}
+DISCOVERY_TIMEOUT_S = 60.0
+DRAIN_IDLE_S = 3.0
+
+
+@dataclass
+class _LiveState:
+    published: dict[int, float] = field(default_factory=dict)  # header stamp -> publish time
+    received: dict[int, float] = field(default_factory=dict)  # header stamp -> mask receipt time
+    overlays: int = 0
+    last_receipt: float = 0.0
+    # (output name, receipt time, serialised Image) from the executor thread; the bag writer (sqlite3 objects
+    # are bound to their thread) and the bookkeeping stay in the main thread.
+    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+
+
+class LivePlayer:
+    """Owns the rclpy context, the publisher of the bag's images and the subscribers of the node's outputs."""
+
+    def __init__(self, options: ReplayOptions, source: BagSource, sink: BagSink, matcher: StampMatcher | None):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        self.options, self.source, self.sink, self.matcher = options, source, sink, matcher
+        self.state = _LiveState()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("liteseg_replay", context=self.context)
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        self.msg_class = _message_class(source.image_msgtype)
+        self.publisher = self.node.create_publisher(self.msg_class, source.image_topic, qos)
+        from sensor_msgs.msg import Image
+
+        namespace = options.node_namespace.rstrip("/")
+        self.subscriptions = [
+            self.node.create_subscription(Image, f"{namespace}/{topic}", self._callback(name), qos, raw=True)
+            for name, topic in OUTPUT_NAMES.items()
+        ]
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _callback(self, name: str):
+        def on_output(rawdata: bytes) -> None:
+            self.state.inbox.put((name, time.monotonic(), rawdata))
+
+        return on_output
+
+    def flush(self) -> None:
+        """Record the outputs received so far: into the bag, the latency table, the matcher and overlay PNGs."""
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+
+        from liteseg_ros.images.conversions import image_msg_to_array
+
+        while True:
+            try:
+                name, receipt, rawdata = self.state.inbox.get_nowait()
+            except queue.Empty:
+                return
+            msg = deserialize_message(rawdata, Image)
+            stamp = stamp_ns(msg.header)
+            self.sink.write_raw(name, stamp, rawdata)
+            if name == "mask":
+                self.state.received.setdefault(stamp, receipt)
+                self.state.last_receipt = max(self.state.last_receipt, receipt)
+                if self.matcher:
+                    self.matcher.add_mask(stamp, image_msg_to_array(msg))
+            elif name == "overlay":
+                write_overlay_png(self.options, self.state.overlays, image_msg_to_array(msg))
+                self.state.overlays += 1
+
+    def wait_for_node(self, timeout: float = DISCOVERY_TIMEOUT_S, node_alive=None) -> None:
+        """Block until a node subscribes to the image topic and publishes masks, else BagError.
+
+        ``node_alive``, when given, is polled: a node process that died stops the wait at once.
+        """
+        deadline = time.monotonic() + timeout
+        mask_topic = self.subscriptions[0].topic_name
+        while time.monotonic() < deadline:
+            if node_alive is not None and not node_alive():
+                raise BagError("the segmentation_node process exited before it was ready (see its log)")
+            if self.publisher.get_subscription_count() > 0 and self.node.count_publishers(mask_topic) > 0:
+                time.sleep(0.5)  # let both sides finish matching their endpoints
+                return
+            time.sleep(0.1)
+        raise BagError(
+            f"no segmentation_node answered within {timeout:.0f} s: nothing subscribes to {self.source.image_topic} "
+            f"and publishes {mask_topic}; start one with image remapped to {self.source.image_topic}"
+        )
+
+    def play(self) -> None:
+        """Publish the bag's images at the recorded rate (times options.rate); feed ground truth to the matcher."""
+        from rclpy.serialization import deserialize_message
+
+        first_bag_ns, start = None, time.monotonic()
+        for message in self.source.messages():
+            if message.topic != self.source.image_topic:
+                self.sink.write_copy(message)  # ground truth and camera_info, as recorded
+                if self.matcher and message.topic == self.source.gt_topic:
+                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
+                continue
+            first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
+            due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
+            self._wait_until(due)
+            self.sink.write_copy(message)
+            self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
+            self.publisher.publish(deserialize_message(message.rawdata, self.msg_class))
+
+    def _wait_until(self, due: float) -> None:
+        """Sleep until ``due`` (monotonic), recording the node's outputs meanwhile."""
+        while True:
+            self.flush()
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.01))
+
+    def drain(self) -> None:
+        """Wait until every published frame was answered, or no answer came for DRAIN_IDLE_S."""
+        while True:
+            self.flush()
+            done = set(self.state.received) >= set(self.state.published)
+            idle = time.monotonic() - max(self.state.last_receipt, max(self.state.published.values(), default=0))
+            if done or idle > DRAIN_IDLE_S:
+                self._wait_until(time.monotonic() + 0.3)  # colour / overlay of the last frame follow its mask
+                return
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.flush()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self.thread.join(timeout=2.0)
+
+
+def _message_class(msgtype: str):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    return CompressedImage if msgtype == COMPRESSED_TYPE else Image
+
+
+def _fill_report(report: ReplayReport, player: LivePlayer) -> None:
+    state = player.state
+    latencies = [state.received[s] - state.published[s] for s in state.received if s in state.published]
+    report.frames = len(state.received)
+    report.published_frames = len(state.published)
+    report.dropped_frames = len(set(state.published) - set(state.received))
+    report.latency_ms = percentiles_ms(latencies)
+    if state.received and state.published:
+        span = max(state.received.values()) - min(state.published.values())
+        report.fps = round(report.frames / span, 3) if span > 0 else None
+    if player.matcher and player.matcher.matched:
+        report.add_scores(player.matcher.confusion.scores().to_dict(), player.matcher.matched)
+
+
+def run_live(options: ReplayOptions, model_description: str = "the running segmentation_node",
+             node_alive=None) -> ReplayReport:
+    """Play ``options.bag`` into a running node; write OUT/bag and the report; return it.
+
+    ``node_alive``: optional callable, False once the node's process has died (see LivePlayer.wait_for_node).
+    """
+    source = open_bag(options)
+    sink = BagSink(options.out_bag, source, options.storage, options.compression)
+    matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
+    report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="live", model=model_description,
+                          latency_definition="end to end: publish to mask receipt, through DDS and the node")
+    player = None
+    try:
+        player = LivePlayer(options, source, sink, matcher)
+        player.wait_for_node(node_alive=node_alive)
+        player.play()
+        player.drain()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        LOG.warning("interrupted: closing the output bag")
+    finally:
+        if player is not None:
+            player.close()
+            _fill_report(report, player)
+        report.output_bag = str(sink.close())
+        source.close()
+    report.write(options.out)
+    return report

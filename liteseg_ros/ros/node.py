@@ -1,0 +1,211 @@
+"""The ``liteseg`` ROS 2 node: camera images in, segmentation masks out.
+
+Subscribes ``image`` (sensor_msgs/Image) or ``image/compressed`` (sensor_msgs/CompressedImage), or
+``<camera>/image`` for each name of the ``cameras`` parameter, and publishes ``~/mask`` (mono8 trainIds),
+``~/color_mask`` and ``~/overlay`` (rgb8; ``~/<camera>/...`` with cameras) at the input's resolution with the
+input's header, plus ``/diagnostics`` at 1 Hz. The subscription callbacks only store the newest frame; a
+worker thread segments it (:mod:`liteseg_ros.ros.runtime`), so latency never piles up.
+
+Run: ``ros2 run liteseg_ros segmentation_node --ros-args --params-file config/liteseg.yaml``.
+The managed (lifecycle) variant is :mod:`liteseg_ros.ros.lifecycle_node`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from liteseg_ros.errors import LiteSegError
+from liteseg_ros.ros.parameters import NODE_NAME, NodeConfig, declare_parameters, resolve_weights
+from liteseg_ros.ros.runtime import SegmentationRuntime
+
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+class RosLogHandler(logging.Handler):
+    """Forwards the core's ``logging`` records (liteseg_ros.*) to the node's ROS logger."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__()
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self.ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self.ros_logger.warning(text)
+        else:
+            self.ros_logger.info(text)
+
+
+def forward_core_logs(node: Node) -> None:
+    """Send the core's log records (model loading, optimisation fallbacks) to ``node``'s ROS logger."""
+    core_logger = logging.getLogger("liteseg_ros")
+    core_logger.handlers = [h for h in core_logger.handlers if not isinstance(h, RosLogHandler)]
+    core_logger.addHandler(RosLogHandler(node.get_logger()))
+    core_logger.setLevel(logging.INFO)
+    core_logger.propagate = False
+
+
+def build_segmenter(config: NodeConfig, weights: Path) -> Any:
+    """Build the Segmenter from ``weights`` (with its metadata: mean/std); raises LiteSegError with clear text."""
+    from liteseg_ros.inference.segmenter import Segmenter
+
+    return Segmenter(
+        weights, backbone=config.backbone, device=config.device, precision=config.precision,
+        input_size=config.input_size, overlay_alpha=config.overlay_alpha, upsample=config.upsample,
+        optimize=config.optimize,
+    )
+
+
+def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) -> DiagnosticStatus:
+    """The model's diagnostics status: lifecycle state, device, model, cameras."""
+    segmenter = runtime.segmenter if runtime is not None else None
+    values = {"lifecycle state": state, "device": segmenter.device if segmenter else "none",
+              "model": segmenter.description if segmenter else "not loaded",
+              "cameras": ", ".join(runtime.channels) if runtime and runtime.config.cameras else "image"}
+    level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
+    return DiagnosticStatus(level=level, name=f"{node.get_fully_qualified_name()}: model", message=state,
+                            hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def publish_diagnostics(node: Node, publisher: Any, state: str, runtime: SegmentationRuntime | None) -> None:
+    """One DiagnosticArray: the model's status and, when configured, one status per camera."""
+    statuses = [model_status(node, state, runtime)]
+    if runtime is not None:
+        statuses += runtime.camera_statuses(node.get_fully_qualified_name())
+    array = DiagnosticArray(status=statuses)
+    array.header.stamp = node.get_clock().now().to_msg()
+    publisher.publish(array)
+
+
+def overlay_alpha_update(node: Node, runtime: SegmentationRuntime | None, parameters: list[Any],
+                         others_allowed: bool = False) -> SetParametersResult:
+    """Apply a valid overlay_alpha at run time (the worker uses it from its next frame); reject other changes
+    unless ``others_allowed`` (a managed node that is not configured yet)."""
+    for parameter in parameters:
+        if parameter.name != "overlay_alpha":
+            if others_allowed:
+                continue
+            return SetParametersResult(successful=False, reason=f"{parameter.name} cannot change at run time")
+        if runtime is None:
+            continue
+        try:
+            runtime.config = replace(runtime.config, overlay_alpha=parameter.value).validated()
+        except LiteSegError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        node.get_logger().info(f"overlay_alpha set to {runtime.config.overlay_alpha}")
+    return SetParametersResult(successful=True)
+
+
+class SegmentationNode(Node):
+    """ROS adapter around the Segmenter: converts messages, calls it, publishes, reports."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        """Create the (named, still idle) node; :meth:`start` configures it, loads the model and subscribes."""
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.runtime: SegmentationRuntime | None = None
+
+    @property
+    def segmenter(self) -> Any:
+        return self.runtime.segmenter if self.runtime else None
+
+    def start(self) -> None:
+        """Declare and validate the parameters, build the Segmenter, subscribe and advertise.
+
+        Raises LiteSegError or rclpy's ParameterException with a one-line reason.
+        """
+        forward_core_logs(self)
+        config = NodeConfig.from_parameters(declare_parameters(self))
+        segmenter = build_segmenter(config, resolve_weights(config))
+        self.runtime = SegmentationRuntime(self, config, segmenter, self.create_publisher)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S,
+                          lambda: publish_diagnostics(self, self._diagnostics, "active", self.runtime))
+        self.add_on_set_parameters_callback(lambda parameters: overlay_alpha_update(self, self.runtime, parameters))
+        self.runtime.activate()
+        self.get_logger().info(f"segmenting with {segmenter.description}; outputs {self.runtime.describe_outputs()}")
+
+    def close(self) -> None:
+        """Stop the worker thread (waits for the frame in progress); a no-op before :meth:`start` finished."""
+        if self.runtime is not None:
+            self.runtime.deactivate()
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def run_node(create: Callable[[], Node], start: Callable[[Node], None] | None, argv: list[str] | None) -> int:
+    """Create (and start) a node, spin it until SIGINT/SIGTERM; exit 0 then, 1 on a start-up error.
+
+    SIGINT and SIGTERM interrupt the start-up too (loading a large model can take seconds, and launch escalates
+    to SIGKILL after a few), ending the process with 0 at once.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    stop = threading.Event()
+    node: Node | None = None
+    try:
+        rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+        node = create()
+        if start is not None:
+            start(node)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    except KeyboardInterrupt as interrupt:
+        _log(node, "info", f"interrupted by {interrupt} while starting; stopped")
+        _shut_down(node)
+        return 0
+    except (LiteSegError, ParameterException) as error:
+        _log(node, "error", f"cannot start: {error}")
+        _shut_down(node)
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        node.get_logger().info("stopped")
+        executor.shutdown()
+        _shut_down(node)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``segmentation_node``: exit 0 on SIGINT/SIGTERM, 1 on a start-up error."""
+    return run_node(SegmentationNode, SegmentationNode.start, argv)
+
+
+def _log(node: Node | None, level: str, text: str) -> None:
+    """Log with the node's own (namespaced) logger, or the plain node name before the node exists."""
+    logger = node.get_logger() if node is not None else rclpy.logging.get_logger(NODE_NAME)
+    getattr(logger, level)(text)
+
+
+def _shut_down(node: Node | None) -> None:
+    if node is not None:
+        if hasattr(node, "close"):
+            node.close()
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

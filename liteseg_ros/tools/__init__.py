@@ -1,0 +1,1 @@
+"""Tooling around the core: the command-line tools, the demo and the synthetic data generator."""

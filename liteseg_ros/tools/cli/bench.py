@@ -1,0 +1,343 @@
+"""liteseg-bench: model-only and end-to-end Segmenter throughput beside a plain eager fp32 forward.
+
+For each backbone x input size it times, in the same process and interleaved in rounds:
+- eager fp32: the plain network, random 1x3xHxW input (the authors' speed test);
+  without --weights the network has random weights with BatchNorm statistics of synthetic street scenes;
+- model: the optimised network as the Segmenter runs it (on CPU a LiteSeg stops before its final upsampling,
+  which the Segmenter fuses with the argmax);
+- end-to-end: ``Segmenter.seg`` on a uint8 street image, mask + colour + overlay out.
+Warm-up passes first, then timed passes, synchronising after each one on CUDA. FPS = 1 / mean latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.optimize import CudaGraphRunner
+from liteseg_ros.inference.segmenter import Segmenter, resolve_device
+from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
+from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.export import OneLineArgumentParser
+
+DEFAULT_SIZES = "360x640,512x1024,1024x2048"
+
+
+@dataclass
+class Timing:
+    """Latency statistics of one timed variant."""
+
+    fps: float
+    median_ms: float
+    p95_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> "Timing":
+        return cls(fps=1.0 / statistics.fmean(seconds), median_ms=statistics.median(seconds) * 1e3,
+                   p95_ms=float(np.percentile(seconds, 95)) * 1e3)
+
+
+@dataclass
+class Row:
+    backbone: str
+    input: str
+    image: str
+    device: str
+    precision: str
+    upsample: str
+    eager_fp32: Timing
+    model: Timing
+    end_to_end: Timing
+    speedup_end_to_end: float  # end-to-end FPS / eager fp32 model-only FPS
+    speedup_model: float
+    optimisations: str
+    agreement_with_logits_mode: float | None = None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(prog="liteseg-bench", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", nargs="+", default=list(BACKBONES),
+                        help="backbones, space- or comma-separated (default: all three)")
+    parser.add_argument("--weights", help="time this checkpoint instead of random weights (its backbone only)")
+    parser.add_argument("--sizes", nargs="+", default=[DEFAULT_SIZES],
+                        help=f"network input sizes HxW, space- or comma-separated (default {DEFAULT_SIZES})")
+    parser.add_argument("--image-size", type=parse_size, help="camera image HxW (default: the input size)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    parser.add_argument("--optimize", default="auto", help="Segmenter optimize= (auto, none, or a list)")
+    parser.add_argument("--upsample", default="logits", help="logits, mask or logits,mask (adds mask agreement)")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up passes per variant (default 10)")
+    parser.add_argument("--iters", type=int, default=50, help="timed passes per variant (default 50)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
+    parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    return parser
+
+
+def time_interleaved(
+    variants: dict[str, Callable[[], object]], *, warmup: int, iters: int, rounds: int, synchronize: Callable[[], None]
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant: warm-ups, then ``iters`` timed calls split over interleaved rounds."""
+    for call in variants.values():
+        for _ in range(warmup):
+            call()
+        synchronize()
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    per_round = [iters // rounds + (1 if r < iters % rounds else 0) for r in range(rounds)]
+    for count in per_round:
+        for name, call in variants.items():
+            for _ in range(count):
+                start = time.perf_counter()
+                call()
+                synchronize()
+                seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def _street(height: int, width: int, seed: int = 7) -> np.ndarray:
+    from liteseg_ros.tools.synthetic import render_scene
+
+    return np.ascontiguousarray(render_scene(seed, height, width)[0])
+
+
+def _model(args: argparse.Namespace, backbone: str) -> torch.nn.Module:
+    if args.weights:
+        return load_weights(args.weights, backbone=backbone)[0]
+    torch.manual_seed(0)
+    return calibrate_batchnorm(build_liteseg(backbone))
+
+
+def calibrate_batchnorm(model: torch.nn.Module, size: tuple[int, int] = (128, 256)) -> torch.nn.Module:
+    """Give random weights' BatchNorms the statistics of street scenes (two train-mode passes, cumulative).
+
+    With default statistics a random network predicts one class everywhere, which would make the
+    post-processing (class boundaries) look cheaper than it is with real predictions.
+    """
+    from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
+
+    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in batchnorms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    images = torch.from_numpy(np.stack([_street(*size, seed=seed) for seed in (1, 2)])).permute(0, 3, 1, 2)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    batch = (images.float() / 255 - mean) / std
+    model.train()
+    with torch.no_grad():
+        model(batch)
+        model(batch.flip(3))
+    for bn in batchnorms:
+        bn.momentum = 0.1
+    return model.eval()
+
+
+def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], device: torch.device) -> list[Row]:
+    """One row per upsample mode; mask-mode rows carry their agreement with the logits mode on the same image."""
+    model = _model(args, backbone)
+    image_size = args.image_size or size
+    image = _street(*image_size)
+    eager = model.to(device).eval()
+    eager_input = torch.randn(1, 3, *size, device=device)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows, masks = [], {}
+    for upsample in args.upsample_modes:
+        segmenter = Segmenter(
+            model,
+            device=str(device),
+            precision=args.precision,
+            input_size=size,
+            upsample=upsample,
+            optimize=args.optimize,
+        )
+        network_input = segmenter.example_input()
+        if segmenter.options.cuda_graphs:  # model-only replays a graph of the network alone
+            run_model: Callable[[], object] = CudaGraphRunner(segmenter.network, [network_input], copy_inputs=False)
+        else:
+            run_model = functools.partial(segmenter.network, network_input)
+        with torch.inference_mode():
+            seconds = time_interleaved(
+                {
+                    "eager": lambda: eager(eager_input),
+                    "model": run_model,
+                    "end_to_end": lambda: segmenter.segment(image, outputs=("mask", "color", "overlay")),
+                },
+                warmup=args.warmup,
+                iters=args.iters,
+                rounds=args.rounds,
+                synchronize=synchronize,
+            )
+        masks[upsample] = segmenter.segment(image, outputs=("mask",)).mask
+        timings = {name: Timing.of(values) for name, values in seconds.items()}
+        rows.append(
+            Row(
+                backbone=backbone,
+                input=f"{size[0]}x{size[1]}",
+                image=f"{image_size[0]}x{image_size[1]}",
+                device=segmenter.device,
+                precision=segmenter.precision,
+                upsample=upsample,
+                eager_fp32=timings["eager"],
+                model=timings["model"],
+                end_to_end=timings["end_to_end"],
+                speedup_end_to_end=timings["end_to_end"].fps / timings["eager"].fps,
+                speedup_model=timings["model"].fps / timings["eager"].fps,
+                optimisations=", ".join(segmenter.options.tags()) or "none",
+            )
+        )
+    if "logits" in masks and "mask" in masks:
+        agreement = float((masks["mask"] == masks["logits"]).mean())
+        rows[args.upsample_modes.index("mask")].agreement_with_logits_mode = agreement
+    return rows
+
+
+HEADER = (
+    "backbone",
+    "input",
+    "image",
+    "device",
+    "prec.",
+    "upsample",
+    "eager fp32 model FPS (med ms)",
+    "optimised model FPS (med/p95 ms)",
+    "end-to-end FPS (med/p95 ms)",
+    "e2e / eager",
+    "model / eager",
+    "mask-mode agreement",
+    "optimisations",
+)
+
+
+def _cells(row: Row) -> list[str]:
+    def fps(t: Timing, p95: bool = True) -> str:
+        return f"{t.fps:.1f} ({t.median_ms:.1f}" + (f"/{t.p95_ms:.1f})" if p95 else ")")
+
+    agreement = "-" if row.agreement_with_logits_mode is None else f"{row.agreement_with_logits_mode:.2%}"
+    return [
+        row.backbone,
+        row.input,
+        row.image,
+        row.device,
+        row.precision,
+        row.upsample,
+        fps(row.eager_fp32, False),
+        fps(row.model),
+        fps(row.end_to_end),
+        f"{row.speedup_end_to_end:.2f}x",
+        f"{row.speedup_model:.2f}x",
+        agreement,
+        row.optimisations,
+    ]
+
+
+def format_table(rows: list[Row], markdown: bool) -> str:
+    lines = [list(HEADER)] + [_cells(row) for row in rows]
+    if markdown:
+        out = ["| " + " | ".join(lines[0]) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def environment(device: torch.device, threads: int) -> dict[str, str]:
+    """What the numbers were measured on."""
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "threads": str(torch.get_num_threads() if device.type == "cpu" else threads),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = str(torch.version.cuda)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _split(values: list[str]) -> list[str]:
+    """['a,b', 'c'] -> ['a', 'b', 'c']."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("warmup", "iters", "rounds", "threads"):
+        minimum = 0 if name == "warmup" else 1
+        if getattr(args, name) < minimum:
+            raise ConfigError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
+    args.rounds = min(args.rounds, args.iters)
+    args.backbone_list = _split(args.backbones)
+    if args.weights:  # time the file's own backbone
+        args.backbone_list = [load_weights(args.weights)[1].backbone]
+    unknown = [b for b in args.backbone_list if b not in BACKBONES]
+    if unknown or not args.backbone_list:
+        raise ConfigError(f"--backbones: unknown {unknown}; choose from {', '.join(BACKBONES)}")
+    try:
+        args.size_list = [parse_size(size) for size in _split(args.sizes)]
+    except argparse.ArgumentTypeError as error:
+        raise ConfigError(f"--sizes: {error}") from None
+    args.upsample_modes = [m.strip() for m in args.upsample.split(",") if m.strip()]
+    if not args.upsample_modes or any(m not in ("logits", "mask") for m in args.upsample_modes):
+        raise ConfigError(f"--upsample must be logits, mask or logits,mask; got {args.upsample!r}")
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    _check(args)
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    rows = [
+        row
+        for backbone in args.backbone_list
+        for size in args.size_list
+        for row in bench_size(args, backbone, size, device)
+    ]
+    env = environment(device, args.threads)
+    if args.json:
+        json.dump(
+            {"environment": env, "warmup": args.warmup, "iters": args.iters, "rows": [asdict(row) for row in rows]},
+            sys.stdout,
+            indent=2,
+        )
+        print()
+        return 0
+    print(format_table(rows, args.markdown))
+    print(
+        f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
+        f"passes per variant in {args.rounds} interleaved rounds; FPS = 1 / mean latency."
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, "liteseg-bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

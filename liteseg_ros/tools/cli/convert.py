@@ -1,0 +1,52 @@
+"""liteseg-convert: an authors' LiteSeg checkpoint (.pth) -> a liteseg_ros checkpoint with metadata."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from liteseg_ros.model import BACKBONES, CheckpointMeta, build_liteseg, load_official_weights, save_checkpoint
+from liteseg_ros.tools.cli.common import parse_size, run_cli
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liteseg-convert", description=__doc__)
+    parser.add_argument("source", help="the authors' checkpoint, e.g. liteseg-mobilenet-cityscapes.pth")
+    parser.add_argument("--backbone", required=True, choices=BACKBONES)
+    parser.add_argument("-o", "--output", required=True, help="the liteseg_ros checkpoint to write")
+    parser.add_argument("--num-classes", type=int, default=19)
+    parser.add_argument("--input-size", type=parse_size, default=(1024, 2048),
+                        help="training input HEIGHTxWIDTH to record (default 1024x2048, Cityscapes)")
+    parser.add_argument("--half", action="store_true", help="store the weights as fp16")
+    return parser
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    model = load_official_weights(build_liteseg(args.backbone, num_classes=args.num_classes), args.source)
+    meta = CheckpointMeta.for_model(
+        model,
+        input_size=args.input_size,
+        origin=f"converted from the authors' checkpoint {Path(args.source).name} (sha256 {_sha256(args.source)[:16]})",
+    )
+    out = save_checkpoint(args.output, model, meta, half=args.half)
+    print(f"wrote {out} ({args.backbone}, {args.num_classes} classes)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, "liteseg-convert")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

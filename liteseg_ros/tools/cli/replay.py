@@ -1,0 +1,109 @@
+"""liteseg-replay: replay a bag (ROS 1 or rosbag2) through LiteSeg; write a segmented bag and a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from liteseg_ros.errors import BagError
+from liteseg_ros.model.published import weights_argument
+from liteseg_ros.replay.bag_io import COMPRESSIONS
+from liteseg_ros.replay.matching import GT_ENCODINGS
+from liteseg_ros.replay.offline import ReplayOptions
+from liteseg_ros.tools.cli.common import parse_size, run_cli
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liteseg-replay", description=__doc__)
+    parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
+                                              "zstd-compressed or not)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")
+    parser.add_argument("--weights", type=weights_argument,
+                        help="weights file or a fetched published name such as cityscapes-mobilenetv2 "
+                             "(default: the bundled demo model)")
+    parser.add_argument("--image-topic", help="camera topic (found automatically when the bag has one)")
+    parser.add_argument("--gt-topic", help="ground-truth mono8 label topic, matched to images by header stamp")
+    parser.add_argument(
+        "--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="ground-truth values (default labelids)"
+    )
+    parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default 360x640)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="none",
+                        help="output bag compression (zstd: per message, as ros2 bag record's message mode)")
+    parser.add_argument("--overlays", type=int, default=0, metavar="N", help="write every Nth overlay as PNG (0: none)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    live = parser.add_argument_group("live replay through a running segmentation_node")
+    live.add_argument(
+        "--live", action="store_true", help="publish the bag to a running node instead of segmenting here"
+    )
+    live.add_argument("--rate", type=float, default=1.0, help="multiple of the recorded rate (default 1.0)")
+    live.add_argument(
+        "--node-namespace", default="/liteseg", help="where the node publishes its outputs (default /liteseg)"
+    )
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> ReplayOptions:
+    from liteseg_ros.model.bundled import bundled_model_path
+
+    if not args.live and args.weights is None:
+        args.weights = bundled_model_path()
+    if args.rate <= 0:
+        raise BagError(f"--rate must be positive, got {args.rate}")
+    if (args.out / "bag").exists():
+        raise BagError(f"{args.out / 'bag'} already exists: remove it or choose another --out")
+    return ReplayOptions(
+        bag=args.bag,
+        out=args.out,
+        weights=args.weights,
+        image_topic=args.image_topic,
+        gt_topic=args.gt_topic,
+        gt_encoding=args.gt_encoding,
+        input_size=args.input_size,
+        device=args.device,
+        precision=args.precision,
+        storage=args.storage,
+        compression=args.compression,
+        overlay_every=args.overlays,
+        rate=args.rate,
+        node_namespace=args.node_namespace,
+    )
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    options = options_from_args(args)
+    if args.live:
+        from liteseg_ros.ros.live_replay import run_live
+
+        report = run_live(options)
+    else:
+        from liteseg_ros.replay.offline import open_bag, run_offline
+
+        open_bag(options).close()  # a bad bag fails before the model is loaded
+        from liteseg_ros.inference.segmenter import Segmenter
+
+        segmenter = Segmenter(
+            str(options.weights), device=options.device, precision=options.precision, input_size=options.input_size
+        )
+        report = run_offline(options, segmenter)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(report.to_markdown())
+    return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, "liteseg-replay")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
