@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test road demo clean
+.PHONY: venv test road demo gpu-check clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,15 @@ test: venv
 
 road:
 	bash test/road/check_user_road.sh $(PYTHON)
+
+# On a machine with an NVIDIA GPU (one command, under 8 minutes): the GPU tests, then liteseg-bench on CUDA for
+# the three backbones at 360x640 and 1024x2048, written as one Markdown table to out/gpu-check.md.
+gpu-check: venv
+	$(VPY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA: no GPU visible to torch')"
+	mkdir -p out
+	$(VPY) -m pytest -q -rs -m gpu test
+	$(VPY) -m liteseg_ros.tools.cli.bench --device cuda --backbones mobilenetv2 shufflenet darknet19 \
+		--sizes 360x640 1024x2048 --markdown | tee out/gpu-check.md
 
 demo: venv
 	$(VPY) -m liteseg_ros.tools.demo --out out/demo

@@ -112,6 +112,15 @@ class Segmenter:
         self._cuda = CudaPipeline(self) if self._device.type == "cuda" else None
         LOG.info("segmenter ready: %s", self.description)
 
+    @classmethod
+    def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
+        """A Segmenter for a weights file (ours or the authors'), normalising with the file's own mean/std.
+
+        This is how the node, liteseg-eval and replay build theirs. ``backbone`` refuses a file of another
+        backbone; ``options`` are the constructor's keywords (device, precision, input_size, ...).
+        """
+        return cls(path, backbone=backbone, **options)
+
     # ------------------------------------------------------------------------------------------- properties
     @property
     def device(self) -> str:

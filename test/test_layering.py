@@ -1,0 +1,68 @@
+"""The layers, checked in fresh interpreters: outside ``liteseg_ros.ros`` no module imports rclpy, a ROS message
+package or rosbags, and ``from liteseg_ros import Segmenter`` pulls in none of them."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import liteseg_ros
+
+ROOT = Path(__file__).resolve().parent.parent
+ROS_PACKAGE = "liteseg_ros.ros"
+# modules whose import would pull in optional packages the layering does not concern (checked where installed)
+CHECK = """
+import importlib, json, sys
+def ros_modules():
+    return sorted(n for n in sys.modules if n.split('.')[0] in ('rclpy', 'rosbags', 'launch', 'launch_ros')
+                  or n.split('.')[0].endswith('_msgs'))
+found = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except ImportError as error:  # an optional dependency of a tool (e.g. matplotlib): not a layering question
+        found[name] = 'skipped: ' + str(error)
+        continue
+    if ros_modules():
+        found[name] = ros_modules()
+        break
+print(json.dumps(found))
+"""
+
+
+def core_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(liteseg_ros.__path__, "liteseg_ros."):
+        if not info.name.startswith(ROS_PACKAGE):
+            names.append(info.name)
+    return sorted(names)
+
+
+def test_no_module_outside_the_ros_package_imports_ros():
+    modules = core_modules()
+    assert "liteseg_ros.inference.segmenter" in modules and "liteseg_ros.replay.offline" in modules
+    assert "liteseg_ros.training.train" in modules and "liteseg_ros.tools.cli.replay" in modules
+    run = subprocess.run([sys.executable, "-c", CHECK, json.dumps(modules)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr
+    offenders = {name: value for name, value in json.loads(run.stdout).items() if not isinstance(value, str)}
+    assert offenders == {}, f"ROS imported outside liteseg_ros.ros: {offenders}"
+
+
+def test_the_public_entry_point_imports_no_ros():
+    code = ("import sys; from liteseg_ros import Segmenter, SegmentationResult; "
+            "tops = {n.split('.')[0] for n in sys.modules}; "
+            "print(Segmenter.__module__, sorted(t for t in tops if t in ('rclpy', 'rosbags') or t.endswith('_msgs')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["liteseg_ros.inference.segmenter", "[]"]
+
+
+def test_the_ros_package_is_where_ros_is_imported():
+    """The check above can fail: importing the node module does pull rclpy in."""
+    run = subprocess.run([sys.executable, "-c", CHECK, json.dumps(["liteseg_ros.ros.node"])], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert "rclpy" in json.loads(run.stdout)["liteseg_ros.ros.node"]
