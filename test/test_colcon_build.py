@@ -17,6 +17,7 @@ INSTALLED = [
     "share/liteseg_ros/config/liteseg.yaml", "share/liteseg_ros/config/liteseg.rviz",
     "share/liteseg_ros/models/liteseg_mobilenetv2_synthetic.pt", "share/liteseg_ros/models/README.md",
     "share/ament_index/resource_index/packages/liteseg_ros",
+    "lib/liteseg_ros/liteseg-train", "lib/liteseg_ros/segmentation_lifecycle_node",
 ]
 
 
@@ -24,7 +25,7 @@ def _copy_tracked_files(target: Path) -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target / name)
+        shutil.copy2(ROOT / name, target / name, follow_symlinks=False)  # liteseg_ros/training stays a link
 
 
 @pytest.mark.skipif(COLCON is None, reason="colcon is not installed (pip install colcon-common-extensions)")
@@ -55,3 +56,8 @@ def test_colcon_build_installs_executables_launch_config_and_models(tmp_path, sy
     )
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()) == prefix / "share/liteseg_ros/models/liteseg_mobilenetv2_synthetic.pt"
+    # training/ is installed as liteseg_ros.training in both modes (through the liteseg_ros/training link)
+    python_path = {"PYTHONPATH": f"{site}:{tmp_path / 'build' / 'liteseg_ros'}"}
+    train = subprocess.run([str(prefix / "lib/liteseg_ros/liteseg-train"), "--help"], capture_output=True, text=True,
+                           cwd=tmp_path, env={**os.environ, **python_path})
+    assert train.returncode == 0 and "usage: liteseg-train" in train.stdout, train.stderr

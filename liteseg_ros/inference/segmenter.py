@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -30,19 +30,17 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize
+from liteseg_ros.inference.pipeline import OUTPUTS, PipelineStages, SegmentationResult
 from liteseg_ros.inference.stages import (
     AxisMap,
     PreUpsampleLogits,
     bilinear_map,
-    blend,
     compose,
     identity_map,
     image_to_batch,
     nearest_map,
     normalization_constants,
     resize_argmax,
-    resize_image,
-    rgb_view,
 )
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
@@ -50,26 +48,10 @@ from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
 LOG = logging.getLogger(__name__)
 
 ENCODINGS = ("rgb8", "bgr8", "mono8")
-OUTPUTS = ("mask", "color", "overlay")
 UPSAMPLE_MODES = ("logits", "mask")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MAX_CACHED_SIZES = 4  # image sizes whose resampling maps are kept
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
-
-
-@dataclass
-class SegmentationResult:
-    """One segmented image. Outputs that were not requested are None.
-
-    ``timings`` (seconds): ``preprocess`` (validation, upload, resize, normalisation), ``inference`` (network;
-    on CUDA the whole device pipeline, synchronised), ``postprocess`` (resize + argmax, colour, overlay,
-    download), ``total``.
-    """
-
-    mask: np.ndarray | None = None  # H x W uint8 trainIds at the image's resolution
-    color: np.ndarray | None = None  # H x W x 3 uint8 RGB, Cityscapes palette
-    overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Segmenter:
@@ -101,15 +83,19 @@ class Segmenter:
         self.upsample = upsample
         self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
         self.backbone = getattr(getattr(model, "config", None), "backbone", type(model).__name__)
-        self._scale, self._shift = normalization_constants(tuple(mean), tuple(std), self._device)
-        self._palette = torch.from_numpy(TRAIN_ID_PALETTE).to(self._device)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
         self.overlay_alpha = overlay_alpha
-        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (segmenter_ops.resize_argmax).
+        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (stages.resize_argmax).
         self._pre_upsample = self._device.type == "cpu" and isinstance(model, LiteSeg)
-        self._network, self._source_maps = self._prepare(model)
+        network, self._source_maps = self._prepare(model)
+        scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
+        self.stages = PipelineStages(
+            network=network, input_size=self.input_size, dtype=self._dtype, channels_last=self.options.channels_last,
+            scale=scale, shift=shift, palette=torch.from_numpy(TRAIN_ID_PALETTE).to(self._device),
+            alpha=self._alpha_tensor, upsample=upsample, float_resize=self._device.type == "cuda",
+        )
         self._maps: OrderedDict[tuple[int, int], tuple[AxisMap, AxisMap]] = OrderedDict()
-        self._cuda = CudaPipeline(self) if self._device.type == "cuda" else None
+        self._cuda = CudaPipeline(self.stages, self._device, self.options) if self._device.type == "cuda" else None
         LOG.info("segmenter ready: %s", self.description)
 
     @classmethod
@@ -155,7 +141,7 @@ class Segmenter:
         On CPU a LiteSeg returns its logits before the final bilinear upsampling, which ``segment`` fuses with the
         argmax.
         """
-        return self._network
+        return self.stages.network
 
     def example_input(self, seed: int = 0) -> torch.Tensor:
         """A random network input of the deployed shape, dtype, device and memory format."""
@@ -189,33 +175,24 @@ class Segmenter:
         # another process holds the second core (docs/benchmarks.md); the network keeps all threads.
         image = _as_tensor(pixels)
         with single_torch_thread():
-            network_input = self._network_input(image_to_batch(image, encoding))
+            network_input = self.stages.network_input(image_to_batch(image, encoding))
         preprocessed = time.perf_counter()
-        logits = self._network(network_input)[0]
+        logits = self.stages.network(network_input)[0]
         inferred = time.perf_counter()
         with single_torch_thread():
-            mask = self._mask(logits, pixels.shape[0], pixels.shape[1])
+            mask = self._mask(logits, pixels.shape[0], pixels.shape[1])  # the CPU fusion of resize and argmax
             result = SegmentationResult(mask=mask.numpy() if "mask" in wanted else None)
             if wanted & {"color", "overlay"}:
-                color = self._palette.index_select(0, mask.view(-1).to(torch.int32)).view(*mask.shape, 3)
+                color = self.stages.colour(mask)
                 result.color = color.numpy() if "color" in wanted else None
                 if "overlay" in wanted:
-                    result.overlay = blend(rgb_view(image, encoding), color, self._overlay_alpha).numpy()
+                    result.overlay = self.stages.overlay(image, encoding, color).numpy()
         result.timings.update(
             preprocess=preprocessed - start,
             inference=inferred - preprocessed,
             postprocess=time.perf_counter() - inferred,
         )
         return result
-
-    def _network_input(self, batch: torch.Tensor) -> torch.Tensor:
-        """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype."""
-        if self._device.type == "cuda":
-            batch = batch.to(torch.float32)
-        resized = resize_image(batch, self.input_size)
-        normalised = torch.addcmul(self._shift, resized.to(torch.float32), self._scale)
-        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
-        return normalised.to(dtype=self._dtype, memory_format=memory_format)
 
     def _mask(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """C x h x w network logits -> H x W uint8 trainIds at the image's resolution (CPU)."""

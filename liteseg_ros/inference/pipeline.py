@@ -1,0 +1,94 @@
+"""One pipeline for every device: the stages of a frame (normalise + resize, network, resize + argmax, palette,
+blend) as tensor operations that run wherever their tensors are.
+
+The devices differ only in transfers, fusions and graph capture: the CPU path (:class:`~liteseg_ros.inference.
+segmenter.Segmenter`) fuses the network's last upsampling with the argmax at the image's resolution; the CUDA
+path (:mod:`liteseg_ros.inference.cuda`) runs :meth:`PipelineStages.run` (no host syncs, so a CUDA graph can
+capture it). Because the stages are plain tensor code, the tests run the CUDA path's stages on CPU tensors and
+compare them with the CPU path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from liteseg_ros.inference.stages import blend, image_to_batch, resize_image, rgb_view
+
+OUTPUTS = ("mask", "color", "overlay")
+
+
+@dataclass
+class SegmentationResult:
+    """One segmented image. Outputs that were not requested are None.
+
+    ``timings`` (seconds): ``preprocess`` (validation, upload, resize, normalisation), ``inference`` (network;
+    on CUDA the whole device pipeline, synchronised), ``postprocess`` (resize + argmax, colour, overlay,
+    download), ``total``.
+    """
+
+    mask: np.ndarray | None = None  # H x W uint8 trainIds at the image's resolution
+    color: np.ndarray | None = None  # H x W x 3 uint8 RGB, Cityscapes palette
+    overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineStages:
+    """What a Segmenter runs for one frame, stage by stage, on the device of its tensors."""
+
+    network: Callable[[torch.Tensor], torch.Tensor]  # 1 x 3 x h x w normalised input -> 1 x C x h' x w' logits
+    input_size: tuple[int, int]  # (h, w) of the network input
+    dtype: torch.dtype  # of the network input
+    channels_last: bool  # memory format of the network input
+    scale: torch.Tensor  # 1 x 3 x 1 x 1: uint8 * scale + shift == (uint8 / 255 - mean) / std
+    shift: torch.Tensor
+    palette: torch.Tensor  # classes x 3 uint8
+    alpha: torch.Tensor  # 0-d float32 overlay weight (updated in place by the Segmenter)
+    upsample: str  # "logits" or "mask"
+    float_resize: bool = False  # resize in float32 (GPUs) instead of on the uint8 image (CPU)
+
+    def network_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype."""
+        if self.float_resize:
+            batch = batch.to(torch.float32)
+        resized = resize_image(batch, self.input_size)
+        normalised = torch.addcmul(self.shift, resized.to(torch.float32), self.scale)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return normalised.to(dtype=self.dtype, memory_format=memory_format)
+
+    def classes(self, logits: torch.Tensor, height: int, width: int,
+                nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """1 x C x h' x w' logits -> H x W class indices (int64): bilinear logits then argmax (``logits``), or
+        argmax then the ``nearest`` (row, column) index tensors (``mask``)."""
+        if self.upsample == "logits":
+            if tuple(logits.shape[2:]) != (height, width):
+                logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
+            return logits[0].argmax(dim=0)
+        rows, cols = nearest
+        return logits[0].argmax(dim=0).index_select(0, rows).index_select(1, cols)
+
+    def colour(self, classes: torch.Tensor) -> torch.Tensor:
+        """H x W class indices -> H x W x 3 uint8 palette colours."""
+        return self.palette.index_select(0, classes.reshape(-1).to(torch.int32)).view(*classes.shape, 3)
+
+    def overlay(self, image: torch.Tensor, encoding: str, colour: torch.Tensor) -> torch.Tensor:
+        """The image blended with its colour mask, ``alpha`` of the colour."""
+        return blend(rgb_view(image, encoding), colour, self.alpha)
+
+    def run(self, image: torch.Tensor, encoding: str, wanted: frozenset[str],
+            nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """H x W x C uint8 image on the device -> the wanted uint8 outputs on the device (no host syncs)."""
+        height, width = image.shape[:2]
+        logits = self.network(self.network_input(image_to_batch(image, encoding)))
+        classes = self.classes(logits, height, width, nearest)
+        outputs = {"mask": classes.to(torch.uint8)}
+        if wanted & {"color", "overlay"}:
+            outputs["color"] = self.colour(classes)
+            if "overlay" in wanted:
+                outputs["overlay"] = self.overlay(image, encoding, outputs["color"])
+        return outputs

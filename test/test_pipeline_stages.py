@@ -1,0 +1,64 @@
+"""One pipeline: the CUDA path's stages (PipelineStages.run, as CudaPipeline runs and captures them) run here on
+CPU tensors and agree with the CPU path, so the GPU default is tested without a GPU."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from liteseg_ros.inference.cuda import CudaPipeline
+from liteseg_ros.inference.pipeline import OUTPUTS
+from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.labels import TRAIN_ID_PALETTE
+
+from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    agreement,
+    calibrated_model,
+    one_torch_thread,
+    street_image,
+)
+
+SIZE = (64, 128)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return calibrated_model("mobilenetv2", size=SIZE)
+
+
+def _pixels(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    return {"rgb8": rgb, "bgr8": np.ascontiguousarray(rgb[..., ::-1]), "mono8": rgb[..., 1].copy()}[encoding]
+
+
+@pytest.mark.parametrize("upsample", ["logits", "mask"])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8"])
+def test_the_cuda_stages_on_cpu_tensors_agree_with_the_cpu_path(model, upsample, encoding):
+    cpu = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize="none", overlay_alpha=0.4)
+    # what the CUDA path runs: the whole network (no fused last upsampling); the input resize is the CPU's (a GPU
+    # resizes in float32: a transfer detail, as the upload is)
+    stages = dataclasses.replace(cpu.stages, network=copy.deepcopy(model).eval())
+    cuda_path = CudaPipeline(stages, torch.device("cpu"), cpu.options)
+    rgb = street_image(96, 160, seed=4)
+    pixels = _pixels(rgb, encoding)
+    nearest = cuda_path._nearest_indices(96, 160) if upsample == "mask" else None
+    image = torch.from_numpy(pixels if pixels.ndim == 3 else pixels[..., None])
+    with torch.inference_mode():
+        outputs = {name: tensor.numpy() for name, tensor in stages.run(image, encoding, frozenset(OUTPUTS), nearest)
+                   .items()}
+    expected = cpu.segment(pixels, encoding)
+    assert agreement(outputs["mask"], expected.mask) >= 0.999  # they differ only at exact near-ties
+    np.testing.assert_array_equal(outputs["color"], TRAIN_ID_PALETTE[outputs["mask"]])
+    same = outputs["mask"] == expected.mask
+    np.testing.assert_array_equal(outputs["overlay"][same], expected.overlay[same])
+    assert len(np.unique(expected.mask)) > 1
+
+
+def test_the_cpu_path_and_the_stages_share_one_palette_and_blend(model):
+    """A change of overlay_alpha reaches the stages the CUDA path captures (one 0-d tensor, updated in place)."""
+    cpu = Segmenter(model, device="cpu", input_size=SIZE, optimize="none")
+    cpu.overlay_alpha = 0.25
+    assert float(cpu.stages.alpha) == 0.25
