@@ -227,3 +227,38 @@ def test_default_image_topic_is_relative_so_a_namespace_moves_it(launch_tree):
                        and isinstance(call.args[0], ast.Constant) and call.args[0].value == "image_topic")
     default = _keyword(image_topic, "default_value").value
     assert default == "camera/image_raw" and not default.startswith("/")
+
+
+def _readme_parameter_rows() -> dict[str, tuple[str, str]]:
+    """parameter name -> (type cell, default cell) of the README's parameter table."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| parameter | type | default | meaning |")
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        names, kind, default = (cell.strip() for cell in line.strip("|").split("|")[:3])
+        for name in names.split(","):
+            rows[name.strip().strip("`")] = (kind, default)
+    return rows
+
+
+def _readme_default(value) -> str:
+    if isinstance(value, str):
+        return f"`{value}`" if value else '`""`'
+    if isinstance(value, list):
+        return f"`{value}`"
+    return str(value)
+
+
+def test_the_readme_parameter_table_agrees_with_the_parameter_table():
+    """The README lists every parameter once, with the default and range of PARAMETERS."""
+    rows = _readme_parameter_rows()
+    assert list(rows) == list(PARAMETER_NAMES)
+    for spec in PARAMETERS:
+        kind, default = rows[spec.name]
+        assert default == _readme_default(spec.default), spec.name
+        bounds = spec.integer_range or spec.float_range
+        if bounds:
+            low, high = (int(b) if float(b).is_integer() else b for b in bounds)
+            assert kind.endswith(f"[{low}, {high}]"), (spec.name, kind)

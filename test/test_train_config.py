@@ -141,3 +141,15 @@ def test_training_without_the_train_extra_is_one_clear_error(tmp_path, monkeypat
     assert re.search(r"liteseg-train needs the train extra \((tqdm|tqdm, tensorboard) missing\): "
                      r"pip install 'liteseg_ros\[train\]'", logged), logged
     assert "Traceback" not in logged
+
+
+def test_the_model_section_is_the_architecture_config_and_devices_match_the_node():
+    """One definition of the architecture (LiteSegConfig, as checkpoints store it); runtime.device takes cuda:N
+    as the node's device parameter does."""
+    from liteseg_ros.model import LiteSegConfig
+
+    config = load_config(None, ["model.backbone=shufflenet", "model.separable=false", "runtime.device=cuda:1"])
+    assert config.model == LiteSegConfig(backbone="shufflenet", separable=False)
+    assert config.runtime.device == "cuda:1"
+    with pytest.raises(ConfigError, match="runtime.device must be auto, cpu, cuda or cuda:N"):
+        load_config(None, ["runtime.device=gpu"])

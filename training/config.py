@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,17 +23,9 @@ from pathlib import Path
 import yaml
 
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.model import ASPP_KINDS, BACKBONES
+from liteseg_ros.model import ASPP_KINDS, BACKBONES, LiteSegConfig
 from liteseg_ros.training.data import MULTI_SCALE_MODES
 from liteseg_ros.training.transforms import CROP_POLICIES
-
-
-@dataclass
-class ModelSection:
-    backbone: str = "mobilenetv2"
-    num_classes: int = 19
-    aspp: str = "daspp"
-    separable: bool = True
 
 
 @dataclass
@@ -109,7 +102,7 @@ class CheckpointSection:
 @dataclass
 class RuntimeSection:
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (as the node's device parameter)
     amp: bool | str = "auto"  # auto (on with CUDA) | true | false
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads per process (null: torch default)
@@ -121,7 +114,7 @@ class RuntimeSection:
 
 @dataclass
 class TrainConfig:
-    model: ModelSection = field(default_factory=ModelSection)
+    model: LiteSegConfig = field(default_factory=LiteSegConfig)  # the architecture, as checkpoints store it
     init: InitSection = field(default_factory=InitSection)
     data: DataSection = field(default_factory=DataSection)
     coarse: StageSection = field(default_factory=lambda: StageSection("gtCoarse", ["train", "train_extra"], 20))
@@ -184,7 +177,7 @@ def _build(cls, values: dict, where: str):
         close = difflib.get_close_matches(unknown[0], names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(names)}"
         raise ConfigError(f"unknown config key {where + unknown[0]!r}{hint}")
-    instance = cls()
+    instance, built = cls(), {}
     for key, value in values.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
@@ -192,10 +185,10 @@ def _build(cls, values: dict, where: str):
                 raise ConfigError(f"{where}{key} must be a section (a mapping), got {value!r}")
             current = dataclasses.asdict(getattr(instance, key))
             current.update(value)
-            setattr(instance, key, _build(hint, current, f"{where}{key}."))
+            built[key] = _build(hint, current, f"{where}{key}.")
         else:
-            setattr(instance, key, _coerce(value, hint, where + key))
-    return instance
+            built[key] = _coerce(value, hint, where + key)
+    return dataclasses.replace(instance, **built)  # works for frozen sections (the model's LiteSegConfig)
 
 
 def _check_choice(value, choices, where: str) -> None:
@@ -219,7 +212,8 @@ def validate(config: TrainConfig) -> TrainConfig:
                           f"{config.optim.ohem_threshold} and {config.optim.ohem_min_kept}")
     _check_choice(config.schedule.unit, ("epoch", "iteration"), "schedule.unit")
     _check_choice(config.validation.unit, ("epoch", "iteration"), "validation.unit")
-    _check_choice(config.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(config.runtime.device)):
+        raise ConfigError(f"runtime.device must be auto, cpu, cuda or cuda:N, got {config.runtime.device!r}")
     _check_choice(config.runtime.amp, (True, False, "auto"), "runtime.amp")
     if not config.data.crop_sizes or any(len(s) != 2 or min(s) < 32 for s in config.data.crop_sizes):
         raise ConfigError(

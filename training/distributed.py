@@ -32,11 +32,14 @@ class DistContext:
 
 
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises ConfigError."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` (this process's local rank) or ``cuda:N`` without a GPU
+    raises ConfigError."""
     from liteseg_ros.errors import ConfigError
 
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("runtime.device=cuda but no CUDA device is available: use runtime.device=cpu")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device={preference} but no CUDA device is available: use runtime.device=cpu")
+    if preference.startswith("cuda:"):
+        return torch.device(preference)
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", local_rank)
     return torch.device("cpu")

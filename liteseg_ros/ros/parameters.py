@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, make_dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.model.bundled import bundled_model_path
@@ -27,7 +27,9 @@ MAX_QOS_DEPTH = 100
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One ROS parameter: name, default (which also fixes its type), description and range."""
+    """One ROS parameter, written once: name, default (which also fixes its type), description, range or
+    choices, and how its value is checked. The ROS declarations, :class:`NodeConfig` and its validation, the
+    params YAML and the README table all follow from :data:`PARAMETERS` (tests check the YAML and README)."""
 
     name: str
     default: Any
@@ -35,61 +37,23 @@ class ParameterSpec:
     read_only: bool = True
     integer_range: tuple[int, int] | None = None
     float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    check: Callable[[str, Any], Any] | None = None  # (name, value) -> normalised value, or ConfigError
     dynamic_typing: bool = False
 
-
-_OUTPUT_SWITCH_TEXT = (
-    "'auto': computed and published only while the topic has subscribers; 'always'; "
-    "'never' (the topic is not advertised). Booleans are accepted: true = always, false = never."
-)
-
-PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
-                  "Must match the weights file."),
-    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth, or 'cityscapes' (the "
-                  "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
-                  "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
-    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
-                  "input's resolution.", integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("input_height", 360, "Height the image is resized to for inference (pixels).",
-                  integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
-                  "cuda:N. Asking for CUDA without CUDA is a start-up error."),
-    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or "
-                  "bf16, as the Segmenter supports them."),
-    ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
-                  "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
-    ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
-                  "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
-                  "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
-                  "name is a start-up error that lists the valid ones)."),
-    ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
-                  "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
-    ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "
-                  "subscribe sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'."),
-    ParameterSpec("qos_reliability", "auto", "Input subscription reliability: 'auto' (best_effort when any "
-                  "publisher of the topic is best-effort, else reliable; re-checked every second), "
-                  "'reliable' or 'best_effort'."),
-    ParameterSpec("qos_depth", 1, "Input subscription history depth (keep-last). The node segments only "
-                  "the newest frame anyway.", integer_range=(1, MAX_QOS_DEPTH)),
-    ParameterSpec("output_qos_depth", 5, "History depth (keep-last) of the reliable output publishers. A large "
-                  "image lost on the wire is re-sent only while it is still in this history: at depth 1 the next "
-                  "frame replaces it and the subscriber never gets it.", integer_range=(1, MAX_QOS_DEPTH)),
-    ParameterSpec("publish_mask", "auto", "~/mask (mono8 trainIds 0..18, 255 = ignore): " + _OUTPUT_SWITCH_TEXT,
-                  dynamic_typing=True),
-    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8 Cityscapes palette): " + _OUTPUT_SWITCH_TEXT,
-                  dynamic_typing=True),
-    ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
-                  + _OUTPUT_SWITCH_TEXT, dynamic_typing=True),
-    ParameterSpec("cameras", [], "Names of several cameras served by this one model: each name N subscribes N/image "
-                  "(or N/image/compressed) and publishes ~/N/mask, ~/N/color_mask, ~/N/overlay. Empty: one camera "
-                  "on 'image' with outputs ~/mask, ~/color_mask, ~/overlay."),
-    ParameterSpec("summary_period", 10.0, "Seconds between one-line statistics summaries in the log "
-                  "(0 = never). /diagnostics is published at 1 Hz regardless.",
-                  float_range=(0.0, 3600.0)),
-)
-
-PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+    def validate(self, value: Any) -> Any:
+        """The normalised value, or ConfigError naming the parameter and what to give."""
+        if self.check is not None:
+            return self.check(self.name, value)
+        if self.integer_range is not None:
+            return _integer(self.name, value, *self.integer_range)
+        if self.float_range is not None:
+            return _number(self.name, value, *self.float_range)
+        if self.choices is not None:
+            return _choice(self.name, value, self.choices)
+        if isinstance(self.default, str) and not isinstance(value, str):
+            raise ConfigError(f"parameter {self.name}={value!r} is invalid: give a string")
+        return value
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -112,15 +76,15 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def _camera_names(value: Any) -> tuple[str, ...]:
+def _camera_names(name: str, value: Any) -> tuple[str, ...]:
     """The ``cameras`` names: distinct ROS name tokens (letters, digits, underscores; not starting with a digit)."""
     names = tuple(value or ())  # an empty list in a params file arrives as "not set"
-    for name in names:
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ConfigError(f"parameter cameras has an invalid name {name!r}: use letters, digits and underscores, "
-                              "e.g. cameras:=[front, rear]")
+    for camera in names:
+        if not isinstance(camera, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", camera):
+            raise ConfigError(f"parameter {name} has an invalid name {camera!r}: use letters, digits and "
+                              "underscores, e.g. cameras:=[front, rear]")
     if len(set(names)) != len(names):
-        raise ConfigError(f"parameter cameras={list(names)} names a camera twice")
+        raise ConfigError(f"parameter {name}={list(names)} names a camera twice")
     return names
 
 
@@ -131,28 +95,78 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
-class NodeConfig:
-    """Validated configuration of the segmentation node (field names = ROS parameter names)."""
+def _backbone(name: str, value: Any) -> str:
+    from liteseg_ros.model import BACKBONES  # imports torch; the node needs it next anyway
 
-    backbone: str = "mobilenetv2"
-    weights: str = ""
-    input_width: int = 640
-    input_height: int = 360
-    device: str = "auto"
-    precision: str = "auto"
-    upsample: str = "logits"
-    optimize: str = "auto"
-    overlay_alpha: float = 0.5
-    input_transport: str = "raw"
-    qos_reliability: str = "auto"
-    qos_depth: int = 1
-    output_qos_depth: int = 5
-    publish_mask: str = "auto"
-    publish_color: str = "auto"
-    publish_overlay: str = "auto"
-    cameras: tuple[str, ...] = ()
-    summary_period: float = 10.0
+    return _choice(name, value, BACKBONES)
+
+
+def _optimize(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give a string")
+    if value not in ("auto", "none"):
+        from liteseg_ros.inference.optimize import parse_option_list
+
+        parse_option_list(value).validate()  # names and combinations; the device is checked by the Segmenter
+    return value
+
+
+_OUTPUT_SWITCH_TEXT = (
+    "'auto': computed and published only while the topic has subscribers; 'always'; "
+    "'never' (the topic is not advertised). Booleans are accepted: true = always, false = never."
+)
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
+                  "Must match the weights file.", check=_backbone),
+    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth, or 'cityscapes' (the "
+                  "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
+                  "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
+    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
+                  "input's resolution.", integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("input_height", 360, "Height the image is resized to for inference (pixels).",
+                  integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
+                  "cuda:N. Asking for CUDA without CUDA is a start-up error."),
+    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or "
+                  "bf16, as the Segmenter supports them."),
+    ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
+                  "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
+    ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
+                  "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
+                  "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
+                  "name is a start-up error that lists the valid ones).", check=_optimize),
+    ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
+                  "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
+    ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "
+                  "subscribe sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.", choices=INPUT_TRANSPORTS),
+    ParameterSpec("qos_reliability", "auto", "Input subscription reliability: 'auto' (best_effort when any "
+                  "publisher of the topic is best-effort, else reliable; re-checked every second), "
+                  "'reliable' or 'best_effort'.", choices=QOS_RELIABILITIES),
+    ParameterSpec("qos_depth", 1, "Input subscription history depth (keep-last). The node segments only "
+                  "the newest frame anyway.", integer_range=(1, MAX_QOS_DEPTH)),
+    ParameterSpec("output_qos_depth", 5, "History depth (keep-last) of the reliable output publishers. A large "
+                  "image lost on the wire is re-sent only while it is still in this history: at depth 1 the next "
+                  "frame replaces it and the subscriber never gets it.", integer_range=(1, MAX_QOS_DEPTH)),
+    ParameterSpec("publish_mask", "auto", "~/mask (mono8 trainIds 0..18, 255 = ignore): " + _OUTPUT_SWITCH_TEXT,
+                  check=_output_mode, dynamic_typing=True),
+    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8 Cityscapes palette): " + _OUTPUT_SWITCH_TEXT,
+                  check=_output_mode, dynamic_typing=True),
+    ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
+                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
+    ParameterSpec("cameras", [], "Names of several cameras served by this one model: each name N subscribes N/image "
+                  "(or N/image/compressed) and publishes ~/N/mask, ~/N/color_mask, ~/N/overlay. Empty: one camera "
+                  "on 'image' with outputs ~/mask, ~/color_mask, ~/overlay.", check=_camera_names),
+    ParameterSpec("summary_period", 10.0, "Seconds between one-line statistics summaries in the log "
+                  "(0 = never). /diagnostics is published at 1 Hz regardless.",
+                  float_range=(0.0, 3600.0)),
+)
+
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+
+
+class _NodeConfigBase:
+    """The methods of :class:`NodeConfig` (its fields come from :data:`PARAMETERS`)."""
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> "NodeConfig":
@@ -163,38 +177,10 @@ class NodeConfig:
         return cls(**dict(values)).validated()
 
     def validated(self) -> "NodeConfig":
-        """Return a normalised copy (output switches as strings) or raise ConfigError naming the field.
-
-        Device, precision, upsample, the optimisations' fit to the device and the input size's fit to
-        the backbone are checked by the Segmenter when it is built.
-        """
-        for name in ("backbone", "weights", "device", "precision", "upsample", "optimize"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"parameter {name}={getattr(self, name)!r} is invalid: give a string")
-        from liteseg_ros.inference.optimize import parse_option_list
-        from liteseg_ros.model import BACKBONES  # imports torch; the node needs it next anyway
-
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"parameter backbone={self.backbone!r} is invalid: choose one of {', '.join(BACKBONES)}")
-        _integer("input_width", self.input_width, 32, MAX_INPUT_SIDE)
-        _integer("input_height", self.input_height, 32, MAX_INPUT_SIDE)
-        _integer("qos_depth", self.qos_depth, 1, MAX_QOS_DEPTH)
-        _integer("output_qos_depth", self.output_qos_depth, 1, MAX_QOS_DEPTH)
-        _choice("input_transport", self.input_transport, INPUT_TRANSPORTS)
-        _choice("qos_reliability", self.qos_reliability, QOS_RELIABILITIES)
-        if self.optimize not in ("auto", "none"):
-            parse_option_list(self.optimize).validate()  # names and combinations; the device is checked later
-        normalised = {
-            "overlay_alpha": _number("overlay_alpha", self.overlay_alpha, 0.0, 1.0),
-            "summary_period": _number("summary_period", self.summary_period, 0.0, 3600.0),
-            **{
-                name: _output_mode(name, getattr(self, name))
-                for name in ("publish_mask", "publish_color", "publish_overlay")
-            },
-        }
-        values = {field.name: getattr(self, field.name) for field in fields(self)}
-        values.update(normalised, cameras=_camera_names(self.cameras))
-        return NodeConfig(**values)
+        """Return a normalised copy (output switches as strings, cameras as a tuple) or raise ConfigError naming
+        the parameter. Device, precision, upsample, the optimisations' fit to the device and the input size's
+        fit to the backbone are checked by the Segmenter when it is built."""
+        return replace(self, **{spec.name: spec.validate(getattr(self, spec.name)) for spec in PARAMETERS})
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -205,6 +191,17 @@ class NodeConfig:
     def output_modes(self) -> dict[str, str]:
         """Output name ('mask', 'color', 'overlay') -> 'auto' | 'always' | 'never'."""
         return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay}
+
+
+NodeConfig = make_dataclass(
+    "NodeConfig",
+    [(spec.name, type(spec.default) if not isinstance(spec.default, list) else tuple,
+      field(default=tuple(spec.default) if isinstance(spec.default, list) else spec.default)) for spec in PARAMETERS],
+    bases=(_NodeConfigBase,), frozen=True,
+)
+NodeConfig.__module__ = __name__
+NodeConfig.__doc__ = ("Validated configuration of the segmentation node: one field per entry of PARAMETERS "
+                      "(field names = ROS parameter names, defaults = the parameters' defaults).")
 
 
 def resolve_weights(config: NodeConfig) -> Path:
