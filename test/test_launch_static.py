@@ -17,7 +17,8 @@ import pytest
 import setuptools
 import yaml
 
-from liteseg_ros.ros.parameters import NODE_NAME, PARAMETER_NAMES, PARAMETERS, NodeConfig
+from liteseg_ros.outputs import NODE_NAME
+from liteseg_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"

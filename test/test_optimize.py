@@ -14,14 +14,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from liteseg_ros.errors import ConfigError, OptimizationError
-from liteseg_ros.inference.optimize import (
-    CudaGraphRunner,
-    OptimizeOptions,
-    fold_batchnorm,
-    keep_freed_memory,
-    onnxruntime_available,
-    resolve_optimize,
-)
+from liteseg_ros.inference.batchnorm import fold_batchnorm
+from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
+from liteseg_ros.inference.optimize import OptimizeOptions, keep_freed_memory, onnxruntime_available, resolve_optimize
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from liteseg_ros.inference.cuda import CudaPipeline
-from liteseg_ros.inference.pipeline import OUTPUTS
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import TRAIN_ID_PALETTE
+from liteseg_ros.outputs import OUTPUTS
 
 from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     agreement,

@@ -15,9 +15,11 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from liteseg_ros.inference.optimize import CudaGraphRunner, OptimizeOptions
-from liteseg_ros.inference.pipeline import OUTPUTS, PipelineStages, SegmentationResult
+from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
+from liteseg_ros.inference.optimize import OptimizeOptions
+from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.stages import nearest_map
+from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)
 MAX_CACHED_SHAPES = 4

@@ -19,8 +19,6 @@ from torch.nn import functional as F
 
 from liteseg_ros.inference.stages import blend, image_to_batch, resize_image, rgb_view
 
-OUTPUTS = ("mask", "color", "overlay")
-
 
 @dataclass
 class SegmentationResult:

@@ -30,7 +30,7 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize
-from liteseg_ros.inference.pipeline import OUTPUTS, PipelineStages, SegmentationResult
+from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.stages import (
     AxisMap,
     PreUpsampleLogits,
@@ -44,6 +44,7 @@ from liteseg_ros.inference.stages import (
 )
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
+from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from liteseg_ros.images.conversions import (
     image_msg_to_array,
     image_msg_to_segmenter_input,
 )
+from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUTS, replay_topic
 
 LOG = logging.getLogger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -31,8 +32,6 @@ CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 COMPRESSIONS = ("none", "zstd")
 OUTPUT_QOS_DEPTH = 5  # as the node's outputs (output_qos_depth)
-OUTPUT_TOPICS = {"mask": "/liteseg/mask", "color": "/liteseg/color_mask", "overlay": "/liteseg/overlay"}
-OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8"}
 
 
 def typestore():
@@ -215,7 +214,7 @@ class BagSink:
         }
         self._outputs = {
             name: self._connection(topic, IMAGE_TYPE, [default_qos(OUTPUT_QOS_DEPTH)])
-            for name, topic in OUTPUT_TOPICS.items()
+            for name, topic in ((output, replay_topic(output)) for output in OUTPUTS)
         }
         self.frames = 0
 

@@ -21,6 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from liteseg_ros.errors import LiteSegError
+from liteseg_ros.outputs import NODE_NAME
 from liteseg_ros.ros.node import (
     DIAGNOSTICS_PERIOD_S,
     build_segmenter,
@@ -29,7 +30,7 @@ from liteseg_ros.ros.node import (
     publish_diagnostics,
     run_node,
 )
-from liteseg_ros.ros.parameters import NODE_NAME, NodeConfig, current_parameters, declare_parameters, resolve_weights
+from liteseg_ros.ros.parameters import NodeConfig, current_parameters, declare_parameters, resolve_weights
 from liteseg_ros.ros.runtime import SegmentationRuntime
 
 

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 
 from liteseg_ros.errors import BagError
+from liteseg_ros.outputs import OUTPUT_TOPICS
 from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 
 LOG = logging.getLogger(__name__)
-OUTPUT_NAMES = {"mask": "mask", "color": "color_mask", "overlay": "overlay"}
 DISCOVERY_TIMEOUT_S = 60.0
 DRAIN_IDLE_S = 3.0
 
@@ -57,7 +57,7 @@ class LivePlayer:
         namespace = options.node_namespace.rstrip("/")
         self.subscriptions = [
             self.node.create_subscription(Image, f"{namespace}/{topic}", self._callback(name), qos, raw=True)
-            for name, topic in OUTPUT_NAMES.items()
+            for name, topic in OUTPUT_TOPICS.items()
         ]
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

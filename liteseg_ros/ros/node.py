@@ -30,7 +30,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from liteseg_ros.errors import LiteSegError
-from liteseg_ros.ros.parameters import NODE_NAME, NodeConfig, declare_parameters, resolve_weights
+from liteseg_ros.outputs import NODE_NAME
+from liteseg_ros.ros.parameters import NodeConfig, declare_parameters, resolve_weights
 from liteseg_ros.ros.runtime import SegmentationRuntime
 
 DIAGNOSTICS_PERIOD_S = 1.0

@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping
 from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.model.bundled import bundled_model_path
 
-NODE_NAME = "liteseg"
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("auto", "reliable", "best_effort")

@@ -19,12 +19,11 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from liteseg_ros.errors import ImageError
 from liteseg_ros.images import conversions
+from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUT_TOPICS
 from liteseg_ros.ros import messages
 from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.ros.stats import NodeStats, SequenceGaps, diagnostic_status, summary_line
 
-# output name -> (topic suffix, encoding); the topics are ~/<suffix> or ~/<camera>/<suffix>
-OUTPUT_TOPICS = {"mask": ("mask", "mono8"), "color": ("color_mask", "rgb8"), "overlay": ("overlay", "rgb8")}
 WARN_THROTTLE_S = 5.0
 PUBLISHER_POLL_PERIOD_S = 1.0
 
@@ -82,7 +81,7 @@ class CameraChannel:
                                 durability=DurabilityPolicy.VOLATILE)
         self.publishers = {
             output: make_publisher(Image, f"~/{prefix}{suffix}", output_qos)
-            for output, (suffix, _) in OUTPUT_TOPICS.items() if config.output_modes[output] != "never"
+            for output, suffix in OUTPUT_TOPICS.items() if config.output_modes[output] != "never"
         }
         self.stats = NodeStats()
         self.sequence = SequenceGaps()
@@ -97,7 +96,7 @@ class CameraChannel:
 
     def output_topic(self, output: str) -> str:
         prefix = f"{self.name}/" if self.name else ""
-        return self.node.resolve_topic_name(f"~/{prefix}{OUTPUT_TOPICS[output][0]}")
+        return self.node.resolve_topic_name(f"~/{prefix}{OUTPUT_TOPICS[output]}")
 
     def poll(self, callback: Callable[[Any, dict], None]) -> None:
         """Note the camera's publishers; (re)subscribe when the reliability to use changed."""
@@ -241,7 +240,7 @@ class SegmentationRuntime:
                                            throttle_duration_sec=WARN_THROTTLE_S)
             return
         for output in outputs:
-            encoding = OUTPUT_TOPICS[output][1]
+            encoding = OUTPUT_ENCODINGS[output]
             channel.publishers[output].publish(messages.array_to_image_msg(getattr(result, output), encoding,
                                                                               msg.header))
         self._count(channel, msg, received_at)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.inference.optimize import CudaGraphRunner
+from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.segmenter import Segmenter, resolve_device
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
 from liteseg_ros.tools.cli.common import parse_size, run_cli
