@@ -177,6 +177,10 @@ def run_node(create: Callable[[], Node], start: Callable[[Node], None] | None, a
         _log(node, "error", f"cannot start: {error}")
         _shut_down(node)
         return 1
+    except Exception as error:  # a bug or an unforeseen environment: still one line, and a non-zero exit
+        _log(node, "error", f"cannot start: unexpected {type(error).__name__}: {error} (please report this)")
+        _shut_down(node)
+        return 1
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

@@ -29,6 +29,9 @@ VENV="$WORK/venv/bin"
 cd "$WORK"  # nothing of the source tree is importable from here
 "$VENV/python" -c "import liteseg_ros, sys; assert liteseg_ros.__file__.startswith(sys.prefix), liteseg_ros.__file__" \
   || die "liteseg_ros is not installed into the venv"
+! "$VENV/python" -c "import training" 2>/dev/null || die "a top-level 'training' package is installed"
+"$VENV/liteseg-train" --help >/dev/null && "$VENV/liteseg-eval" --help >/dev/null \
+  || die "liteseg-train / liteseg-eval --help fail in a runtime-only install"
 eval "$("$VENV/python" -c 'from liteseg_ros.ros.environment import isolated_ros_environment as e
 print(" ".join(f"export {k}={v}" for k, v in e().items()))')"
 echo "ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
