@@ -11,6 +11,8 @@ from pathlib import Path
 
 import liteseg_ros
 
+from conftest import installed_script
+
 ROOT = Path(__file__).resolve().parent.parent
 ROS_PACKAGE = "liteseg_ros.ros"
 # modules whose import would pull in optional packages the layering does not concern (checked where installed)
@@ -71,9 +73,8 @@ def test_the_ros_package_is_where_ros_is_imported():
 def test_training_is_installed_under_the_package_namespace(tmp_path):
     """Outside the source tree, ``import training`` fails (no top-level package to collide with another
     project's), while the training tools work from liteseg_ros.training."""
-    bin_dir = Path(sys.executable).parent
     collide = subprocess.run([sys.executable, "-c", "import training"], capture_output=True, text=True, cwd=tmp_path)
     assert collide.returncode != 0 and "No module named 'training'" in collide.stderr
     for tool in ("liteseg-train", "liteseg-eval"):
-        run = subprocess.run([str(bin_dir / tool), "--help"], capture_output=True, text=True, cwd=tmp_path)
+        run = subprocess.run([str(installed_script(tool)), "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert run.returncode == 0 and f"usage: {tool}" in run.stdout, run.stderr
