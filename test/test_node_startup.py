@@ -105,7 +105,7 @@ def test_a_signal_during_start_up_stops_the_node_at_once(ros_client, tiny_weight
     assert "while starting; stopped" in node.stderr()
 
 
-@pytest.mark.parametrize("delay_s", [0.15, 0.6])
+@pytest.mark.parametrize("delay_s", [0.2, 0.6])
 def test_a_signal_while_the_node_is_still_importing_exits_quietly_with_0(tiny_weights, tmp_path, delay_s):
     """Ctrl-C right after `ros2 launch` reaches the process while Python still imports rclpy and the node."""
     node = spawn_node(tmp_path, "/early_stop", {"weights": str(tiny_weights), "device": "cpu"})
