@@ -217,7 +217,7 @@ def test_compressed_input_gives_the_segmenter_mask(nodes, eager_reference, fmt):
 
 def test_resolution_change_is_followed(nodes, reference, ros_client, diagnostics):
     node = nodes["raw"]
-    before = int(latest_status(diagnostics, node)["resolution changes"])
+    before = int(wait_for_counter(ros_client, diagnostics, node, "resolution changes", 0)["resolution changes"])
     for height, width in ((30, 50), (HEIGHT, WIDTH)):
         rgb = scene(height, width, seed=4)
         msg = raw_message(rgb, "rgb8")
