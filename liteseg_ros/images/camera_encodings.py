@@ -45,6 +45,24 @@ CAMERA_ENCODINGS: dict[str, CameraEncoding] = {
 """Camera encodings converted to rgb8 before segmentation (a copy; the plain ones are zero-copy views)."""
 
 
+def checked_buffer(data: Any, height: int, width: int, encoding: str, step: int, row_bytes: int,
+                   rows: int) -> np.ndarray:
+    """``data`` as a flat uint8 array, after checking a raw frame's layout: a non-zero size, a ``step`` of at
+    least ``row_bytes``, and ``step * rows`` bytes of data (``rows`` = the image's rows, more for planar
+    formats). Raises ImageError saying which is wrong."""
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has zero size ({width}x{height}); the camera sent an empty frame")
+    if step < row_bytes:
+        raise ImageError(f"step {step} is shorter than one row of a {width}-pixel wide {encoding} image "
+                         f"({row_bytes} bytes); the publisher filled step wrongly")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size < step * rows:
+        planar = f" ({rows} rows of data for {height} image rows)" if rows != height else ""
+        raise ImageError(f"image data has {buffer.size} bytes, fewer than step x height = {step} x {rows} = "
+                         f"{step * rows}{planar}; the frame is truncated")
+    return buffer
+
+
 def camera_encoding_to_rgb(data: Any, height: int, width: int, encoding: str, step: int,
                            is_bigendian: bool = False) -> np.ndarray:
     """Convert one raw frame in a :data:`CAMERA_ENCODINGS` encoding to an H x W x 3 uint8 RGB array.
@@ -53,21 +71,13 @@ def camera_encoding_to_rgb(data: Any, height: int, width: int, encoding: str, st
     than a row, or a buffer shorter than the layout needs.
     """
     spec = CAMERA_ENCODINGS[encoding]
-    if height <= 0 or width <= 0:
-        raise ImageError(f"image has zero size ({width}x{height}); the camera sent an empty frame")
     if spec.kind in ("yuv422", "nv21") and width % 2:
         raise ImageError(f"{encoding} images need an even width (two pixels share their chroma), got {width}")
     if spec.kind == "nv21" and height % 2:
         raise ImageError(f"{encoding} images need an even height (two rows share their chroma), got {height}")
     row_bytes = width * {"yuv422": 2, "bayer": spec.bytes_per_sample}.get(spec.kind, 1)
-    if step < row_bytes:
-        raise ImageError(f"step {step} is shorter than one row of a {width}-pixel wide {encoding} image "
-                         f"({row_bytes} bytes); the publisher filled step wrongly")
     rows = {"nv21": height + height // 2, "nv24": 3 * height}.get(spec.kind, height)
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < step * rows:
-        raise ImageError(f"image data has {buffer.size} bytes, fewer than the {step * rows} a {width}x{height} "
-                         f"{encoding} frame with step {step} needs; the frame is truncated")
+    buffer = checked_buffer(data, height, width, encoding, step, row_bytes, rows)
     plane = buffer[: step * rows].reshape(rows, step)
     import cv2  # opencv-python-headless; imported on first use to keep the node's start-up light
 

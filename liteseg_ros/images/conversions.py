@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from liteseg_ros.errors import ImageError
-from liteseg_ros.images.camera_encodings import CAMERA_ENCODINGS, camera_encoding_to_rgb
+from liteseg_ros.images.camera_encodings import CAMERA_ENCODINGS, camera_encoding_to_rgb, checked_buffer
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,11 @@ def array_from_buffer(
     than ``step * height``.
     """
     pixel_format = _pixel_format(encoding)
-    if height <= 0 or width <= 0:
-        raise ImageError(f"image has zero size ({width}x{height}); the camera sent an empty frame")
-    row_bytes = width * pixel_format.bytes_per_pixel
-    if step < row_bytes:
-        raise ImageError(
-            f"step {step} is shorter than one row of a {width}-pixel wide {encoding} image "
-            f"({row_bytes} bytes); the publisher filled step wrongly"
-        )
+    buffer = checked_buffer(data, height, width, encoding, step, width * pixel_format.bytes_per_pixel, height)
     if step % pixel_format.bytes_per_channel:
         raise ImageError(
             f"step {step} is not a multiple of the {pixel_format.bytes_per_channel}-byte "
             f"channel size of {encoding}"
-        )
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < step * height:
-        raise ImageError(
-            f"image data has {buffer.size} bytes, fewer than step x height = {step} x {height} "
-            f"= {step * height}; the frame is truncated"
         )
     byte_order = ">" if is_bigendian else "<"
     dtype = np.dtype(f"{byte_order}u{pixel_format.bytes_per_channel}")
