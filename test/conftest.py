@@ -40,9 +40,6 @@ def installed_script(name: str) -> Path:
     return next((path for path in candidates if path.is_file()), candidates[0])
 
 
-NODE_EXECUTABLE = installed_script("segmentation_node")
-
-
 _SESSION_ROS_ENV: dict[str, str] = {}
 
 
@@ -193,8 +190,7 @@ def spawn_node(
 ) -> NodeProcess:
     """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    program = NODE_EXECUTABLE if executable == "segmentation_node" else installed_script(executable)
-    args = [str(program), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
+    args = [str(installed_script(executable)), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     args += list(extra_args)

@@ -122,10 +122,6 @@ class SegmentationNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self.runtime: SegmentationRuntime | None = None
 
-    @property
-    def segmenter(self) -> Any:
-        return self.runtime.segmenter if self.runtime else None
-
     def start(self) -> None:
         """Declare and validate the parameters, build the Segmenter, subscribe and advertise.
 
@@ -206,8 +202,7 @@ def _log(node: Node | None, level: str, text: str) -> None:
 
 def _shut_down(node: Node | None) -> None:
     if node is not None:
-        if hasattr(node, "close"):
-            node.close()
+        node.close()  # both segmentation nodes: stop the worker, release the model
         node.destroy_node()
     rclpy.try_shutdown()
 
