@@ -40,6 +40,9 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
+        # OpenVINO runs bf16 natively on CPUs with AVX512_BF16/AMX (precision=auto picks it there) and INT8
+        # models fastest; 180 MB installed, so optional: without it the CPU runs fp32 on onnxruntime.
+        "openvino": ["openvino>=2025.0"],
         # pytest < 9: launch_testing's pytest plugin (Jazzy) implements pytest_pycollect_makemodule(path, parent),
         # which pytest 9 rejects, so every pytest run stops with rc 3 where launch_testing is installed.
         "test": ["pytest>=8.4,<9", "pytest-timeout", "ruff", "cityscapesscripts", "colcon-common-extensions"],
@@ -53,6 +56,7 @@ setup(
             "liteseg-weights = liteseg_ros.tools.cli.weights:main",
             "liteseg-info = liteseg_ros.tools.cli.info:main",
             "liteseg-bench = liteseg_ros.tools.cli.bench:main",
+            "liteseg-quantize = liteseg_ros.tools.cli.quantize:main",
             "liteseg-export = liteseg_ros.tools.cli.export:main",
             "liteseg-synth = liteseg_ros.tools.cli.synth:main",
             "liteseg-replay = liteseg_ros.tools.cli.replay:main",

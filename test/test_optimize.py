@@ -17,6 +17,7 @@ from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.optimize import OptimizeOptions, keep_freed_memory, onnxruntime_available, resolve_optimize
+from liteseg_ros.inference.runtimes import openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg
 
@@ -107,14 +108,18 @@ def test_folding_refuses_a_convolution_whose_output_is_used_elsewhere():
 
 
 OPTIMISATIONS = ["fold_bn", "channels_last", "torchscript_freeze", "onnxruntime", "malloc_tuning",
-                 "fold_bn,channels_last,torchscript_freeze", "auto"]
+                 "fold_bn,channels_last,torchscript_freeze", "auto",
+                 pytest.param("fold_bn,openvino", marks=pytest.mark.skipif(not openvino_available(),
+                                                                           reason="OpenVINO is not installed"))]
 
 
 @pytest.mark.parametrize("upsample", ["logits", "mask"])
 @pytest.mark.parametrize("optimize", OPTIMISATIONS)
 def test_each_optimisation_agrees_with_eager_fp32(model, street, optimize, upsample):
+    """fp32 (random weights: bf16 agreement is tested with the trained model, test_cpu_precision.py)."""
     expected, _ = reference_prediction(model, street, SIZE, upsample)
-    segmenter = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize=optimize)
+    segmenter = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize=optimize,
+                          precision="fp32")
     for _ in range(2):  # TorchScript's profiling executor re-optimises during the first calls
         mask = segmenter.segment(street, outputs=("mask",)).mask
         assert agreement(mask, expected) >= 0.999, segmenter.description
@@ -154,7 +159,7 @@ def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail as if it were not installed
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     with core_log() as logged:
-        segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize=optimize)
+        segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize=optimize, precision="fp32")
     warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and "onnx is not installed; pip install onnx" in warnings[0], warnings
     assert "using torchscript_freeze instead" in warnings[0]
@@ -208,8 +213,9 @@ def test_optimize_argument_forms():
     cpu = OptimizeOptions.auto("cpu")
     assert cpu.fold_bn and not cpu.cuda_graphs
     assert (cpu.onnxruntime, cpu.torchscript_freeze) == ((True, False) if onnxruntime_available() else (False, True))
-    bf16 = resolve_optimize("auto", "cpu", torch.bfloat16)  # onnxruntime runs fp32 only
-    assert bf16.torchscript_freeze and not bf16.onnxruntime
+    bf16 = resolve_optimize("auto", "cpu", torch.bfloat16)  # onnxruntime runs fp32 only; OpenVINO bf16 too
+    assert (bf16.openvino, bf16.torchscript_freeze) == ((True, False) if openvino_available() else (False, True))
+    assert not bf16.onnxruntime
     with pytest.raises(ConfigError, match="fp32"):
         resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
     assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze

@@ -205,7 +205,7 @@ def test_construction_options_are_validated(model):
 def test_a_checkpoint_path_gives_the_same_results_and_the_model_is_left_untouched(model, plain, tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     path = save_checkpoint(tmp_path / "model.pt", model)
-    from_file = Segmenter(str(path), device="cpu", input_size=SIZE)  # optimize="auto"
+    from_file = Segmenter(str(path), device="cpu", input_size=SIZE, precision="fp32")  # optimize="auto"
     image = street_image(64, 128, seed=9)
     assert agreement(from_file.segment(image).mask, plain.segment(image).mask) >= 0.999
     assert from_file.description.startswith("mobilenetv2 fp32 cpu 64x128 (")

@@ -2,8 +2,9 @@
 
 - BatchNorm folding into the preceding convolution (:mod:`liteseg_ros.inference.batchnorm`).
 - channels_last memory format.
-- TorchScript freezing (trace + freeze), torch.compile (Inductor, with weight freezing) or onnxruntime
-  (the network exported to ONNX in memory, run by onnxruntime's CPU provider) for a fixed input size.
+- TorchScript freezing (trace + freeze), torch.compile (Inductor, with weight freezing), onnxruntime (fp32) or
+  OpenVINO (fp32 or bf16) for a fixed input size: the runtimes take the network exported to ONNX in memory
+  (:mod:`liteseg_ros.inference.runtimes`).
 - CUDA graphs for a fixed input size (:mod:`liteseg_ros.inference.cuda_graphs`, applied by the CUDA path).
 - warm-up passes.
 """
@@ -13,8 +14,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
-import importlib.util
-import io
 import logging
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -25,10 +24,20 @@ from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
+from liteseg_ros.inference.runtimes import (
+    OnnxRuntimeNetwork,
+    OpenVinoNetwork,
+    onnx_available,
+    onnxruntime_available,
+    openvino_available,
+)
 
 LOG = logging.getLogger(__name__)
 
-
+RUNNERS = ("openvino", "onnxruntime", "torchscript_freeze", "compile")
+# the next fastest (OpenVINO's fallback runs fp32); the others fall back to eager
+RUNNER_FALLBACK = {"openvino": "onnxruntime", "onnxruntime": "torchscript_freeze"}
+ONNX_RUNNERS = ("openvino", "onnxruntime")  # they run the network exported to ONNX (the onnx package)
 
 @dataclass(frozen=True)
 class OptimizeOptions:
@@ -41,6 +50,7 @@ class OptimizeOptions:
     compile: bool = False  # torch.compile (Inductor) for the fixed input size
     torchscript_freeze: bool = False  # torch.jit.trace + torch.jit.freeze for the fixed input size
     onnxruntime: bool = False  # export to ONNX in memory and run onnxruntime's CPU provider (fp32, CPU only)
+    openvino: bool = False  # export to ONNX in memory and run OpenVINO on the CPU (fp32 or bf16; optional extra)
     malloc_tuning: bool = False  # keep freed memory in the process (glibc mallopt); helps eager, not the runners
 
     @classmethod
@@ -50,12 +60,14 @@ class OptimizeOptions:
 
     @classmethod
     def auto(cls, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "OptimizeOptions":
-        """The defaults: measured fastest on CPU (docs/benchmarks.md): onnxruntime for fp32 when installed, else
-        TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured).
+        """The defaults: measured fastest on CPU (docs/benchmarks.md): OpenVINO for bf16 and onnxruntime for fp32
+        when installed, else TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured).
 
         An optimisation that cannot be set up later falls back (see :func:`prepare_network`)."""
         if torch.device(device).type == "cuda":
             return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
+        if dtype == torch.bfloat16 and openvino_available():
+            return cls(fold_bn=True, channels_last=False, warmup=3, openvino=True)
         if dtype == torch.float32 and onnxruntime_available():
             return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True)
         return cls.cpu_fallback()
@@ -69,10 +81,9 @@ class OptimizeOptions:
         """Raise ConfigError for contradictory options or options the device/precision cannot run; return self."""
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"optimize warmup must be a non-negative integer, got {self.warmup!r}")
-        runners = [name for name in ("compile", "torchscript_freeze", "onnxruntime") if getattr(self, name)]
+        runners = [name for name in RUNNERS if getattr(self, name)]
         if len(runners) > 1:
-            raise ConfigError("optimize: choose one of compile, torchscript_freeze, onnxruntime, "
-                              f"not {' and '.join(runners)}")
+            raise ConfigError(f"optimize: choose one of {', '.join(RUNNERS)}, not {' and '.join(runners)}")
         if device is not None and self.cuda_graphs and torch.device(device).type != "cuda":
             raise ConfigError("optimize: cuda_graphs needs device=cuda; drop cuda_graphs or run on a GPU")
         if self.onnxruntime:
@@ -82,13 +93,20 @@ class OptimizeOptions:
                 raise ConfigError("optimize: onnxruntime takes NCHW input; drop channels_last")
             if dtype is not None and dtype != torch.float32:
                 raise ConfigError("optimize: onnxruntime runs fp32 only; use precision=fp32 or another optimisation")
+        if self.openvino:
+            if device is not None and torch.device(device).type != "cpu":
+                raise ConfigError("optimize: OpenVINO runs on the CPU here; on a GPU use cuda_graphs")
+            if self.channels_last:
+                raise ConfigError("optimize: OpenVINO takes NCHW input; drop channels_last")
+            if dtype is not None and dtype not in (torch.float32, torch.bfloat16):
+                raise ConfigError("optimize: OpenVINO runs fp32 or bf16 here; use one of them or another optimisation")
         return self
 
     def tags(self) -> list[str]:
         """Short names of the enabled optimisations, for descriptions and tables."""
         names = {"fold_bn": "bn-folded", "channels_last": "channels-last", "cuda_graphs": "cuda-graph",
                  "compile": "compiled", "torchscript_freeze": "torchscript", "onnxruntime": "onnxruntime",
-                 "malloc_tuning": "malloc-tuned"}
+                 "openvino": "openvino", "malloc_tuning": "malloc-tuned"}
         return [tag for name, tag in names.items() if getattr(self, name)]
 
 
@@ -141,17 +159,17 @@ def parse_option_list(text: str) -> OptimizeOptions:
 
 
 # ----------------------------------------------------------------------------------------------- preparing a model
-RUNNERS = ("onnxruntime", "torchscript_freeze", "compile")
-RUNNER_FALLBACK = {"onnxruntime": "torchscript_freeze"}  # the next fastest; the others fall back to eager
 
 
 def prepare_network(
-    model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None
+    model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None,
+    precision: str = "fp32",
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
     """Apply ``options`` (except cuda_graphs, which needs the whole pipeline) to an eval-mode network.
 
     ``example_input`` has the deployment shape, dtype, device and memory format; ``probe_input`` (default: the
     example) is a cheaper fp32 input on the model's device used to find and check the BatchNorm pairs.
+    ``precision`` is OpenVINO's inference precision (its input stays fp32); the other runners follow the input.
     Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times, and the options actually
     applied: an optimisation that cannot be set up (a missing package, a network it cannot handle) is logged as
     one warning and replaced by the next fastest (onnxruntime -> TorchScript freezing -> eager), never fatal.
@@ -170,20 +188,24 @@ def prepare_network(
     network = network.to(example_input.dtype)
     if options.channels_last:
         network = network.to(memory_format=torch.channels_last)
-    return _build_runner(network, options, example_input)
+    return _build_runner(network, options, example_input, precision)
 
 
-def _build_runner(network: nn.Module, options: OptimizeOptions,
-                  example_input: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
+def _build_runner(network: nn.Module, options: OptimizeOptions, example_input: torch.Tensor,
+                  precision: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
     """The chosen runner (or the eager network), warmed up; falls back along RUNNER_FALLBACK on failure."""
     chosen = next((name for name in RUNNERS if getattr(options, name)), None)
     while chosen is not None:
         try:
-            runner = _warmed_up(_RUNNER_BUILDERS[chosen](network, example_input), example_input, options.warmup)
+            runner = _RUNNER_BUILDERS[chosen](network, example_input, precision)
+            runner = _warmed_up(runner, example_input, options.warmup)
             return runner, options
         except Exception as error:  # an optimisation must never stop start-up
             fallback = RUNNER_FALLBACK.get(chosen)
-            _warn_fallback(chosen, error, fallback or "eager PyTorch")
+            while fallback in ONNX_RUNNERS and not onnx_available():  # both need the export: skip, one warning
+                fallback = RUNNER_FALLBACK.get(fallback)
+            _warn_fallback(chosen, error, f"{fallback} (fp32)" if chosen == "openvino" and fallback
+                           else fallback or "eager PyTorch")
             options = replace(options, **{chosen: False}, **({fallback: True} if fallback else {}))
             chosen = fallback
     return _warmed_up(network, example_input, options.warmup), options
@@ -207,10 +229,11 @@ def _compile(network: nn.Module, example_input: torch.Tensor) -> Callable[[torch
     return torch.compile(network, dynamic=False, options={"freezing": True})
 
 
-_RUNNER_BUILDERS: dict[str, Callable[[nn.Module, torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "onnxruntime": lambda network, example: OnnxRuntimeNetwork(network, example),
-    "torchscript_freeze": _torchscript_freeze,
-    "compile": _compile,
+_RUNNER_BUILDERS: dict[str, Callable[[nn.Module, torch.Tensor, str], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "openvino": lambda network, example, precision: OpenVinoNetwork.from_network(network, example, precision=precision),
+    "onnxruntime": lambda network, example, precision: OnnxRuntimeNetwork.from_network(network, example),
+    "torchscript_freeze": lambda network, example, precision: _torchscript_freeze(network, example),
+    "compile": lambda network, example, precision: _compile(network, example),
 }
 
 
@@ -219,16 +242,6 @@ def _warn_fallback(optimisation: str, error: BaseException, instead: str) -> Non
     if not isinstance(error, OptimizationError):
         reason = f"{type(error).__name__}: {reason}"
     LOG.warning("optimize: %s could not be set up (%s); using %s instead", optimisation, reason, instead)
-
-
-def onnxruntime_available() -> bool:
-    """Whether onnxruntime can be imported (the export to ONNX also needs the ``onnx`` package)."""
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def onnx_available() -> bool:
-    """Whether the ``onnx`` package, which torch.onnx.export needs, can be imported."""
-    return importlib.util.find_spec("onnx") is not None
 
 
 def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
@@ -247,32 +260,6 @@ def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: An
         torch.onnx.export(network.eval(), (example_input,), destination, input_names=["input"],
                           output_names=list(output_names), opset_version=opset, do_constant_folding=True,
                           dynamo=exporter == "dynamo", **extra)
-
-
-class OnnxRuntimeNetwork:
-    """The network exported to ONNX in memory and run by onnxruntime's CPU provider (fp32, fixed input shape)."""
-
-    def __init__(self, network: nn.Module, example_input: torch.Tensor, threads: int | None = None,
-                 spin: bool = False):
-        if not onnxruntime_available():
-            raise OptimizationError("onnxruntime is not installed; pip install onnxruntime")
-        import onnxruntime
-
-        if example_input.dtype != torch.float32 or example_input.device.type != "cpu":
-            raise ConfigError("optimize: onnxruntime needs precision fp32 on the CPU")
-        buffer = io.BytesIO()
-        export_onnx(network, example_input.contiguous(), buffer)
-        session_options = onnxruntime.SessionOptions()
-        session_options.intra_op_num_threads = threads or torch.get_num_threads()
-        session_options.inter_op_num_threads = 1
-        session_options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # idle onnxruntime threads must not spin: the Segmenter's torch pre/post-processing runs right after
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.session = onnxruntime.InferenceSession(buffer.getvalue(), session_options,
-                                                    providers=["CPUExecutionProvider"])
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(["logits"], {"input": x.contiguous().numpy()})[0])
 
 
 _MALLOC_TUNED = False

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.stages import blend, image_to_batch, resize_image, rgb_view
 
 
@@ -50,14 +51,24 @@ class PipelineStages:
     upsample: str  # "logits" or "mask"
     float_resize: bool = False  # resize in float32 (GPUs) instead of on the uint8 image (CPU)
 
-    def network_input(self, batch: torch.Tensor) -> torch.Tensor:
-        """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype."""
+    def network_input(self, batch: torch.Tensor, bands: BandPool | None = None) -> torch.Tensor:
+        """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype.
+
+        With ``bands`` (CPU) the normalisation runs in row bands on its threads; the result is the same."""
         if self.float_resize:
             batch = batch.to(torch.float32)
         resized = resize_image(batch, self.input_size)
-        normalised = torch.addcmul(self.shift, resized.to(torch.float32), self.scale)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        return normalised.to(dtype=self.dtype, memory_format=memory_format)
+        if bands is None:
+            normalised = torch.addcmul(self.shift, resized.to(torch.float32), self.scale)
+            return normalised.to(dtype=self.dtype, memory_format=memory_format)
+        out = torch.empty((1, 3, *self.input_size), dtype=self.dtype).contiguous(memory_format=memory_format)
+
+        def normalise(first: int, end: int) -> None:
+            out[:, :, first:end] = torch.addcmul(self.shift, resized[:, :, first:end].to(torch.float32), self.scale)
+
+        bands.run(normalise, self.input_size[0])
+        return out
 
     def classes(self, logits: torch.Tensor, height: int, width: int,
                 nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:

@@ -8,32 +8,49 @@ The image is resized to ``input_size`` for the network (bilinear, half-pixel cen
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
 logits bilinearly and takes the argmax; ``upsample="mask"`` takes the argmax at the network's resolution and
 resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md).
-A Segmenter is not thread-safe: call ``segment`` from one thread at a time. On CPU, ``segment`` runs its pre- and
-post-processing with torch's intra-op thread count set to 1 (restored afterwards; the network uses them all).
+A Segmenter is not thread-safe: call ``segment`` from one thread at a time. On the CPU the network runs on
+``threads`` threads in its runtime, and the pre- and post-processing in row bands on as many threads
+(:mod:`liteseg_ros.inference.bands`: dynamic bands, so a core taken by another process slows a frame down a
+little instead of stalling it). A weights file ending in ``.onnx`` is an INT8 model made by ``liteseg-quantize``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from liteseg_ros.errors import ConfigError, ImageError
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision, validate_image: public names here)
+    ENCODINGS,
+    PRECISIONS,
+    as_tensor,
+    check_input_size,
+    check_threads,
+    resolve_device,
+    resolve_precision,
+    single_torch_thread,
+    small_probe,
+    validate_image,
+    wanted_outputs,
+)
+from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
+from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
 from liteseg_ros.inference.stages import (
     AxisMap,
+    NearestBands,
     PreUpsampleLogits,
+    ResizeArgmax,
     bilinear_map,
     compose,
     identity_map,
@@ -48,9 +65,7 @@ from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)
 
-ENCODINGS = ("rgb8", "bgr8", "mono8")
 UPSAMPLE_MODES = ("logits", "mask")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MAX_CACHED_SIZES = 4  # image sizes whose resampling maps are kept
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
 
@@ -60,44 +75,66 @@ class Segmenter:
 
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
                  precision: str = "auto", input_size: tuple[int, int] = (360, 640), overlay_alpha: float = 0.5,
-                 upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None):
+                 upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
+                 threads: int | None = None, postprocess_threads: int | None = None):
         """
         Args:
-            model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg) or a weights file for ``load_weights``;
-                a file's metadata (mean/std) sets the normalisation, a bare network is ImageNet-normalised.
+            model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
+                an INT8 model (``.onnx``, from liteseg-quantize; CPU only, its own input size); a file's
+                metadata (mean/std) sets the normalisation, a bare network is ImageNet-normalised.
             device: ``auto`` (CUDA when present, else CPU with a warning), ``cpu``, ``cuda`` or ``cuda:N``.
-            precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
+            precision: ``auto`` (fp16 on CUDA; on the CPU bf16 where it is native and OpenVINO is installed,
+                else fp32; the log says which and why), ``fp32``, ``fp16`` or ``bf16``.
             input_size: (height, width) of the network input; must suit the backbone.
             overlay_alpha: weight of the colour image in the overlay, in [0, 1] (settable later).
             upsample: ``logits`` or ``mask`` (see the module docstring).
             optimize: ``auto``, ``none``, an :class:`OptimizeOptions`, a mapping or a comma-separated list.
             backbone: with a weights file, refuse one of another backbone (IncompatibleWeightsError).
+            threads: CPU threads for the network and the pre/post-processing (default: torch's count; a number
+                also sets torch's, process-wide).
+            postprocess_threads: CPU threads for the pre/post-processing alone (default: ``threads``; 1 runs
+                them in one piece on the calling thread).
 
         Raises ConfigError (InputSizeError for a size the backbone cannot take) and WeightsError for bad weights.
         """
-        model, mean, std = _load_model(model_or_checkpoint, backbone)
+        model, mean, std = _load_source(model_or_checkpoint, backbone)
+        quantized = model if isinstance(model, QuantizedModel) else None
+        if quantized is not None:
+            device = _quantized_settings(quantized, device, precision, input_size)
         self._device = resolve_device(device)
-        self._precision, self._dtype = resolve_precision(precision, self._device)
-        self.input_size = _check_input_size(input_size, model)
+        self.threads = check_threads(threads)
+        if threads and self._device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        if quantized is None:
+            self._precision, self._dtype, self.precision_reason = resolve_precision(precision, self._device, optimize)
+            self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
+        else:
+            self._precision, self._dtype, self.precision_reason = "int8", torch.float32, ""
+            self.options = _quantized_options(optimize)
+        self.input_size = check_input_size(input_size, None if quantized else model)
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.upsample = upsample
-        self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
-        self.backbone = getattr(getattr(model, "config", None), "backbone", type(model).__name__)
+        self.backbone = quantized.backbone if quantized else getattr(getattr(model, "config", None), "backbone",
+                                                                      type(model).__name__)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
         self.overlay_alpha = overlay_alpha
         # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (stages.resize_argmax).
-        self._pre_upsample = self._device.type == "cpu" and isinstance(model, LiteSeg)
+        self._pre_upsample = self._device.type == "cpu" and isinstance(model, (LiteSeg, QuantizedModel))
+        cpu = self._device.type == "cpu"
+        self._bands = BandPool(check_threads(postprocess_threads or self.threads)) if cpu else None
         network, self._source_maps = self._prepare(model)
         scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
         self.stages = PipelineStages(
-            network=network, input_size=self.input_size, dtype=self._dtype, channels_last=self.options.channels_last,
+            network=network, input_size=self.input_size, dtype=self._input_dtype,
+            channels_last=self.options.channels_last,
             scale=scale, shift=shift, palette=torch.from_numpy(TRAIN_ID_PALETTE).to(self._device),
             alpha=self._alpha_tensor, upsample=upsample, float_resize=self._device.type == "cuda",
         )
         self._maps: OrderedDict[tuple[int, int], tuple[AxisMap, AxisMap]] = OrderedDict()
         self._cuda = CudaPipeline(self.stages, self._device, self.options) if self._device.type == "cuda" else None
-        LOG.info("segmenter ready: %s", self.description)
+        why = f" ({self.precision_reason})" if self.precision_reason else ""
+        LOG.info("segmenter ready: %s%s", self.description, why)
 
     @classmethod
     def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
@@ -148,7 +185,12 @@ class Segmenter:
         """A random network input of the deployed shape, dtype, device and memory format."""
         memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
         x = torch.randn(1, 3, *self.input_size, generator=torch.Generator().manual_seed(seed))
-        return x.to(device=self._device, dtype=self._dtype).contiguous(memory_format=memory_format)
+        return x.to(device=self._device, dtype=self._input_dtype).contiguous(memory_format=memory_format)
+
+    @property
+    def _input_dtype(self) -> torch.dtype:
+        """The network input's dtype: the precision's, except for the ONNX runtimes, which take fp32."""
+        return torch.float32 if self.options.openvino or self._precision == "int8" else self._dtype
 
     # ---------------------------------------------------------------------------------------------- running
     def segment(
@@ -159,7 +201,7 @@ class Segmenter:
         Raises ImageError for an image of the wrong type, dtype, shape or size, ConfigError for unknown outputs.
         """
         start = time.perf_counter()
-        wanted = _wanted_outputs(outputs)
+        wanted = wanted_outputs(outputs)
         pixels = validate_image(image, encoding)
         if self._cuda is not None:
             result = self._cuda.run(pixels, encoding, wanted, start)
@@ -172,22 +214,16 @@ class Segmenter:
     seg = segment  # the name of releases before 0.2; kept for existing code
 
     def _run_cpu(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
-        # Pre/post-processing are short memory-bound ops: on one thread they do not stall in OpenMP barriers when
-        # another process holds the second core (docs/benchmarks.md); the network keeps all threads.
-        image = _as_tensor(pixels)
+        # Pre/post-processing run in row bands on the band pool's threads, each band's torch ops on one thread:
+        # torch's own intra-op threads would stall in OpenMP barriers when another process holds a core.
+        image = as_tensor(pixels)
         with single_torch_thread():
-            network_input = self.stages.network_input(image_to_batch(image, encoding))
+            network_input = self.stages.network_input(image_to_batch(image, encoding), self._bands)
         preprocessed = time.perf_counter()
         logits = self.stages.network(network_input)[0]
         inferred = time.perf_counter()
         with single_torch_thread():
-            mask = self._mask(logits, pixels.shape[0], pixels.shape[1])  # the CPU fusion of resize and argmax
-            result = SegmentationResult(mask=mask.numpy() if "mask" in wanted else None)
-            if wanted & {"color", "overlay"}:
-                color = self.stages.colour(mask)
-                result.color = color.numpy() if "color" in wanted else None
-                if "overlay" in wanted:
-                    result.overlay = self.stages.overlay(image, encoding, color).numpy()
+            result = self._postprocess(logits, image, encoding, wanted)
         result.timings.update(
             preprocess=preprocessed - start,
             inference=inferred - preprocessed,
@@ -195,15 +231,36 @@ class Segmenter:
         )
         return result
 
-    def _mask(self, logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """C x h x w network logits -> H x W uint8 trainIds at the image's resolution (CPU)."""
-        if self.upsample == "mask":  # argmax at the network's resolution, then nearest neighbour
-            rows, cols = self._resampling_maps(height, width)
-            mask = resize_argmax(logits, *self._source_maps)
-            if rows.is_identity() and cols.is_identity():
-                return mask
-            return mask.index_select(0, rows.index[:, 0]).index_select(1, cols.index[:, 0])
-        return resize_argmax(logits, *self._resampling_maps(height, width))
+    def _postprocess(self, logits: torch.Tensor, image: torch.Tensor, encoding: str,
+                     wanted: frozenset[str]) -> SegmentationResult:
+        """C x h x w network logits -> the wanted outputs at the image's resolution, in row bands (CPU)."""
+        height, width = image.shape[:2]
+        classes = self._class_rows(logits, height, width)
+        mask = torch.empty((height, width), dtype=torch.uint8)
+        color = torch.empty((height, width, 3), dtype=torch.uint8) if wanted & {"color", "overlay"} else None
+        overlay = torch.empty((height, width, 3), dtype=torch.uint8) if "overlay" in wanted else None
+
+        def rows(first: int, end: int) -> None:
+            mask[first:end] = classes.band(first, end)
+            if color is not None:
+                color[first:end] = self.stages.colour(mask[first:end])
+                if overlay is not None:
+                    overlay[first:end] = self.stages.overlay(image[first:end], encoding, color[first:end])
+
+        self._bands.run(rows, height)
+        return SegmentationResult(
+            mask=mask.numpy() if "mask" in wanted else None,
+            color=color.numpy() if "color" in wanted else None,
+            overlay=overlay.numpy() if overlay is not None else None,
+        )
+
+    def _class_rows(self, logits: torch.Tensor, height: int, width: int) -> ResizeArgmax | NearestBands:
+        """The trainIds at the image's resolution, computable band by band: the CPU fusion of resize and argmax
+        (``logits``), or the argmax at the network's resolution resampled by nearest neighbour (``mask``)."""
+        rows, cols = self._resampling_maps(height, width)
+        if self.upsample == "mask":
+            return NearestBands(resize_argmax(logits, *self._source_maps), rows, cols)
+        return ResizeArgmax(logits, rows, cols)
 
     def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
         """Row and column maps to the image's pixels (cached per image size): from the network's logits for
@@ -223,122 +280,57 @@ class Segmenter:
                 self._maps.popitem(last=False)
         return self._maps[key]
 
-    def _prepare(self, model: nn.Module) -> tuple[Any, tuple[AxisMap, AxisMap]]:
+    def _prepare(self, model: nn.Module | QuantizedModel) -> tuple[Any, tuple[AxisMap, AxisMap]]:
         """The optimised network and the maps from its output to the network input's resolution."""
         height, width = self.input_size
         example = self.example_input()
-        probe = _small_probe(model, self._device) if self.options.fold_bn else None
-        network_module = PreUpsampleLogits(model) if self._pre_upsample else model
-        options = replace(self.options, warmup=1) if self.options.cuda_graphs else self.options  # the capture warms up
-        network, applied = prepare_network(network_module, options, example, probe_input=probe)
-        self.options = replace(applied, warmup=self.options.warmup)  # without the optimisations that fell back
+        if isinstance(model, QuantizedModel):
+            chosen = "openvino" if self.options.openvino else "onnxruntime" if self.options.onnxruntime else None
+            network, runtime = model.runner(self.threads, chosen)
+            self.options = replace(self.options, openvino=runtime == "openvino", onnxruntime=runtime == "onnxruntime")
+            with torch.inference_mode():
+                for _ in range(self.options.warmup):
+                    network(example)
+        else:
+            network = self._optimised_network(model, example)
         with torch.inference_mode():
             classes, low_height, low_width = network(example).shape[1:]
         if classes > MAX_CLASSES:
             raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
+        if self._precision == "int8":
+            LOG.info("INT8 model %s (%s)", model.path.name, model.report.get("summary", "no report"))
         return network, (
             bilinear_map(low_height, height, align_corners=True),
             bilinear_map(low_width, width, align_corners=True),
         )
 
 
+    def _optimised_network(self, model: nn.Module, example: torch.Tensor) -> Any:
+        """The network with ``self.options`` applied; an optimisation that fell back is dropped from them."""
+        probe = small_probe(model, self._device) if self.options.fold_bn else None
+        network_module = PreUpsampleLogits(model) if self._pre_upsample else model
+        options = replace(self.options, warmup=1) if self.options.cuda_graphs else self.options  # the capture warms up
+        network, applied = prepare_network(network_module, options, example, probe_input=probe,
+                                           precision=self._precision)
+        if self.options.openvino and not applied.openvino and self._precision == "bf16":
+            self._precision, self._dtype = "fp32", torch.float32  # its fallback runtimes run fp32
+            self.precision_reason = "fp32: OpenVINO, which runs bf16, could not be set up"
+        self.options = replace(applied, warmup=self.options.warmup)  # without the optimisations that fell back
+        return network
+
+
 # ------------------------------------------------------------------------------------------------- helpers
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU (logged); ``cuda`` without CUDA -> ConfigError."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        LOG.warning("CUDA is not available: running on the CPU (expect a few frames per second)")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device={device} requested but CUDA is not available (torch {torch.__version__}, "
-                f"CUDA build: {torch.version.cuda or 'none'}); use device=cpu or auto"
-            )
-        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device={device} requested but only {torch.cuda.device_count()} GPU(s) are visible")
-        return torch.device("cuda", index)
-    if resolved.type != "cpu":
-        raise ConfigError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
-    return resolved
-
-
-def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype]:
-    """``auto`` -> fp16 on CUDA, fp32 on CPU. Returns (name, dtype)."""
-    if precision == "auto":
-        precision = "fp16" if device.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision=bf16 requested but this GPU does not support bfloat16; use fp16")
-    if precision == "fp16" and device.type == "cpu":
-        LOG.warning("precision=fp16 on the CPU is slow on most processors; fp32 (or bf16) is recommended")
-    return precision, PRECISIONS[precision]
-
-
-def validate_image(image: Any, encoding: str) -> np.ndarray:
-    """Check an image and return it as H x W x C (C = 3, or 1 for mono8) uint8 without copying when possible."""
-    if encoding not in ENCODINGS:
-        raise ImageError(
-            f"unsupported encoding {encoding!r}: use one of {', '.join(ENCODINGS)} (convert other encodings first)"
-        )
-    if not isinstance(image, np.ndarray):
-        raise ImageError(f"the image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ImageError(f"{encoding} images must be uint8, got {image.dtype}: convert (e.g. scale to 0..255) first")
-    channels = 1 if encoding == "mono8" else 3
-    if encoding == "mono8" and image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] != channels:
-        expected = "H x W or H x W x 1" if channels == 1 else "H x W x 3"
-        raise ImageError(f"{encoding} images must be {expected}, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ImageError(f"the image is empty (shape {image.shape})")
-    if not image.flags.c_contiguous:
-        image = np.ascontiguousarray(image)
-    return image
-
-
-@contextlib.contextmanager
-def single_torch_thread() -> Iterator[None]:
-    """Run the enclosed torch CPU ops on one intra-op thread, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    if previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _as_tensor(pixels: np.ndarray) -> torch.Tensor:
-    with warnings.catch_warnings():  # read-only arrays (ROS buffers) are never written to
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(pixels)
-
-
-def _wanted_outputs(outputs: Iterable[str]) -> frozenset[str]:
-    wanted = frozenset((outputs,) if isinstance(outputs, str) else outputs)
-    unknown = wanted - set(OUTPUTS)
-    if unknown or not wanted:
-        raise ConfigError(f"outputs must name one or more of {', '.join(OUTPUTS)}, got {tuple(outputs)!r}")
-    return wanted
-
-
-def _load_model(source: nn.Module | str | os.PathLike, backbone: str | None) -> tuple[nn.Module, tuple, tuple]:
+def _load_source(
+    source: nn.Module | str | os.PathLike, backbone: str | None
+) -> tuple[nn.Module | QuantizedModel, tuple, tuple]:
     if isinstance(source, nn.Module):
         return source, IMAGENET_MEAN, IMAGENET_STD
     if isinstance(source, (str, os.PathLike)):
+        if is_quantized_model(source):
+            quantized = read_quantized_model(source, backbone=backbone)
+            return quantized, quantized.meta.mean, quantized.meta.std
         from liteseg_ros.model import load_weights
 
         model, meta = load_weights(source, backbone=backbone)
@@ -346,28 +338,25 @@ def _load_model(source: nn.Module | str | os.PathLike, backbone: str | None) -> 
     raise ConfigError(f"Segmenter needs an nn.Module or a weights path, got {type(source).__name__}")
 
 
-def _check_input_size(size: Any, model: nn.Module) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in size)
-        valid = all(int(v) == v for v in size)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid or height <= 0 or width <= 0:
-        raise ConfigError(f"input_size must be two positive integers (height, width), got {size!r}")
-    check = getattr(model, "check_input_size", None)
-    if check is not None:
-        check(height, width)
-    return height, width
+def _quantized_settings(quantized: QuantizedModel, device: str, precision: str, input_size: Any) -> str:
+    """The device an INT8 model runs on (the CPU); ConfigError for settings it cannot honour."""
+    if precision not in ("auto", "int8"):
+        raise ConfigError(f"{quantized.path.name} is an INT8 model: use precision auto (or the fp32 checkpoint "
+                          f"for precision={precision})")
+    if device not in ("auto", "cpu"):
+        raise ConfigError(f"{quantized.path.name} is an INT8 model, which runs on the CPU: use device cpu or auto")
+    if tuple(check_input_size(input_size, None)) != quantized.input_size:
+        height, width = quantized.input_size
+        raise ConfigError(f"{quantized.path.name} was quantized for input size {height}x{width}: use that input size "
+                          f"or run liteseg-quantize --input-size for this one")
+    return "cpu"
 
 
-def _small_probe(model: nn.Module, device: torch.device) -> torch.Tensor | None:
-    """A small valid fp32 input for finding BatchNorm pairs (64 x 64 suits every LiteSeg backbone), or None."""
-    side = 64
-    check = getattr(model, "check_input_size", None)
-    if check is None:
-        return None
-    try:
-        check(side, side)
-    except ConfigError:
-        return None
-    return torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(device)
+def _quantized_options(optimize: Any) -> OptimizeOptions:
+    """An INT8 model's options: its runtime (``openvino`` or ``onnxruntime`` named in ``optimize``, else the
+    fastest installed) and the warm-up; the other optimisations are already in the file or do not apply."""
+    base = OptimizeOptions(fold_bn=False, channels_last=False)
+    if optimize in (None, False, True, "auto", "none"):
+        return base
+    chosen = resolve_optimize(optimize, "cpu", torch.float32)
+    return replace(base, warmup=chosen.warmup, openvino=chosen.openvino, onnxruntime=chosen.onnxruntime)

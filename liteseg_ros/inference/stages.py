@@ -113,18 +113,30 @@ def resize_argmax(logits: torch.Tensor, rows: AxisMap, cols: AxisMap) -> torch.T
     Equal to ``argmax(resample(logits))`` wherever no two classes tie after resampling (see module docstring).
     At most 255 classes: 255 marks "taps disagree" internally.
     """
-    pixels_last = logits.permute(1, 2, 0).contiguous()  # h x w x C (no copy when the logits are channels_last)
-    low = pixels_last.argmax(dim=2).to(torch.uint8)
-    if rows.is_identity() and cols.is_identity():
-        return low
-    low_np = low.numpy()
-    row_classes = _uniform_or_mixed(low_np, rows.index.numpy(), axis=0)
-    classes = _uniform_or_mixed(row_classes, cols.index.numpy(), axis=1)
-    result = torch.from_numpy(classes)
-    ys, xs = torch.nonzero(result == _MIXED, as_tuple=True)
-    if ys.numel():
-        result[ys, xs] = _interpolated_argmax(pixels_last, rows, cols, ys, xs).to(torch.uint8)
-    return result
+    return ResizeArgmax(logits, rows, cols).band(0, rows.out_size)
+
+
+class ResizeArgmax:
+    """:func:`resize_argmax` for any band of output rows: the low-resolution class map is computed once, then
+    each :meth:`band` depends only on it and the logits, so bands can run on different threads."""
+
+    def __init__(self, logits: torch.Tensor, rows: AxisMap, cols: AxisMap):
+        self.pixels_last = logits.permute(1, 2, 0).contiguous()  # h x w x C (no copy for channels_last logits)
+        self.low = self.pixels_last.argmax(dim=2).to(torch.uint8)
+        self.rows, self.cols = rows, cols
+        self.identity = rows.is_identity() and cols.is_identity()
+
+    def band(self, first: int, end: int) -> torch.Tensor:
+        """Output rows ``first:end`` as an (end - first) x W uint8 tensor."""
+        if self.identity:
+            return self.low[first:end]
+        rows = AxisMap(self.rows.index[first:end], self.rows.weight[first:end], self.rows.in_size)
+        row_classes = _uniform_or_mixed(self.low.numpy(), rows.index.numpy(), axis=0)
+        result = torch.from_numpy(_uniform_or_mixed(row_classes, self.cols.index.numpy(), axis=1))
+        ys, xs = torch.nonzero(result == _MIXED, as_tuple=True)
+        if ys.numel():
+            result[ys, xs] = _interpolated_argmax(self.pixels_last, rows, self.cols, ys, xs).to(torch.uint8)
+        return result
 
 
 _MIXED = 255
@@ -141,17 +153,20 @@ def _uniform_or_mixed(classes: np.ndarray, index: np.ndarray, axis: int) -> np.n
 def _interpolated_argmax(
     pixels_last: torch.Tensor, rows: AxisMap, cols: AxisMap, ys: torch.Tensor, xs: torch.Tensor
 ) -> torch.Tensor:
-    """Resample the logits along rows densely (cheap: H x w x C), then along columns at the listed pixels only."""
-    row_logits = None
-    for k in range(rows.taps):
-        term = pixels_last.index_select(0, rows.index[:, k]).float().mul_(rows.weight[:, k].view(-1, 1, 1))
-        row_logits = term if row_logits is None else row_logits.add_(term)
-    flat = row_logits.view(-1, row_logits.shape[2])  # (H * w) x C: one contiguous row of logits per position
-    row_start = ys * row_logits.shape[1]
+    """The argmax of the bilinearly resampled logits at the listed output pixels only: for each column tap the
+    row taps' weighted sum, then the column taps' (the order of F.interpolate's separable passes)."""
+    width, classes = pixels_last.shape[1], pixels_last.shape[2]
+    flat = pixels_last.view(-1, classes)  # (h * w) x C: one contiguous row of logits per position
+    row_start, row_weight = rows.index[ys] * width, rows.weight[ys]
+    col_index = cols.index[xs]
     total = None
-    for k in range(cols.taps):
-        term = flat.index_select(0, row_start + cols.index[xs, k]).mul_(cols.weight[xs, k].unsqueeze(1))
-        total = term if total is None else total.add_(term)
+    for j in range(cols.taps):
+        column = None
+        for k in range(rows.taps):
+            term = flat.index_select(0, row_start[:, k] + col_index[:, j]).mul_(row_weight[:, k].unsqueeze(1))
+            column = term if column is None else column.add_(term)
+        column.mul_(cols.weight[xs, j].unsqueeze(1))
+        total = column if total is None else total.add_(column)
     return total.max(dim=1).indices
 
 
@@ -217,3 +232,18 @@ def blend(image: torch.Tensor, color: torch.Tensor, alpha: float | torch.Tensor)
     mixed = image.to(torch.float32).mul_(1.0 - alpha)
     mixed.add_(color.to(torch.float32).mul_(alpha))
     return mixed.round_().to(torch.uint8)
+
+
+class NearestBands:
+    """Rows of a class map resampled by nearest neighbour (``upsample="mask"``), band by band like
+    :class:`ResizeArgmax`."""
+
+    def __init__(self, classes: torch.Tensor, rows: AxisMap, cols: AxisMap):
+        self.classes, self.rows, self.cols = classes, rows, cols
+        self.identity = rows.is_identity() and cols.is_identity()
+
+    def band(self, first: int, end: int) -> torch.Tensor:
+        """Output rows ``first:end`` as an (end - first) x W uint8 tensor."""
+        if self.identity:
+            return self.classes[first:end]
+        return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])

@@ -127,14 +127,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   integer_range=(32, MAX_INPUT_SIDE)),
     ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
                   "cuda:N. Asking for CUDA without CUDA is a start-up error."),
-    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or "
-                  "bf16, as the Segmenter supports them."),
+    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on a CPU bf16 where it is native "
+                  "(AVX512_BF16 or AMX) and OpenVINO is installed, else fp32; the start-up log says which and why), "
+                  "fp32, fp16 or bf16. An INT8 model (.onnx from liteseg-quantize) runs in int8."),
     ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
                   "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
     ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
+                  "CPU bf16: BatchNorm folding + OpenVINO; "
                   "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
                   "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
                   "name is a start-up error that lists the valid ones).", check=_optimize),
+    ParameterSpec("threads", 0, "CPU threads for the network and the pre/post-processing (0: all of torch's, "
+                  "by default one per core).", integer_range=(0, 256)),
     ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
                   "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
     ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "

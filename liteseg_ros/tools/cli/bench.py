@@ -7,24 +7,33 @@ For each backbone x input size it times, in the same process and interleaved in 
   which the Segmenter fuses with the argmax);
 - end-to-end: ``Segmenter.seg`` on a uint8 street image, mask + colour + overlay out.
 Warm-up passes first, then timed passes, synchronising after each one on CUDA. FPS = 1 / mean latency.
+
+``--backends`` instead compares every CPU backend and precision this machine can run (fp32/bf16/INT8 with
+onnxruntime, OpenVINO, TorchScript; OpenVINO's own fp32 pipeline; the previous default) in one interleaved
+table, with each one's pixel agreement with fp32 and class-mIoU change on unseen synthetic frames. It needs a
+trained model (--weights; default: the bundled demo model): random weights say nothing about agreement.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.cpu_features import cpu_model, native_bf16_flags
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.segmenter import Segmenter, resolve_device
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
@@ -84,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)"
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--backends", action="store_true",
+                        help="compare the CPU backends/precisions (see above) instead of the default table")
+    parser.add_argument("--frames", type=int, default=8, help="--backends: unseen frames scored (default 8)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     return parser
@@ -245,11 +257,15 @@ def _cells(row: Row) -> list[str]:
 
 
 def format_table(rows: list[Row], markdown: bool) -> str:
-    lines = [list(HEADER)] + [_cells(row) for row in rows]
+    return format_cells([list(HEADER)] + [_cells(row) for row in rows], markdown)
+
+
+def format_cells(lines: list[list[str]], markdown: bool) -> str:
+    """A header line and rows of cells as a Markdown or an aligned text table."""
     if markdown:
-        out = ["| " + " | ".join(lines[0]) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+        out = ["| " + " | ".join(lines[0]) + " |", "|" + "|".join("---" for _ in lines[0]) + "|"]
         return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(out)
@@ -260,24 +276,20 @@ def environment(device: torch.device, threads: int) -> dict[str, str]:
     info = {
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        "native bf16": ", ".join(native_bf16_flags()) or "no",
         "threads": str(torch.get_num_threads() if device.type == "cpu" else threads),
+        "load average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
     }
+    for package in ("onnxruntime", "openvino"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = "not installed"
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = str(torch.version.cuda)
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _split(values: list[str]) -> list[str]:
@@ -312,6 +324,8 @@ def _main(argv: list[str] | None) -> int:
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
+    if args.backends:
+        return _compare_backends(args, device)
     rows = [
         row
         for backbone in args.backbone_list
@@ -332,6 +346,24 @@ def _main(argv: list[str] | None) -> int:
         f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
         f"passes per variant in {args.rounds} interleaved rounds; FPS = 1 / mean latency."
     )
+    return 0
+
+
+def _compare_backends(args: argparse.Namespace, device: torch.device) -> int:
+    from liteseg_ros.model.bundled import bundled_model_path
+    from liteseg_ros.tools.backends import COLUMNS, comparison_rows, run_comparison
+
+    if device.type != "cpu":
+        raise ConfigError("--backends compares CPU backends: use --device cpu")
+    checkpoint = Path(args.weights) if args.weights else bundled_model_path()
+    for size in args.size_list:
+        variants, scores, timings = run_comparison(checkpoint, size, frames=args.frames, warmup=args.warmup,
+                                                   iters=args.iters, rounds=args.rounds)
+        print(f"\n{checkpoint.name}, input = image = {size[0]}x{size[1]}, {args.frames} unseen frames:\n")
+        print(format_cells([list(COLUMNS)] + comparison_rows(variants, scores, timings), args.markdown))
+    env = environment(device, args.threads)
+    print(f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
+          f"passes per variant in {args.rounds} interleaved rounds.")
     return 0
 
 

@@ -1,0 +1,49 @@
+"""What the CPU executes natively, read from its flags (Linux ``/proc/cpuinfo``), for ``precision=auto``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CPUINFO = Path("/proc/cpuinfo")
+# x86 flags (Linux names) under which bfloat16 matrix products run in hardware: AVX-512 BF16 (Cooper Lake,
+# Zen 4 and later) and AMX-BF16 (Sapphire Rapids and later). Without them bf16 is emulated and slower than fp32.
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The feature flags of the first CPU in ``cpuinfo`` (default: this machine's ``/proc/cpuinfo``).
+
+    Reads the x86 ``flags`` line or the Arm ``Features`` line; an unreadable or unknown format gives no flags.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16_flags(flags: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The flags (of :data:`NATIVE_BF16_FLAGS`) that make bf16 native on this CPU; empty when it has none."""
+    present = cpu_flags() if flags is None else flags
+    return tuple(flag for flag in NATIVE_BF16_FLAGS if flag in present)
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name (``model name`` in /proc/cpuinfo), else what ``platform`` says."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip()
+    return platform.processor() or platform.machine() or "unknown"

@@ -1,0 +1,136 @@
+"""CPU runtimes for an exported network: onnxruntime (fp32, INT8) and OpenVINO (fp32, bf16, INT8).
+
+Each takes an ONNX model (bytes or a file) and runs it as ``x -> logits`` on torch CPU tensors. Which one serves
+which precision was chosen by measurement (docs/benchmarks.md): onnxruntime is a dependency and runs fp32;
+OpenVINO (the optional ``openvino`` extra) runs bf16 natively on CPUs with AVX-512 BF16 or AMX and runs
+quantized (INT8) models fastest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from liteseg_ros.errors import ConfigError, OptimizationError
+
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+OPENVINO_INSTALL = "pip install 'liteseg_ros[openvino]' (or pip install openvino)"
+
+
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported (the export to ONNX also needs the ``onnx`` package)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_available() -> bool:
+    """Whether the ``onnx`` package, which torch.onnx.export needs, can be imported."""
+    return importlib.util.find_spec("onnx") is not None
+
+
+def openvino_available() -> bool:
+    """Whether OpenVINO (the ``openvino`` extra) can be imported."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def export_onnx_bytes(network: nn.Module, example_input: torch.Tensor) -> bytes:
+    """The network exported to ONNX in memory (static shape of ``example_input``, input ``input``)."""
+    from liteseg_ros.inference.optimize import export_onnx
+
+    buffer = io.BytesIO()
+    export_onnx(network, example_input.contiguous().float(), buffer)
+    return buffer.getvalue()
+
+
+def _model_argument(model: bytes | str | os.PathLike) -> bytes | str:
+    return model if isinstance(model, bytes) else os.fspath(model)
+
+
+class OnnxRuntimeNetwork:
+    """An ONNX model run by onnxruntime's CPU provider (fp32 or a quantized model), fixed input shape."""
+
+    def __init__(self, model: bytes | str | os.PathLike, threads: int | None = None, spin: bool = False):
+        if not onnxruntime_available():
+            raise OptimizationError("onnxruntime is not installed; pip install onnxruntime")
+        import onnxruntime
+
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = threads or torch.get_num_threads()
+        session_options.inter_op_num_threads = 1
+        session_options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle onnxruntime threads must not spin: the Segmenter's pre/post-processing runs right after
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self.session = onnxruntime.InferenceSession(_model_argument(model), session_options,
+                                                    providers=["CPUExecutionProvider"])
+        self.output_name = self.session.get_outputs()[0].name
+
+    @classmethod
+    def from_network(cls, network: nn.Module, example_input: torch.Tensor, threads: int | None = None,
+                     spin: bool = False) -> "OnnxRuntimeNetwork":
+        """Export ``network`` at ``example_input``'s shape and run it (fp32 on the CPU only)."""
+        if example_input.dtype != torch.float32 or example_input.device.type != "cpu":
+            raise ConfigError("optimize: onnxruntime needs precision fp32 on the CPU")
+        return cls(export_onnx_bytes(network, example_input), threads, spin)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run([self.output_name], {"input": x.contiguous().numpy()})[0])
+
+
+_CORE: Any = None
+
+
+def openvino_core() -> Any:
+    """The process's OpenVINO Core (created once). Raises OptimizationError when OpenVINO is not installed."""
+    global _CORE
+    if _CORE is None:
+        if not openvino_available():
+            raise OptimizationError(f"OpenVINO is not installed; {OPENVINO_INSTALL}")
+        import openvino
+
+        _CORE = openvino.Core()
+    return _CORE
+
+
+class OpenVinoNetwork:
+    """An ONNX model compiled by OpenVINO for the CPU, latency mode, one stream.
+
+    ``precision`` is the inference precision of the layers that are not quantized: ``fp32`` (exact) or
+    ``bf16`` (CPUs with AVX-512 BF16 or AMX only: elsewhere OptimizationError, and the caller falls back to
+    fp32). Input and output stay fp32.
+    """
+
+    def __init__(self, model: bytes | str | os.PathLike, *, precision: str = "fp32", threads: int | None = None):
+        if precision not in OPENVINO_PRECISIONS:
+            raise ConfigError(f"OpenVINO runs {', '.join(OPENVINO_PRECISIONS)} here, not {precision}")
+        core = openvino_core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise OptimizationError("this CPU has no native bf16 (OpenVINO lists no BF16 capability)")
+        config = {
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
+            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
+        self.precision = precision
+        self.compiled = core.compile_model(core.read_model(_model_argument(model)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    @classmethod
+    def from_network(cls, network: nn.Module, example_input: torch.Tensor, *, precision: str = "fp32",
+                     threads: int | None = None) -> "OpenVinoNetwork":
+        """Export ``network`` at ``example_input``'s shape (fp32 on the CPU) and compile it."""
+        if example_input.device.type != "cpu":
+            raise ConfigError("optimize: OpenVINO runs on the CPU here; on a GPU use cuda_graphs")
+        return cls(export_onnx_bytes(network, example_input), precision=precision, threads=threads)
+
+    def execution_precision(self) -> str:
+        """The precision OpenVINO actually chose for the layers that are not quantized (``f32``, ``bf16``)."""
+        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.request.infer({0: x.contiguous().float().numpy()})
+        return torch.from_numpy(result[0])

@@ -1,0 +1,96 @@
+"""Frames for calibrating and checking a quantized model: from a folder of images, a Cityscapes-layout tree or
+a bag (ROS 1 or rosbag2), with ground-truth trainIds where the source has them."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from liteseg_ros.errors import DatasetError
+from liteseg_ros.labels import label_ids_to_train_ids
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+CITYSCAPES_SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Frame:
+    """One frame: an image for the Segmenter and, where known, its trainIds (255 = ignore)."""
+
+    image: np.ndarray
+    encoding: str = "rgb8"
+    train_ids: np.ndarray | None = None
+
+
+def source_kind(source: Path) -> str:
+    """``bag``, ``cityscapes`` or ``images``; DatasetError for a path that is none of them."""
+    if source.is_file() and source.suffix == ".bag" or (source / "metadata.yaml").is_file():
+        return "bag"
+    if (source / "leftImg8bit").is_dir():
+        return "cityscapes"
+    if source.is_dir():
+        return "images"
+    raise DatasetError(f"{source} is neither a folder of images, a Cityscapes-layout tree nor a bag")
+
+
+def read_frames(source: str | Path, count: int, *, image_topic: str | None = None, gt_topic: str | None = None,
+                gt_encoding: str = "labelids") -> Iterator[Frame]:
+    """Up to ``count`` frames of ``source`` in a fixed order (a bag: its image messages in bag order; with
+    ``gt_topic`` only those whose ground truth, matched by header stamp, is in the bag)."""
+    source = Path(source)
+    readers = {"bag": lambda: _bag_frames(source, image_topic, gt_topic, gt_encoding),
+               "cityscapes": lambda: _cityscapes_frames(source), "images": lambda: _folder_frames(source)}
+    return itertools.islice(readers[source_kind(source)](), count)
+
+
+def _folder_frames(folder: Path) -> Iterator[Frame]:
+    from liteseg_ros.datasets.cityscapes import read_rgb
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    for path in files:
+        yield Frame(read_rgb(path))
+
+
+def _cityscapes_frames(root: Path) -> Iterator[Frame]:
+    from liteseg_ros.datasets.cityscapes import read_rgb, read_train_ids, scan_split
+
+    splits = [s for s in CITYSCAPES_SPLITS if (root / "leftImg8bit" / s).is_dir()]
+    for sample in scan_split(root, splits):
+        yield Frame(read_rgb(sample.image), train_ids=read_train_ids(sample.label))
+
+
+MAX_PENDING = 64  # unmatched images or labels kept while pairing a bag's frames
+
+
+def _bag_frames(path: Path, image_topic: str | None, gt_topic: str | None, gt_encoding: str) -> Iterator[Frame]:
+    from liteseg_ros.replay.bag_io import BagSource, decode_image, ground_truth_array, stamp_ns
+
+    source = BagSource(path, image_topic, gt_topic)
+    pending: dict[int, tuple[np.ndarray, str]] = {}
+    labels: dict[int, np.ndarray] = {}
+    try:
+        for message in source.messages():
+            if message.topic == source.image_topic:
+                image, encoding = decode_image(message)
+                if source.gt_topic is None:
+                    yield Frame(np.array(image), encoding)
+                    continue
+                pending[stamp_ns(message.msg.header)] = (np.array(image), encoding)
+            elif message.topic == source.gt_topic:
+                label = np.array(ground_truth_array(message))
+                labels[stamp_ns(message.msg.header)] = label_ids_to_train_ids(label) if gt_encoding == "labelids" \
+                    else label
+            for stamp in sorted(set(pending) & set(labels)):
+                image, encoding = pending.pop(stamp)
+                yield Frame(image, encoding, labels.pop(stamp))
+            for waiting in (pending, labels):
+                while len(waiting) > MAX_PENDING:
+                    waiting.pop(next(iter(waiting)))
+    finally:
+        source.close()

@@ -1,0 +1,86 @@
+"""liteseg-quantize: an INT8 model of a checkpoint for CPUs without native bf16.
+
+    liteseg-quantize CHECKPOINT --frames SOURCE [--calibration 32] [--holdout 16] [--input-size 360x640]
+
+SOURCE is a folder of images, a Cityscapes-layout tree (leftImg8bit/ and gtFine/) or a bag (ROS 1 .bag or a
+rosbag2 folder; --image-topic / --gt-topic as for liteseg-replay). The first --calibration frames calibrate
+the quantizer; the next --holdout frames check the INT8 model against fp32: pixel agreement and, where the
+source has ground truth, the class-mIoU change. Its network is timed against fp32 on this machine, and a model
+that is not faster is refused (--min-speedup; on some CPUs INT8 is slower). The model is written beside the
+checkpoint as NAME.int8.onnx (or --out), with the report in its metadata; the node, liteseg-replay and the
+Segmenter load it like any weights file (weights:=/path/NAME.int8.onnx, CPU only, the input size it was made for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.model.published import weights_argument
+from liteseg_ros.replay.matching import GT_ENCODINGS
+from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.export import OneLineArgumentParser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(prog="liteseg-quantize", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=weights_argument, help="weights file (ours or the authors') or a "
+                                                                  "fetched published name")
+    parser.add_argument("--frames", type=Path, required=True, help="images folder, Cityscapes tree or bag")
+    parser.add_argument("--calibration", type=int, default=32, help="calibration frames (default 32)")
+    parser.add_argument("--holdout", type=int, default=16, help="held-out frames for the report (default 16)")
+    parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default "
+                                                                                  "360x640, the node's default)")
+    parser.add_argument("--out", type=Path, help="output file (default: CHECKPOINT's name with .int8.onnx)")
+    parser.add_argument("--min-speedup", type=float, default=1.0,
+                        help="refuse unless INT8 is this many times faster than fp32 here (default 1.0; 0: never)")
+    parser.add_argument("--image-topic", help="a bag's camera topic (found automatically when there is one)")
+    parser.add_argument("--gt-topic", help="a bag's ground-truth mono8 label topic (for the mIoU change)")
+    parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="a bag's label values")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    if args.calibration < 1 or args.holdout < 1:
+        raise ConfigError("--calibration and --holdout must be at least 1")
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be positive (0: all), got {args.threads}")
+    import torch
+
+    from liteseg_ros.tools.calibration import read_frames
+    from liteseg_ros.tools.quantize import default_output, quantize_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or default_output(args.checkpoint)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out must end in .onnx (the node recognises INT8 models by it), got {out}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"the folder of {out} does not exist: create it first")
+    frames = read_frames(args.frames, args.calibration + args.holdout, image_topic=args.image_topic,
+                         gt_topic=args.gt_topic, gt_encoding=args.gt_encoding)
+    report = quantize_checkpoint(args.checkpoint, frames, calibration=args.calibration, holdout=args.holdout,
+                                 input_size=args.input_size, out=out, min_speedup=args.min_speedup)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"wrote {out}\n{report.summary()}")
+        if report.miou_change is not None and report.miou_change < -0.005:
+            print(f"warning: INT8 loses {-report.miou_change:.4f} class mIoU on these frames; check on your data "
+                  f"before deploying it", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, "liteseg-quantize")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

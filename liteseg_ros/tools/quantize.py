@@ -1,0 +1,207 @@
+"""INT8 post-training quantization of a checkpoint (onnxruntime's static QDQ quantizer), checked before it is
+written: pixel agreement with fp32 and class-mIoU change on held-out frames, and the network's speed against
+fp32 on this machine. A model slower than fp32 here is refused (``min_speedup``)."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from liteseg_ros.errors import ConfigError, LiteSegError
+from liteseg_ros.inference.arguments import as_tensor, single_torch_thread
+from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
+from liteseg_ros.inference.quantized import write_quantized_model
+from liteseg_ros.inference.runtimes import export_onnx_bytes, onnx_available
+from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.inference.stages import image_to_batch
+from liteseg_ros.metrics import ConfusionMatrix
+from liteseg_ros.tools.calibration import Frame
+
+LOG = logging.getLogger(__name__)
+
+
+class QuantizationRefused(LiteSegError):
+    """The INT8 model would be slower than fp32 on this machine (or failed its checks)."""
+
+
+@dataclass
+class QuantizeReport:
+    """What liteseg-quantize measured; stored in the model file and printed."""
+
+    checkpoint: str
+    input_size: tuple[int, int]
+    calibration_frames: int
+    holdout_frames: int
+    pixel_agreement: float | None = None  # INT8 mask == fp32 mask, over the held-out frames
+    miou_fp32: float | None = None  # class mIoU against ground truth (None without it)
+    miou_int8: float | None = None
+    miou_int8_vs_fp32: float | None = None  # class mIoU of INT8 taking fp32's masks as the truth
+    fp32_ms: float | None = None  # network median, this machine
+    int8_ms: float | None = None
+    speedup: float | None = None
+    int8_runtime: str = ""
+    fp32_runtime: str = ""
+    machine: dict = field(default_factory=dict)
+
+    @property
+    def miou_change(self) -> float | None:
+        if self.miou_fp32 is None or self.miou_int8 is None:
+            return None
+        return self.miou_int8 - self.miou_fp32
+
+    def summary(self) -> str:
+        change = "no ground truth" if self.miou_change is None else f"class mIoU change {self.miou_change:+.4f}"
+        return (f"{self.pixel_agreement:.2%} of pixels equal to fp32, {change} on {self.holdout_frames} held-out "
+                f"frames; network {self.int8_ms:.1f} ms vs fp32 {self.fp32_ms:.1f} ms ({self.speedup:.2f}x, "
+                f"{self.int8_runtime})")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "input_size": list(self.input_size), "miou_change": self.miou_change,
+                "summary": self.summary()}
+
+
+def calibration_inputs(segmenter: Segmenter, frames: Iterable[Frame]) -> Iterator[dict[str, np.ndarray]]:
+    """The network inputs of ``frames`` exactly as ``segmenter`` prepares them (resize, normalisation)."""
+    for frame in frames:
+        with torch.inference_mode(), single_torch_thread():
+            batch = image_to_batch(as_tensor(np.ascontiguousarray(frame.image)), frame.encoding)
+            yield {"input": segmenter.stages.network_input(batch).float().contiguous().numpy()}
+
+
+def quantize_onnx(fp32_model: bytes, inputs: Iterable[dict[str, np.ndarray]], workdir: Path):
+    """onnxruntime static quantization: QDQ, INT8 weights per channel, uint8 activations (MinMax calibration).
+    Returns the quantized ModelProto."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.iterator = iter(inputs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.iterator, None)
+
+    fp32_path, prepared, int8_path = workdir / "fp32.onnx", workdir / "prepared.onnx", workdir / "int8.onnx"
+    fp32_path.write_bytes(fp32_model)
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return onnx.load(str(int8_path))
+
+
+def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: QuantizeReport) -> None:
+    """Pixel agreement and mIoU of the two Segmenters on ``frames``, into ``report``."""
+    truth, predicted_fp32, predicted_int8 = ConfusionMatrix(), ConfusionMatrix(), ConfusionMatrix()
+    equal = total = frames_with_truth = 0
+    for frame in frames:
+        mask_fp32 = fp32.segment(frame.image, frame.encoding, outputs=("mask",)).mask
+        mask_int8 = int8.segment(frame.image, frame.encoding, outputs=("mask",)).mask
+        equal += int((mask_fp32 == mask_int8).sum())
+        total += mask_fp32.size
+        truth.update(mask_fp32, mask_int8)
+        if frame.train_ids is not None:
+            predicted_fp32.update(frame.train_ids, mask_fp32)
+            predicted_int8.update(frame.train_ids, mask_int8)
+            frames_with_truth += 1
+    if total == 0:
+        raise ConfigError("no held-out frames to check the INT8 model on: give more frames than --calibration")
+    report.pixel_agreement = equal / total
+    report.miou_int8_vs_fp32 = truth.scores().miou
+    if frames_with_truth:
+        report.miou_fp32, report.miou_int8 = predicted_fp32.scores().miou, predicted_int8.scores().miou
+
+
+def network_speed(segmenters: dict[str, Segmenter], passes: int = 30, rounds: int = 3) -> dict[str, float]:
+    """Median network milliseconds of each Segmenter, interleaved in rounds."""
+    inputs = {name: segmenter.example_input() for name, segmenter in segmenters.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in segmenters}
+    with torch.inference_mode():
+        for name, segmenter in segmenters.items():
+            for _ in range(3):
+                segmenter.network(inputs[name])
+        for _ in range(rounds):
+            for name, segmenter in segmenters.items():
+                for _ in range(max(1, passes // rounds)):
+                    start = time.perf_counter()
+                    segmenter.network(inputs[name])
+                    seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) * 1e3 for name, values in seconds.items()}
+
+
+def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibration: int, holdout: int,
+                        input_size: tuple[int, int], out: Path, min_speedup: float = 1.0) -> QuantizeReport:
+    """Quantize ``checkpoint`` with the first ``calibration`` frames, check it on the next ``holdout`` and write
+    it to ``out`` (atomically). Raises QuantizationRefused when its network is not ``min_speedup`` times
+    faster than fp32's here; nothing is written then."""
+    if not onnx_available():
+        raise ConfigError("liteseg-quantize needs the onnx package: pip install onnx")
+    fp32 = Segmenter(checkpoint, device="cpu", precision="fp32", input_size=input_size)
+    calibration_frames = list(_take(frames, calibration))
+    if len(calibration_frames) < calibration:
+        raise ConfigError(f"the source has {len(calibration_frames)} frames; --calibration asks for {calibration}")
+    report = QuantizeReport(checkpoint=checkpoint.name, input_size=input_size,
+                            calibration_frames=len(calibration_frames), holdout_frames=0,
+                            fp32_runtime=", ".join(fp32.options.tags()), machine=_machine())
+    model, meta = _checkpoint(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="liteseg-quantize.") as workdir:
+        fp32_onnx = export_onnx_bytes(_folded_pre_upsample(model), fp32.example_input())
+        proto = quantize_onnx(fp32_onnx, calibration_inputs(fp32, calibration_frames), Path(workdir))
+        candidate = write_quantized_model(proto, meta, input_size, {}, Path(workdir) / "candidate.onnx")
+        int8 = Segmenter(candidate, device="cpu", input_size=input_size)
+        report.int8_runtime = ", ".join(int8.options.tags())
+        held_out = list(_take(frames, holdout))
+        report.holdout_frames = len(held_out)
+        compare(fp32, int8, held_out, report)
+        speed = network_speed({"fp32": fp32, "int8": int8})
+        report.fp32_ms, report.int8_ms = speed["fp32"], speed["int8"]
+        report.speedup = speed["fp32"] / speed["int8"]
+        if report.speedup < min_speedup:
+            raise QuantizationRefused(
+                f"the INT8 network is not faster than fp32 on this machine ({report.int8_ms:.1f} ms vs "
+                f"{report.fp32_ms:.1f} ms with {report.int8_runtime}; required {min_speedup:.2f}x): nothing written. "
+                f"Use fp32 (or bf16 where the CPU has it), or --min-speedup 0 to write it anyway")
+        write_quantized_model(proto, meta, input_size, report.to_dict(), out)
+    return report
+
+
+def default_output(checkpoint: Path) -> Path:
+    """``liteseg_x.pt`` -> ``liteseg_x.int8.onnx`` beside it."""
+    return checkpoint.with_name(checkpoint.stem + ".int8.onnx")
+
+
+def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
+    for _ in range(count):
+        frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
+def _checkpoint(path: Path):
+    from liteseg_ros.model import load_weights
+
+    return load_weights(path)
+
+
+def _folded_pre_upsample(model: torch.nn.Module) -> torch.nn.Module:
+    from liteseg_ros.inference.batchnorm import fold_batchnorm
+    from liteseg_ros.inference.stages import PreUpsampleLogits
+
+    probe = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    return fold_batchnorm(PreUpsampleLogits(model).eval(), probe)
+
+
+def _machine() -> dict:
+    flags = cpu_flags()
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "vnni": "avx512_vnni" in flags or "avx_vnni" in flags, "native_bf16": list(native_bf16_flags(flags)),
+            "os": f"{platform.system()} {platform.machine()}"}
