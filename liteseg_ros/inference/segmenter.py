@@ -260,7 +260,7 @@ class Segmenter:
         rows, cols = self._resampling_maps(height, width)
         if self.upsample == "mask":
             return NearestBands(resize_argmax(logits, *self._source_maps), rows, cols)
-        return ResizeArgmax(logits, rows, cols)
+        return ResizeArgmax(logits, rows, cols, self._bands)
 
     def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
         """Row and column maps to the image's pixels (cached per image size): from the network's logits for

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from liteseg_ros.inference.bands import BandPool
+
 
 @dataclass(frozen=True)
 class AxisMap:
@@ -120,9 +122,16 @@ class ResizeArgmax:
     """:func:`resize_argmax` for any band of output rows: the low-resolution class map is computed once, then
     each :meth:`band` depends only on it and the logits, so bands can run on different threads."""
 
-    def __init__(self, logits: torch.Tensor, rows: AxisMap, cols: AxisMap):
-        self.pixels_last = logits.permute(1, 2, 0).contiguous()  # h x w x C (no copy for channels_last logits)
-        self.low = self.pixels_last.argmax(dim=2).to(torch.uint8)
+    def __init__(self, logits: torch.Tensor, rows: AxisMap, cols: AxisMap, bands: BandPool | None = None):
+        classes, height, width = logits.shape
+        self.pixels_last = torch.empty((height, width, classes), dtype=logits.dtype)  # one row of logits per pixel
+        self.low = torch.empty((height, width), dtype=torch.uint8)
+
+        def low_rows(first: int, end: int) -> None:
+            self.pixels_last[first:end] = logits[:, first:end].permute(1, 2, 0)
+            self.low[first:end] = self.pixels_last[first:end].argmax(dim=2)
+
+        bands.run(low_rows, height) if bands is not None else low_rows(0, height)
         self.rows, self.cols = rows, cols
         self.identity = rows.is_identity() and cols.is_identity()
 

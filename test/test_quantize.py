@@ -1,0 +1,158 @@
+"""liteseg-quantize and INT8 model files: the tool on a Cityscapes-layout tree, a folder and a bag; its report
+and refusal; the file's checks; the Segmenter, liteseg-replay and a node process loading it like weights."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+from test_node_io import raw_message
+
+from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
+from liteseg_ros.images.conversions import image_msg_to_array
+from liteseg_ros.inference.quantized import METADATA_KEY, read_quantized_model
+from liteseg_ros.inference.runtimes import openvino_available
+from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.tools.backends import unseen_frames
+from liteseg_ros.tools.synthetic import write_cityscapes_tree
+
+from conftest import installed_script, spawn_node, wait_until_ready
+
+SIZE = (360, 640)
+
+
+def quantize(*args, timeout=600):
+    return subprocess.run([str(installed_script("liteseg-quantize")), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """Cityscapes-layout frames of a seed the demo model never trained on (3)."""
+    root = tmp_path_factory.mktemp("quantize") / "tree"
+    write_cityscapes_tree(root, train=8, val=4, height=SIZE[0], width=SIZE[1], seed=3, coarse=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def int8_model(tree, tmp_path_factory):
+    """The bundled model quantized with 8 calibration frames, checked on 4 (the tool's JSON report too)."""
+    folder = tmp_path_factory.mktemp("int8")
+    checkpoint = folder / "demo.pt"
+    checkpoint.write_bytes(bundled_model_path().read_bytes())
+    run = quantize(checkpoint, "--frames", tree, "--calibration", 8, "--holdout", 4, "--min-speedup", 0, "--json")
+    assert run.returncode == 0, run.stderr
+    return folder / "demo.int8.onnx", json.loads(run.stdout)
+
+
+def test_the_report_measures_agreement_miou_and_speed(int8_model):
+    path, report = int8_model
+    assert report["calibration_frames"] == 8 and report["holdout_frames"] == 4
+    assert report["pixel_agreement"] >= 0.99 and abs(report["miou_change"]) <= 0.01
+    assert report["miou_fp32"] > 0.5 and report["fp32_ms"] > 0 and report["int8_ms"] > 0
+    assert report["int8_runtime"] == ("openvino" if openvino_available() else "onnxruntime")
+    stored = read_quantized_model(path)
+    assert stored.report == report and stored.input_size == SIZE and stored.backbone == "mobilenetv2"
+    assert oct(path.stat().st_mode & 0o777) != "0o600" and not list(path.parent.glob(".*part"))
+
+
+def test_the_segmenter_runs_it_close_to_fp32_on_unseen_frames(int8_model):
+    int8 = Segmenter(int8_model[0], device="cpu", input_size=SIZE)
+    fp32 = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE, precision="fp32")
+    assert int8.precision == "int8" and int8.description.startswith("mobilenetv2 int8 cpu 360x640 (")
+    for frame in unseen_frames(2, *SIZE):
+        result = int8.segment(frame.image)
+        assert np.mean(result.mask == fp32.segment(frame.image).mask) >= 0.99
+        assert result.color.shape == (*SIZE, 3) and result.overlay.shape == (*SIZE, 3)
+    onnxruntime = Segmenter(int8_model[0], device="cpu", input_size=SIZE, optimize="onnxruntime")
+    assert onnxruntime.description.endswith("(onnxruntime)")
+
+
+def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
+    path = int8_model[0]
+    for options, message in (({"input_size": (180, 320)}, "was quantized for input size 360x640"),
+                             ({"precision": "fp32"}, "is an INT8 model: use precision auto"),
+                             ({"device": "cuda"}, "runs on the CPU: use device cpu or auto")):
+        with pytest.raises(ConfigError, match=message):
+            Segmenter(path, **{"input_size": SIZE, **options})
+    with pytest.raises(IncompatibleWeightsError, match="use backbone=mobilenetv2"):
+        Segmenter(path, input_size=SIZE, backbone="shufflenet")
+    foreign = tmp_path / "foreign.onnx"
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(foreign))
+    with pytest.raises(WeightsError, match="no liteseg_ros metadata: make INT8 models with liteseg-quantize"):
+        Segmenter(foreign, input_size=SIZE)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="not a readable ONNX file"):
+        Segmenter(truncated, input_size=SIZE)
+    assert METADATA_KEY == "liteseg_ros"
+
+
+def test_it_refuses_a_model_that_is_not_fast_enough_and_writes_nothing(tree, tmp_path):
+    out = tmp_path / "slow.int8.onnx"
+    run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out,
+                   "--min-speedup", 1000)
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("liteseg-quantize: error:")]
+    assert len(errors) == 1 and "is not faster than fp32 on this machine" in errors[0], run.stderr
+    assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_of_images_works_without_ground_truth(tree, tmp_path):
+    out = tmp_path / "folder.int8.onnx"
+    run = quantize(bundled_model_path(), "--frames", tree / "leftImg8bit" / "val", "--calibration", 2,
+                   "--holdout", 2, "--out", out, "--min-speedup", 0, "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["miou_change"] is None and report["miou_int8_vs_fp32"] > 0.9 and "no ground truth" in report[
+        "summary"]
+
+
+def test_usage_errors_are_one_line(tree, tmp_path):
+    for args, message in (((tmp_path / "nothing",), "is neither a folder of images"),
+                          ((tree, "--calibration", 50), "the source has 12 frames; --calibration asks for 50"),
+                          ((tree, "--out", tmp_path / "x.pt"), "--out must end in .onnx")):
+        run = quantize(bundled_model_path(), "--frames", *args)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.ros
+def test_the_node_loads_it_like_any_weights_file(int8_model, ros_client, tmp_path):
+    path, _ = int8_model
+    image = unseen_frames(1, *SIZE)[0].image
+    expected = Segmenter(path, device="cpu", input_size=SIZE).segment(image).mask
+    node = spawn_node(tmp_path, "/int8", {"weights": str(path), "device": "cpu", "publish_mask": "always"})
+    try:
+        wait_until_ready(ros_client, node, "/int8/image")
+        masks = ros_client.collector(Image, "/int8/liteseg/mask")
+        publisher = ros_client.publisher(Image, "/int8/image")
+        sent = raw_message(image, "rgb8")
+        answer = ros_client.wait_for(lambda: publisher.publish(sent) or masks.find(
+            lambda m: m.header.stamp == sent.header.stamp), 60.0, "the node's mask")
+        assert np.mean(image_msg_to_array(answer) == expected) >= 0.999
+        assert "mobilenetv2 int8 cpu 360x640" in node.stderr() + node.stdout()
+    finally:
+        node.stop(signal.SIGINT)
+
+
+def test_a_bag_with_ground_truth_gives_the_miou_change(tmp_path):
+    bag = tmp_path / "drive"
+    run = subprocess.run([str(installed_script("liteseg-synth")), "--bag", str(bag), "--frames", "4", "--height",
+                          str(SIZE[0]), "--width", str(SIZE[1]), "--seed", "4"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "bag.int8.onnx"
+    run = quantize(bundled_model_path(), "--frames", bag, "--gt-topic", "/camera/labels", "--calibration", 2,
+                   "--holdout", 2, "--out", out, "--min-speedup", 0, "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["holdout_frames"] == 2 and report["miou_fp32"] > 0.5 and report["miou_change"] is not None
