@@ -22,6 +22,7 @@ from liteseg_ros.tools.backends import unseen_frames
 from liteseg_ros.tools.synthetic import write_cityscapes_tree
 
 from conftest import installed_script, spawn_node, wait_until_ready
+from segmenter_fixtures import core_log
 
 SIZE = (360, 640)
 
@@ -69,8 +70,11 @@ def test_the_segmenter_runs_it_close_to_fp32_on_unseen_frames(int8_model):
         result = int8.segment(frame.image)
         assert np.mean(result.mask == fp32.segment(frame.image).mask) >= 0.99
         assert result.color.shape == (*SIZE, 3) and result.overlay.shape == (*SIZE, 3)
-    onnxruntime = Segmenter(int8_model[0], device="cpu", input_size=SIZE, optimize="onnxruntime")
+    with core_log() as logged:
+        onnxruntime = Segmenter(int8_model[0], device="cpu", input_size=SIZE, optimize="onnxruntime")
     assert onnxruntime.description.endswith("(onnxruntime)")
+    if openvino_available():  # timed with OpenVINO by liteseg-quantize: the user is told
+        assert len(logged) == 1 and "was timed with openvino by liteseg-quantize but runs on onnxruntime" in logged[0]
 
 
 def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
@@ -97,13 +101,14 @@ def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
     assert METADATA_KEY == "liteseg_ros"
 
 
-def test_it_refuses_a_model_that_is_not_fast_enough_and_writes_nothing(tree, tmp_path):
-    out = tmp_path / "slow.int8.onnx"
-    run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out,
-                   "--min-speedup", 1000)
+@pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000), "is not faster than fp32 on this machine"),
+                                            (("--min-agreement", 1.01), "of the INT8 model's pixels equal fp32's")])
+def test_it_refuses_a_model_too_slow_or_too_far_from_fp32_and_writes_nothing(tree, tmp_path, limit, message):
+    out = tmp_path / "refused.int8.onnx"
+    run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out, *limit)
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("liteseg-quantize: error:")]
-    assert len(errors) == 1 and "is not faster than fp32 on this machine" in errors[0], run.stderr
+    assert len(errors) == 1 and message in errors[0], run.stderr
     assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
 
 

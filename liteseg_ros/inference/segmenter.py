@@ -300,7 +300,7 @@ class Segmenter:
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
         if self._precision == "int8":
-            LOG.info("INT8 model %s (%s)", model.path.name, model.report.get("summary", "no report"))
+            _log_quantized_report(model, self.options)
         return network, (
             bilinear_map(low_height, height, align_corners=True),
             bilinear_map(low_width, width, align_corners=True),
@@ -360,3 +360,14 @@ def _quantized_options(optimize: Any) -> OptimizeOptions:
         return base
     chosen = resolve_optimize(optimize, "cpu", torch.float32)
     return replace(base, warmup=chosen.warmup, openvino=chosen.openvino, onnxruntime=chosen.onnxruntime)
+
+
+def _log_quantized_report(model: QuantizedModel, options: OptimizeOptions) -> None:
+    """The INT8 model's report; a warning when it runs on another runtime than the one it was timed with."""
+    LOG.info("INT8 model %s: %s", model.path.name, model.report.get("summary", "no report"))
+    timed_with = model.report.get("int8_runtime")
+    runtime = "openvino" if options.openvino else "onnxruntime"
+    if timed_with and timed_with != runtime:
+        LOG.warning("INT8 model %s was timed with %s by liteseg-quantize but runs on %s here, where INT8 can be "
+                    "slower than fp32: check with liteseg-quantize --runtime %s", model.path.name, timed_with,
+                    runtime, runtime)

@@ -130,7 +130,7 @@ def quantized_model(checkpoint: Path, size: tuple[int, int], workdir: Path, fram
     calibration = iter(unseen_frames(frames + 1, *size, seed=CALIBRATION_SEED))
     try:
         quantize_checkpoint(checkpoint, calibration, calibration=frames, holdout=1, input_size=size, out=out,
-                            min_speedup=0.0)
+                            min_speedup=0.0, min_agreement=0.0)
     except QuantizationRefused:
         return None
     return out

@@ -138,10 +138,12 @@ def network_speed(segmenters: dict[str, Segmenter], passes: int = 30, rounds: in
 
 
 def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibration: int, holdout: int,
-                        input_size: tuple[int, int], out: Path, min_speedup: float = 1.0) -> QuantizeReport:
+                        input_size: tuple[int, int], out: Path, min_speedup: float = 1.0,
+                        min_agreement: float = 0.98, runtime: str = "auto") -> QuantizeReport:
     """Quantize ``checkpoint`` with the first ``calibration`` frames, check it on the next ``holdout`` and write
-    it to ``out`` (atomically). Raises QuantizationRefused when its network is not ``min_speedup`` times
-    faster than fp32's here; nothing is written then."""
+    it to ``out`` (atomically). Raises QuantizationRefused when its network, run by ``runtime`` (``auto``: the
+    one the node will use), is not ``min_speedup`` times faster than fp32's here, or when fewer than
+    ``min_agreement`` of its pixels equal fp32's; nothing is written then."""
     if not onnx_available():
         raise ConfigError("liteseg-quantize needs the onnx package: pip install onnx")
     fp32 = Segmenter(checkpoint, device="cpu", precision="fp32", input_size=input_size)
@@ -156,7 +158,7 @@ def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibratio
         fp32_onnx = export_onnx_bytes(_folded_pre_upsample(model), fp32.example_input())
         proto = quantize_onnx(fp32_onnx, calibration_inputs(fp32, calibration_frames), Path(workdir))
         candidate = write_quantized_model(proto, meta, input_size, {}, Path(workdir) / "candidate.onnx")
-        int8 = Segmenter(candidate, device="cpu", input_size=input_size)
+        int8 = Segmenter(candidate, device="cpu", input_size=input_size, optimize=runtime)
         report.int8_runtime = ", ".join(int8.options.tags())
         held_out = list(_take(frames, holdout))
         report.holdout_frames = len(held_out)
@@ -164,6 +166,11 @@ def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibratio
         speed = network_speed({"fp32": fp32, "int8": int8})
         report.fp32_ms, report.int8_ms = speed["fp32"], speed["int8"]
         report.speedup = speed["fp32"] / speed["int8"]
+        if report.pixel_agreement < min_agreement:
+            raise QuantizationRefused(
+                f"only {report.pixel_agreement:.2%} of the INT8 model's pixels equal fp32's on the held-out frames "
+                f"(required {min_agreement:.2%}): nothing written. Calibrate with more frames like the robot's, "
+                f"or --min-agreement 0 to write it anyway")
         if report.speedup < min_speedup:
             raise QuantizationRefused(
                 f"the INT8 network is not faster than fp32 on this machine ({report.int8_ms:.1f} ms vs "

@@ -6,7 +6,8 @@ SOURCE is a folder of images, a Cityscapes-layout tree (leftImg8bit/ and gtFine/
 rosbag2 folder; --image-topic / --gt-topic as for liteseg-replay). The first --calibration frames calibrate
 the quantizer; the next --holdout frames check the INT8 model against fp32: pixel agreement and, where the
 source has ground truth, the class-mIoU change. Its network is timed against fp32 on this machine, and a model
-that is not faster is refused (--min-speedup; on some CPUs INT8 is slower). The model is written beside the
+that is not faster is refused (--min-speedup; on some CPUs INT8 is slower), as is one that agrees with fp32 on
+fewer than --min-agreement of the pixels. The model is written beside the
 checkpoint as NAME.int8.onnx (or --out), with the report in its metadata; the node, liteseg-replay and the
 Segmenter load it like any weights file (weights:=/path/NAME.int8.onnx, CPU only, the input size it was made for).
 """
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output file (default: CHECKPOINT's name with .int8.onnx)")
     parser.add_argument("--min-speedup", type=float, default=1.0,
                         help="refuse unless INT8 is this many times faster than fp32 here (default 1.0; 0: never)")
+    parser.add_argument("--min-agreement", type=float, default=0.98,
+                        help="refuse unless this fraction of pixels equals fp32's on the held-out frames (default "
+                             "0.98; 0: never)")
+    parser.add_argument("--runtime", choices=("auto", "openvino", "onnxruntime"), default="auto",
+                        help="runtime to time INT8 with (default auto: OpenVINO when installed, as the node)")
     parser.add_argument("--image-topic", help="a bag's camera topic (found automatically when there is one)")
     parser.add_argument("--gt-topic", help="a bag's ground-truth mono8 label topic (for the mIoU change)")
     parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="a bag's label values")
@@ -67,7 +73,8 @@ def _main(argv: list[str] | None) -> int:
     frames = read_frames(args.frames, args.calibration + args.holdout, image_topic=args.image_topic,
                          gt_topic=args.gt_topic, gt_encoding=args.gt_encoding)
     report = quantize_checkpoint(args.checkpoint, frames, calibration=args.calibration, holdout=args.holdout,
-                                 input_size=args.input_size, out=out, min_speedup=args.min_speedup)
+                                 input_size=args.input_size, out=out, min_speedup=args.min_speedup,
+                                 min_agreement=args.min_agreement, runtime=args.runtime)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
