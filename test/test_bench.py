@@ -73,3 +73,29 @@ def test_bad_arguments_are_one_line_errors(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_backends_table_compares_every_runnable_variant_against_the_previous_default(capsys):
+    """--backends on the bundled model at a small size: one row per variant this machine can run, the baseline
+    at 1.00x, the fp32 variants exactly equal to fp32, every variant close to it (trained weights)."""
+    from liteseg_ros.inference.runtimes import openvino_available
+    from liteseg_ros.tools.backends import COLUMNS
+
+    code = main(["--backends", "--sizes", "96x160", "--warmup", "0", "--iters", "2", "--rounds", "1", "--frames", "2",
+                 "--threads", "1", "--markdown"])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(COLUMNS) + " |"
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
+    expected = {"0.2 auto", "auto", "fp32 onnxruntime", "bf16 torchscript", "int8 onnxruntime"}
+    if openvino_available():
+        expected |= {"fp32 openvino", "bf16 openvino", "openvino fp32 pipeline", "int8 openvino"}
+    assert set(rows) == expected
+    assert rows["0.2 auto"][5] == "1.00x" and rows["0.2 auto"][6] == "100.00%"
+    for name in ("fp32 onnxruntime", "fp32 openvino", "openvino fp32 pipeline"):
+        if name in rows:
+            assert rows[name][2] == "fp32" and float(rows[name][6].rstrip("%")) >= 99.9, rows[name]
+    for name, cells in rows.items():
+        assert float(cells[6].rstrip("%")) >= 95.0, cells
+    assert "native bf16:" in out and "load average:" in out

@@ -58,6 +58,9 @@ step "segmentation_node with its defaults answers one frame"
 node_answers "$WORK/node.log"
 grep "segmenting" "$WORK/node.log" | sed 's/^/  /'
 grep -q "(bn-folded, onnxruntime)" "$WORK/node.log" || die "the CPU default is not onnxruntime with onnx installed"
+grep -q "precision auto -> fp32: " "$WORK/node.log" \
+  || die "precision=auto did not log fp32 and why (OpenVINO, which runs bf16, is not in .[ros])"
+grep -o "precision auto -> .*" "$WORK/node.log" | head -n 1 | sed 's/^/  /'
 warnings_with_onnx=$(grep -c "^\[WARN\]" "$WORK/node.log" || true)
 
 step "liteseg-synth --bag and liteseg-replay offline"
