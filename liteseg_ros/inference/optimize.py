@@ -39,6 +39,7 @@ RUNNERS = ("openvino", "onnxruntime", "torchscript_freeze", "compile")
 RUNNER_FALLBACK = {"openvino": "onnxruntime", "onnxruntime": "torchscript_freeze"}
 ONNX_RUNNERS = ("openvino", "onnxruntime")  # they run the network exported to ONNX (the onnx package)
 
+
 @dataclass(frozen=True)
 class OptimizeOptions:
     """Which deployment optimisations to apply. ``OptimizeOptions.auto(device)`` gives the measured defaults."""
@@ -159,8 +160,6 @@ def parse_option_list(text: str) -> OptimizeOptions:
 
 
 # ----------------------------------------------------------------------------------------------- preparing a model
-
-
 def prepare_network(
     model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None,
     precision: str = "fp32",
@@ -172,7 +171,8 @@ def prepare_network(
     ``precision`` is OpenVINO's inference precision (its input stays fp32); the other runners follow the input.
     Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times, and the options actually
     applied: an optimisation that cannot be set up (a missing package, a network it cannot handle) is logged as
-    one warning and replaced by the next fastest (onnxruntime -> TorchScript freezing -> eager), never fatal.
+    one warning and replaced by the next fastest (OpenVINO -> onnxruntime (fp32) -> TorchScript freezing -> eager;
+    without the onnx package straight to TorchScript), never fatal.
     ``model`` is not modified.
     """
     if options.malloc_tuning:

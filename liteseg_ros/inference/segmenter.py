@@ -103,7 +103,7 @@ class Segmenter:
             device = _quantized_settings(quantized, device, precision, input_size)
         self._device = resolve_device(device)
         self.threads = check_threads(threads)
-        if threads and self._device.type == "cpu":
+        if threads and self._device.type == "cpu":  # the TorchScript/eager runners use torch's own threads
             torch.set_num_threads(self.threads)
         if quantized is None:
             self._precision, self._dtype, self.precision_reason = resolve_precision(precision, self._device, optimize)
@@ -119,9 +119,9 @@ class Segmenter:
                                                                       type(model).__name__)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
         self.overlay_alpha = overlay_alpha
-        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (stages.resize_argmax).
-        self._pre_upsample = self._device.type == "cpu" and isinstance(model, (LiteSeg, QuantizedModel))
         cpu = self._device.type == "cpu"
+        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (stages.ResizeArgmax).
+        self._pre_upsample = cpu and isinstance(model, (LiteSeg, QuantizedModel))
         self._bands = BandPool(check_threads(postprocess_threads or self.threads)) if cpu else None
         network, self._source_maps = self._prepare(model)
         scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
@@ -305,7 +305,6 @@ class Segmenter:
             bilinear_map(low_height, height, align_corners=True),
             bilinear_map(low_width, width, align_corners=True),
         )
-
 
     def _optimised_network(self, model: nn.Module, example: torch.Tensor) -> Any:
         """The network with ``self.options`` applied; an optimisation that fell back is dropped from them."""

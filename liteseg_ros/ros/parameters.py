@@ -118,7 +118,8 @@ _OUTPUT_SWITCH_TEXT = (
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
                   "Must match the weights file.", check=_backbone),
-    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt) or the authors' .pth, or 'cityscapes' (the "
+    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt), the authors' .pth, an INT8 model (.onnx from "
+                  "liteseg-quantize; CPU, its own input size), or 'cityscapes' (the "
                   "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
                   "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
     ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
