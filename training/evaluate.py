@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="network input size (default: the checkpoint's, else the images' full resolution)")
     model.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                       help="network precision (default: auto = fp16 on CUDA, fp32 on CPU)")
+                       help="network precision (default: auto, as the node: fp16 on CUDA; on a CPU bf16 where it is "
+                            "native and OpenVINO is installed, else fp32; fp32 for reference numbers)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--plots", metavar="DIR", help="also write class_iou.png and confusion_matrix.png to DIR")
     parser.add_argument("--workers", type=int, default=4, help="threads reading PNG files (default: 4)")

@@ -72,6 +72,7 @@ def segmenter_variant(name: str, checkpoint: Path, size: tuple[int, int], **opti
 def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: float = 0.5) -> Variant:
     """OpenVINO's own fp32 pipeline (see the module docstring); the image must have the input's size."""
     import cv2
+    import openvino
     from openvino.preprocess import PrePostProcessor
 
     from liteseg_ros.inference.batchnorm import fold_batchnorm
@@ -83,9 +84,9 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
     core = openvino_core()
     graph = core.read_model(export_onnx_bytes(network, torch.zeros(1, 3, *size)))
     ppp = PrePostProcessor(graph)
-    ppp.input().tensor().set_element_type(_ov_type("u8")).set_layout(_ov_layout("NHWC"))
-    ppp.input().model().set_layout(_ov_layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(_ov_type("f32")).mean([m * 255 for m in meta.mean]).scale(
+    ppp.input().tensor().set_element_type(openvino.Type.u8).set_layout(openvino.Layout("NHWC"))
+    ppp.input().model().set_layout(openvino.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(openvino.Type.f32).mean([m * 255 for m in meta.mean]).scale(
         [s * 255 for s in meta.std])
     compiled = core.compile_model(ppp.build(), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT":
                                                        "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()})
@@ -108,18 +109,6 @@ class _ArgmaxNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x).argmax(dim=1).to(torch.uint8)
-
-
-def _ov_type(name: str) -> Any:
-    import openvino
-
-    return openvino.Type.u8 if name == "u8" else openvino.Type.f32
-
-
-def _ov_layout(text: str) -> Any:
-    import openvino
-
-    return openvino.Layout(text)
 
 
 def quantized_model(checkpoint: Path, size: tuple[int, int], workdir: Path, frames: int = 16) -> Path | None:

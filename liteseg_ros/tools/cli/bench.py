@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"network input sizes HxW, space- or comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--image-size", type=parse_size, help="camera image HxW (default: the input size)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    parser.add_argument("--precision", default="auto",
+                        help="auto (fp16 on CUDA; CPU: bf16 where native with OpenVINO, else fp32), fp32, fp16, bf16")
     parser.add_argument("--optimize", default="auto", help="Segmenter optimize= (auto, none, or a list)")
     parser.add_argument("--upsample", default="logits", help="logits, mask or logits,mask (adds mask agreement)")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up passes per variant (default 10)")
@@ -321,7 +322,7 @@ def _check(args: argparse.Namespace) -> None:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     _check(args)
-    device = resolve_device(args.device)
+    device = resolve_device("cpu" if args.backends and args.device == "auto" else args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     if args.backends:
