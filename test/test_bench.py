@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from liteseg_ros.inference.runtimes import onnx_available
 from liteseg_ros.tools.cli.bench import HEADER, main
 
 
@@ -75,6 +76,7 @@ def test_bad_arguments_are_one_line_errors(capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.skipif(not onnx_available(), reason="the ONNX runtimes and INT8 need the onnx package")
 def test_backends_table_compares_every_runnable_variant_against_the_previous_default(capsys):
     """--backends on the bundled model at a small size: one row per variant this machine can run, the baseline
     at 1.00x, the fp32 variants exactly equal to fp32, every variant close to it (trained weights)."""

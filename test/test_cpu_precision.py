@@ -12,7 +12,7 @@ import torch
 from liteseg_ros.inference.arguments import auto_cpu_precision
 from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
-from liteseg_ros.inference.runtimes import openvino_available
+from liteseg_ros.inference.runtimes import onnx_available, openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model.bundled import bundled_model_path
@@ -103,6 +103,7 @@ def test_auto_precision_is_logged_with_its_reason(frames):
     assert segmenter.precision == expected
 
 
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime runs the ONNX export, which needs the onnx package")
 def test_without_openvino_auto_runs_fp32_on_onnxruntime(monkeypatch, fp32, frames):
     monkeypatch.setitem(sys.modules, "openvino", None)
     segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE)

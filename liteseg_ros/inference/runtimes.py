@@ -19,7 +19,7 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, OptimizationError
 
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-OPENVINO_INSTALL = "pip install 'liteseg_ros[openvino]' (or pip install openvino)"
+OPENVINO_INSTALL = "pip install 'liteseg_ros[openvino]' or pip install openvino"
 
 
 def onnxruntime_available() -> bool:
