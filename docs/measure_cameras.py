@@ -28,11 +28,13 @@ from liteseg_ros.ros.environment import isolated_ros_environment
 from liteseg_ros.tools.synthetic import Drive
 
 NODE = Path(sys.executable).parent / "segmentation_node"
+PRECISION = ["auto"]  # the node's precision parameter (--precision)
 RATE_HZ = 10.0
 
 
 def start_node(namespace: str, cameras: list[str]) -> subprocess.Popen:
-    args = [str(NODE), "--ros-args", "-r", f"__ns:={namespace}", "-p", "device:=cpu", "-p", "summary_period:=0.0"]
+    args = [str(NODE), "--ros-args", "-r", f"__ns:={namespace}", "-p", "device:=cpu", "-p", "summary_period:=0.0",
+            "-p", f"precision:={PRECISION[0]}"]
     if cameras:
         args += ["-p", f"cameras:=[{', '.join(cameras)}]"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,12 +112,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--precision", default="auto", help="the node's precision parameter (default auto)")
     args = parser.parse_args()
+    PRECISION[0] = args.precision
     isolated_ros_environment()
     rclpy.init()
     node = rclpy.create_node("measure_cameras")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; bundled mobilenetv2, "
-          f"CPU, 360x640 network input, 640x360 frames at {RATE_HZ:.0f} Hz per camera, {args.seconds:.0f} s\n")
+          f"CPU, precision {args.precision}, 360x640 network input, 640x360 frames at {RATE_HZ:.0f} Hz per camera, "
+          f"{args.seconds:.0f} s\n")
     print("| cameras | camera | masks/s | end-to-end p50 (ms) | p95 (ms) | RSS one process (MB) "
           "| RSS N processes (MB) |")
     print("|---|---|---|---|---|---|---|")
