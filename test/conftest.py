@@ -211,6 +211,28 @@ def wait_until_ready(client: RosClient, node: NodeProcess, input_topic: str, tim
     raise AssertionError(f"segmentation_node not ready after {timeout} s:\n{node.stderr()}")
 
 
+def mask_from_node(client: RosClient, log_dir: Path, namespace: str, parameters: dict[str, Any], image: Any,
+                   timeout: float = 60.0) -> tuple[Any, str]:
+    """Start segmentation_node with ``parameters`` (and publish_mask always), publish the rgb8 ``image`` until
+    its mask comes back, stop the node with SIGINT; return (the mask as an array, the node's log)."""
+    from sensor_msgs.msg import Image
+    from test_node_io import raw_message
+
+    from liteseg_ros.images.conversions import image_msg_to_array
+
+    node = spawn_node(log_dir, namespace, {**parameters, "publish_mask": "always"})
+    try:
+        wait_until_ready(client, node, f"{namespace}/image")
+        masks = client.collector(Image, f"{namespace}/liteseg/mask")
+        publisher = client.publisher(Image, f"{namespace}/image")
+        sent = raw_message(image, "rgb8")
+        answer = client.wait_for(lambda: publisher.publish(sent) or masks.find(
+            lambda m: m.header.stamp == sent.header.stamp), timeout, "the node's mask")
+        return image_msg_to_array(answer), node.stderr() + node.stdout()
+    finally:
+        node.stop(signal.SIGINT)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A randomly initialised MobileNetV2 LiteSeg checkpoint (fixed seed) whose masks are not constant.

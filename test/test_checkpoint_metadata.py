@@ -4,15 +4,11 @@ and Segmenter.from_weights give the same masks, and a Segmenter that ignores the
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
-from test_node_io import raw_message
 
-from liteseg_ros.images.conversions import image_msg_to_array
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import label_ids_to_train_ids
 from liteseg_ros.metrics import ConfusionMatrix
@@ -20,7 +16,7 @@ from liteseg_ros.model import CheckpointMeta, load_weights, save_checkpoint
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.tools.synthetic import render_scene, write_cityscapes_tree
 
-from conftest import installed_script, spawn_node, wait_until_ready
+from conftest import installed_script, mask_from_node
 
 SIZE = (128, 256)
 
@@ -46,18 +42,9 @@ def test_from_weights_uses_the_metadata_and_ignoring_it_changes_the_masks(half_s
 def test_the_node_gives_the_from_weights_masks(half_stats_checkpoint, ros_client, tmp_path):
     image = render_scene(9, *SIZE)[0]
     expected = Segmenter.from_weights(half_stats_checkpoint, device="cpu", input_size=SIZE).segment(image).mask
-    node = spawn_node(tmp_path, "/meta", {"weights": str(half_stats_checkpoint), "device": "cpu",
-                                         "input_height": SIZE[0], "input_width": SIZE[1], "publish_mask": "always"})
-    try:
-        wait_until_ready(ros_client, node, "/meta/image")
-        masks = ros_client.collector(Image, "/meta/liteseg/mask")
-        publisher = ros_client.publisher(Image, "/meta/image")
-        sent = raw_message(image, "rgb8")
-        answer = ros_client.wait_for(lambda: publisher.publish(sent) or masks.find(
-            lambda m: m.header.stamp == sent.header.stamp), 30.0, "the node's mask")
-        assert np.mean(image_msg_to_array(answer) == expected) >= 0.999
-    finally:
-        node.stop(signal.SIGINT)
+    mask, _ = mask_from_node(ros_client, tmp_path, "/meta", {"weights": str(half_stats_checkpoint), "device": "cpu",
+                                                             "input_height": SIZE[0], "input_width": SIZE[1]}, image)
+    assert np.mean(mask == expected) >= 0.999
 
 
 def test_liteseg_eval_scores_the_from_weights_masks(half_stats_checkpoint, tmp_path):

@@ -4,16 +4,12 @@ and refusal; the file's checks; the Segmenter, liteseg-replay and a node process
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
-from test_node_io import raw_message
 
 from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
-from liteseg_ros.images.conversions import image_msg_to_array
 from liteseg_ros.inference.quantized import METADATA_KEY, read_quantized_model
 from liteseg_ros.inference.runtimes import onnx_available, openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
@@ -21,7 +17,7 @@ from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.tools.backends import unseen_frames
 from liteseg_ros.tools.synthetic import write_cityscapes_tree
 
-from conftest import installed_script, spawn_node, wait_until_ready
+from conftest import installed_script, mask_from_node
 from segmenter_fixtures import core_log
 
 SIZE = (360, 640)
@@ -137,21 +133,12 @@ def test_the_node_loads_it_like_any_weights_file(int8_model, ros_client, tmp_pat
     path, _ = int8_model
     image = unseen_frames(1, *SIZE)[0].image
     expected = Segmenter(path, device="cpu", input_size=SIZE).segment(image).mask
-    node = spawn_node(tmp_path, "/int8", {"weights": str(path), "device": "cpu", "publish_mask": "always"})
-    try:
-        wait_until_ready(ros_client, node, "/int8/image")
-        masks = ros_client.collector(Image, "/int8/liteseg/mask")
-        publisher = ros_client.publisher(Image, "/int8/image")
-        sent = raw_message(image, "rgb8")
-        answer = ros_client.wait_for(lambda: publisher.publish(sent) or masks.find(
-            lambda m: m.header.stamp == sent.header.stamp), 60.0, "the node's mask")
-        assert np.mean(image_msg_to_array(answer) == expected) >= 0.999
-        assert "mobilenetv2 int8 cpu 360x640" in node.stderr() + node.stdout()
-    finally:
-        node.stop(signal.SIGINT)
+    mask, log = mask_from_node(ros_client, tmp_path, "/int8", {"weights": str(path), "device": "cpu"}, image)
+    assert np.mean(mask == expected) >= 0.999
+    assert "mobilenetv2 int8 cpu 360x640" in log
 
 
-def test_a_bag_with_ground_truth_gives_the_miou_change(tmp_path):
+def test_a_bag_with_ground_truth_gives_the_miou_change_and_liteseg_replay_runs_the_model(tmp_path):
     bag = tmp_path / "drive"
     run = subprocess.run([str(installed_script("liteseg-synth")), "--bag", str(bag), "--frames", "4", "--height",
                           str(SIZE[0]), "--width", str(SIZE[1]), "--seed", "4"], capture_output=True, text=True,
@@ -163,3 +150,9 @@ def test_a_bag_with_ground_truth_gives_the_miou_change(tmp_path):
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["holdout_frames"] == 2 and report["miou_fp32"] > 0.5 and report["miou_change"] is not None
+    replay = subprocess.run([str(installed_script("liteseg-replay")), str(bag), "--out", str(tmp_path / "replay"),
+                             "--weights", str(out), "--gt-topic", "/camera/labels", "--json"], capture_output=True,
+                            text=True, timeout=300)
+    assert replay.returncode == 0, replay.stderr
+    replayed = json.loads(replay.stdout)
+    assert replayed["frames"] == 4 and replayed["miou"] > 0.5 and "int8 cpu 360x640" in replay.stderr

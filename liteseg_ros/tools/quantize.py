@@ -100,14 +100,14 @@ def quantize_onnx(fp32_model: bytes, inputs: Iterable[dict[str, np.ndarray]], wo
 
 def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: QuantizeReport) -> None:
     """Pixel agreement and mIoU of the two Segmenters on ``frames``, into ``report``."""
-    truth, predicted_fp32, predicted_int8 = ConfusionMatrix(), ConfusionMatrix(), ConfusionMatrix()
+    against_fp32, predicted_fp32, predicted_int8 = ConfusionMatrix(), ConfusionMatrix(), ConfusionMatrix()
     equal = total = frames_with_truth = 0
     for frame in frames:
         mask_fp32 = fp32.segment(frame.image, frame.encoding, outputs=("mask",)).mask
         mask_int8 = int8.segment(frame.image, frame.encoding, outputs=("mask",)).mask
         equal += int((mask_fp32 == mask_int8).sum())
         total += mask_fp32.size
-        truth.update(mask_fp32, mask_int8)
+        against_fp32.update(mask_fp32, mask_int8)
         if frame.train_ids is not None:
             predicted_fp32.update(frame.train_ids, mask_fp32)
             predicted_int8.update(frame.train_ids, mask_int8)
@@ -115,7 +115,7 @@ def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: Q
     if total == 0:
         raise ConfigError("no held-out frames to check the INT8 model on: give more frames than --calibration")
     report.pixel_agreement = equal / total
-    report.miou_int8_vs_fp32 = truth.scores().miou
+    report.miou_int8_vs_fp32 = against_fp32.scores().miou
     if frames_with_truth:
         report.miou_fp32, report.miou_int8 = predicted_fp32.scores().miou, predicted_int8.scores().miou
 
