@@ -218,6 +218,8 @@ def test_optimize_argument_forms():
     assert not bf16.onnxruntime
     with pytest.raises(ConfigError, match="fp32"):
         resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
+    with pytest.raises(ConfigError, match="openvino runs fp32 or bf16 only"):
+        resolve_optimize("openvino", "cpu", torch.float16)
     assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
     assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(
         OptimizeOptions.auto("cpu"), malloc_tuning=False
@@ -233,6 +235,8 @@ def test_optimize_argument_forms():
         "compile,torchscript_freeze",
         "onnxruntime,compile",
         "onnxruntime,channels_last",
+        "openvino,channels_last",
+        "openvino,onnxruntime",
         "cuda_graphs",
         "warmup=-1",
     ):

@@ -15,16 +15,7 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
 
     Reads the x86 ``flags`` line or the Arm ``Features`` line; an unreadable or unknown format gives no flags.
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return frozenset()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset(_first_value(cpuinfo, ("flags", "Features")).split())
 
 
 def native_bf16_flags(flags: frozenset[str] | None = None) -> tuple[str, ...]:
@@ -37,13 +28,18 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     """The CPU's model name (``model name`` in /proc/cpuinfo), else what ``platform`` says."""
     import platform
 
+    return _first_value(cpuinfo, ("model name",)) or platform.processor() or platform.machine() or "unknown"
+
+
+def _first_value(cpuinfo: str | None, keys: tuple[str, ...]) -> str:
+    """The value of the first ``key: value`` line of ``cpuinfo`` (default: /proc/cpuinfo) with one of ``keys``."""
     if cpuinfo is None:
         try:
             cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            cpuinfo = ""
+            return ""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "model name":
+        if key.strip() in keys:
             return value.strip()
-    return platform.processor() or platform.machine() or "unknown"
+    return ""

@@ -17,16 +17,17 @@ import ctypes.util
 import logging
 import warnings
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
-from liteseg_ros.inference.runtimes import (
+from liteseg_ros.inference.runtimes import (  # noqa: F401  (export_onnx: its public name here since 0.1)
     OnnxRuntimeNetwork,
     OpenVinoNetwork,
+    export_onnx,
     onnx_available,
     onnxruntime_available,
     openvino_available,
@@ -37,7 +38,10 @@ LOG = logging.getLogger(__name__)
 RUNNERS = ("openvino", "onnxruntime", "torchscript_freeze", "compile")
 # the next fastest (OpenVINO's fallback runs fp32); the others fall back to eager
 RUNNER_FALLBACK = {"openvino": "onnxruntime", "onnxruntime": "torchscript_freeze"}
-ONNX_RUNNERS = ("openvino", "onnxruntime")  # they run the network exported to ONNX (the onnx package)
+# the runners that take the network exported to ONNX (the onnx package), CPU only, with their precisions
+ONNX_RUNNER_PRECISIONS = {"openvino": {"fp32": torch.float32, "bf16": torch.bfloat16},
+                          "onnxruntime": {"fp32": torch.float32}}
+ONNX_RUNNERS = tuple(ONNX_RUNNER_PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -87,20 +91,9 @@ class OptimizeOptions:
             raise ConfigError(f"optimize: choose one of {', '.join(RUNNERS)}, not {' and '.join(runners)}")
         if device is not None and self.cuda_graphs and torch.device(device).type != "cuda":
             raise ConfigError("optimize: cuda_graphs needs device=cuda; drop cuda_graphs or run on a GPU")
-        if self.onnxruntime:
-            if device is not None and torch.device(device).type != "cpu":
-                raise ConfigError("optimize: onnxruntime runs on the CPU here; on a GPU use cuda_graphs")
-            if self.channels_last:
-                raise ConfigError("optimize: onnxruntime takes NCHW input; drop channels_last")
-            if dtype is not None and dtype != torch.float32:
-                raise ConfigError("optimize: onnxruntime runs fp32 only; use precision=fp32 or another optimisation")
-        if self.openvino:
-            if device is not None and torch.device(device).type != "cpu":
-                raise ConfigError("optimize: OpenVINO runs on the CPU here; on a GPU use cuda_graphs")
-            if self.channels_last:
-                raise ConfigError("optimize: OpenVINO takes NCHW input; drop channels_last")
-            if dtype is not None and dtype not in (torch.float32, torch.bfloat16):
-                raise ConfigError("optimize: OpenVINO runs fp32 or bf16 here; use one of them or another optimisation")
+        for runner, precisions in ONNX_RUNNER_PRECISIONS.items():
+            if getattr(self, runner):
+                _check_onnx_runner(runner, precisions, device, dtype, self.channels_last)
         return self
 
     def tags(self) -> list[str]:
@@ -109,6 +102,18 @@ class OptimizeOptions:
                  "compile": "compiled", "torchscript_freeze": "torchscript", "onnxruntime": "onnxruntime",
                  "openvino": "openvino", "malloc_tuning": "malloc-tuned"}
         return [tag for name, tag in names.items() if getattr(self, name)]
+
+
+def _check_onnx_runner(runner: str, precisions: Mapping[str, torch.dtype], device: torch.device | str | None,
+                       dtype: torch.dtype | None, channels_last: bool) -> None:
+    if device is not None and torch.device(device).type != "cpu":
+        raise ConfigError(f"optimize: {runner} runs on the CPU here; on a GPU use cuda_graphs")
+    if channels_last:
+        raise ConfigError(f"optimize: {runner} takes NCHW input; drop channels_last")
+    if dtype is not None and dtype not in precisions.values():
+        names = " or ".join(precisions)
+        raise ConfigError(f"optimize: {runner} runs {names} only; use precision={names.split()[0]} or another "
+                          "optimisation")
 
 
 OPTION_NAMES = tuple(f.name for f in fields(OptimizeOptions) if f.name != "warmup")
@@ -198,7 +203,7 @@ def _build_runner(network: nn.Module, options: OptimizeOptions, example_input: t
     while chosen is not None:
         try:
             runner = _RUNNER_BUILDERS[chosen](network, example_input, precision)
-            runner = _warmed_up(runner, example_input, options.warmup)
+            runner = warmed_up(runner, example_input, options.warmup)
             return runner, options
         except Exception as error:  # an optimisation must never stop start-up
             fallback = RUNNER_FALLBACK.get(chosen)
@@ -208,11 +213,12 @@ def _build_runner(network: nn.Module, options: OptimizeOptions, example_input: t
                            else fallback or "eager PyTorch")
             options = replace(options, **{chosen: False}, **({fallback: True} if fallback else {}))
             chosen = fallback
-    return _warmed_up(network, example_input, options.warmup), options
+    return warmed_up(network, example_input, options.warmup), options
 
 
-def _warmed_up(runner: Callable[[torch.Tensor], torch.Tensor], example_input: torch.Tensor,
-               passes: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def warmed_up(runner: Callable[[torch.Tensor], torch.Tensor], example_input: torch.Tensor,
+              passes: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``runner`` after ``passes`` forward passes on ``example_input`` (JIT profiling, allocator, caches)."""
     with torch.inference_mode():
         for _ in range(passes):
             runner(example_input)
@@ -242,24 +248,6 @@ def _warn_fallback(optimisation: str, error: BaseException, instead: str) -> Non
     if not isinstance(error, OptimizationError):
         reason = f"{type(error).__name__}: {reason}"
     LOG.warning("optimize: %s could not be set up (%s); using %s instead", optimisation, reason, instead)
-
-
-def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
-                output_names: Sequence[str] = ("logits",), exporter: str = "torchscript") -> None:
-    """torch.onnx.export with our interface: static shape, input ``input``, outputs ``output_names``.
-
-    Both exporters need the ``onnx`` package (torch imports it to write the model): ``exporter="torchscript"``
-    (deprecated in torch 2.9+, still shipped) needs nothing more, ``"dynamo"`` also needs onnxscript.
-    ``destination`` is a path or a binary file object. Raises OptimizationError when onnx is missing.
-    """
-    if not onnx_available():
-        raise OptimizationError("onnx is not installed; pip install onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        extra = {"external_data": False} if exporter == "dynamo" else {}
-        torch.onnx.export(network.eval(), (example_input,), destination, input_names=["input"],
-                          output_names=list(output_names), opset_version=opset, do_constant_folding=True,
-                          dynamo=exporter == "dynamo", **extra)
 
 
 _MALLOC_TUNED = False

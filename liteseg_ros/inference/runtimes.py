@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-from typing import Any
+import warnings
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -37,10 +38,26 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
+                output_names: Sequence[str] = ("logits",), exporter: str = "torchscript") -> None:
+    """torch.onnx.export with our interface: static shape, input ``input``, outputs ``output_names``.
+
+    Both exporters need the ``onnx`` package (torch imports it to write the model): ``exporter="torchscript"``
+    (deprecated in torch 2.9+, still shipped) needs nothing more, ``"dynamo"`` also needs onnxscript.
+    ``destination`` is a path or a binary file object. Raises OptimizationError when onnx is missing.
+    """
+    if not onnx_available():
+        raise OptimizationError("onnx is not installed; pip install onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        extra = {"external_data": False} if exporter == "dynamo" else {}
+        torch.onnx.export(network.eval(), (example_input,), destination, input_names=["input"],
+                          output_names=list(output_names), opset_version=opset, do_constant_folding=True,
+                          dynamo=exporter == "dynamo", **extra)
+
+
 def export_onnx_bytes(network: nn.Module, example_input: torch.Tensor) -> bytes:
     """The network exported to ONNX in memory (static shape of ``example_input``, input ``input``)."""
-    from liteseg_ros.inference.optimize import export_onnx
-
     buffer = io.BytesIO()
     export_onnx(network, example_input.contiguous().float(), buffer)
     return buffer.getvalue()

@@ -43,7 +43,7 @@ from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision,
 )
 from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cuda import CudaPipeline
-from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize
+from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize, warmed_up
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
 from liteseg_ros.inference.stages import (
@@ -288,9 +288,7 @@ class Segmenter:
             chosen = "openvino" if self.options.openvino else "onnxruntime" if self.options.onnxruntime else None
             network, runtime = model.runner(self.threads, chosen)
             self.options = replace(self.options, openvino=runtime == "openvino", onnxruntime=runtime == "onnxruntime")
-            with torch.inference_mode():
-                for _ in range(self.options.warmup):
-                    network(example)
+            network = warmed_up(network, example, self.options.warmup)
         else:
             network = self._optimised_network(model, example)
         with torch.inference_mode():

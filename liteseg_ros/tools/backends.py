@@ -75,12 +75,13 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
     import openvino
     from openvino.preprocess import PrePostProcessor
 
+    from liteseg_ros.inference.arguments import small_probe
     from liteseg_ros.inference.batchnorm import fold_batchnorm
     from liteseg_ros.inference.runtimes import export_onnx_bytes
     from liteseg_ros.model import load_weights
 
     model, meta = load_weights(checkpoint)
-    network = _ArgmaxNetwork(fold_batchnorm(model.eval(), torch.randn(1, 3, 64, 64)))
+    network = _ArgmaxNetwork(fold_batchnorm(model.eval(), small_probe(model, torch.device("cpu"))))
     core = openvino_core()
     graph = core.read_model(export_onnx_bytes(network, torch.zeros(1, 3, *size)))
     ppp = PrePostProcessor(graph)
@@ -169,7 +170,7 @@ def run_comparison(checkpoint: Path, size: tuple[int, int], *, frames: int, warm
                    rounds: int) -> tuple[list[Variant], dict[str, dict], dict[str, dict[str, list[float]]]]:
     """Build the variants, score them on ``frames`` unseen frames and time them interleaved (network alone and
     end to end on the first frame)."""
-    from liteseg_ros.tools.cli.bench import time_interleaved
+    from liteseg_ros.tools.timing import time_interleaved
 
     evaluation = unseen_frames(frames, *size)
     with tempfile.TemporaryDirectory(prefix="liteseg-bench.") as workdir:

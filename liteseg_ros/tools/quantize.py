@@ -4,10 +4,9 @@ fp32 on this machine. A model slower than fp32 here is refused (``min_speedup``)
 
 from __future__ import annotations
 
+import functools
 import logging
-import platform
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -16,14 +15,14 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError, LiteSegError
-from liteseg_ros.inference.arguments import as_tensor, single_torch_thread
-from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
+from liteseg_ros.inference.arguments import as_tensor, single_torch_thread, small_probe
 from liteseg_ros.inference.quantized import write_quantized_model
 from liteseg_ros.inference.runtimes import export_onnx_bytes, onnx_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.inference.stages import image_to_batch
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.tools.calibration import Frame
+from liteseg_ros.tools.timing import environment, time_interleaved
 
 LOG = logging.getLogger(__name__)
 
@@ -122,18 +121,10 @@ def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: Q
 
 def network_speed(segmenters: dict[str, Segmenter], passes: int = 30, rounds: int = 3) -> dict[str, float]:
     """Median network milliseconds of each Segmenter, interleaved in rounds."""
-    inputs = {name: segmenter.example_input() for name, segmenter in segmenters.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in segmenters}
+    calls = {name: functools.partial(segmenter.network, segmenter.example_input())
+             for name, segmenter in segmenters.items()}
     with torch.inference_mode():
-        for name, segmenter in segmenters.items():
-            for _ in range(3):
-                segmenter.network(inputs[name])
-        for _ in range(rounds):
-            for name, segmenter in segmenters.items():
-                for _ in range(max(1, passes // rounds)):
-                    start = time.perf_counter()
-                    segmenter.network(inputs[name])
-                    seconds[name].append(time.perf_counter() - start)
+        seconds = time_interleaved(calls, warmup=3, iters=passes, rounds=rounds, synchronize=lambda: None)
     return {name: float(np.median(values)) * 1e3 for name, values in seconds.items()}
 
 
@@ -152,7 +143,8 @@ def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibratio
         raise ConfigError(f"the source has {len(calibration_frames)} frames; --calibration asks for {calibration}")
     report = QuantizeReport(checkpoint=checkpoint.name, input_size=input_size,
                             calibration_frames=len(calibration_frames), holdout_frames=0,
-                            fp32_runtime=", ".join(fp32.options.tags()), machine=_machine())
+                            fp32_runtime=", ".join(fp32.options.tags()),
+                            machine=environment(torch.device("cpu"), torch.get_num_threads()))
     model, meta = _checkpoint(checkpoint)
     with tempfile.TemporaryDirectory(prefix="liteseg-quantize.") as workdir:
         fp32_onnx = export_onnx_bytes(_folded_pre_upsample(model), fp32.example_input())
@@ -200,15 +192,10 @@ def _checkpoint(path: Path):
 
 
 def _folded_pre_upsample(model: torch.nn.Module) -> torch.nn.Module:
+    """What the Segmenter runs on a CPU: BatchNorm folded, the logits before the final upsampling."""
     from liteseg_ros.inference.batchnorm import fold_batchnorm
     from liteseg_ros.inference.stages import PreUpsampleLogits
 
-    probe = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    return fold_batchnorm(PreUpsampleLogits(model).eval(), probe)
+    return fold_batchnorm(PreUpsampleLogits(model).eval(), small_probe(model, torch.device("cpu")))
 
 
-def _machine() -> dict:
-    flags = cpu_flags()
-    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "vnni": "avx512_vnni" in flags or "avx_vnni" in flags, "native_bf16": list(native_bf16_flags(flags)),
-            "os": f"{platform.system()} {platform.machine()}"}

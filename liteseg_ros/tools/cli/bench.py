@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,12 +29,12 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.inference.cpu_features import cpu_model, native_bf16_flags
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.segmenter import Segmenter, resolve_device
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
+from liteseg_ros.tools.timing import environment, time_interleaved
 
 DEFAULT_SIZES = "360x640,512x1024,1024x2048"
 
@@ -100,26 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     return parser
-
-
-def time_interleaved(
-    variants: dict[str, Callable[[], object]], *, warmup: int, iters: int, rounds: int, synchronize: Callable[[], None]
-) -> dict[str, list[float]]:
-    """Seconds per call of each variant: warm-ups, then ``iters`` timed calls split over interleaved rounds."""
-    for call in variants.values():
-        for _ in range(warmup):
-            call()
-        synchronize()
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    per_round = [iters // rounds + (1 if r < iters % rounds else 0) for r in range(rounds)]
-    for count in per_round:
-        for name, call in variants.items():
-            for _ in range(count):
-                start = time.perf_counter()
-                call()
-                synchronize()
-                seconds[name].append(time.perf_counter() - start)
-    return seconds
 
 
 def _street(height: int, width: int, seed: int = 7) -> np.ndarray:
@@ -270,27 +246,6 @@ def format_cells(lines: list[list[str]], markdown: bool) -> str:
     out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(out)
-
-
-def environment(device: torch.device, threads: int) -> dict[str, str]:
-    """What the numbers were measured on."""
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "native bf16": ", ".join(native_bf16_flags()) or "no",
-        "threads": str(torch.get_num_threads() if device.type == "cpu" else threads),
-        "load average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
-    }
-    for package in ("onnxruntime", "openvino"):
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = "not installed"
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = str(torch.version.cuda)
-    return info
 
 
 def _split(values: list[str]) -> list[str]:

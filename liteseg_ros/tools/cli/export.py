@@ -22,7 +22,7 @@ from torch import nn
 
 from liteseg_ros.errors import ConfigError, LiteSegError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
-from liteseg_ros.inference.optimize import export_onnx
+from liteseg_ros.inference.runtimes import export_onnx
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
