@@ -2,7 +2,7 @@
 # The user's road, travelled as a user travels it (run by `make test`, so CI travels it too):
 #   1. a fresh venv with only torch==2.13.0 and `pip install .[ros]` from a clean copy of the tree (not editable);
 #   2. segmentation_node on its defaults answers one frame from a plain rclpy publisher with the right mask;
-#   3. liteseg-synth --bag + liteseg-replay offline;
+#   3. liteseg-synth --bag + liteseg-replay offline; liteseg-quantize on that bag and a replay of its INT8 model;
 #   4. without `onnx` (it has no rosdep key): the node still works, with exactly one more warning line;
 #   5. the test suite collects (optional test dependencies skip, nothing fails to import).
 # Usage: test/road/check_user_road.sh [PYTHON]   (default python3; set ROAD_KEEP=1 to keep the work folder)
@@ -75,6 +75,16 @@ assert report["frames"] == 6, report["frames"]
 assert report["miou"] >= 0.5, report["miou"]
 PY
 [ -d "$WORK/replay/bag" ] || die "liteseg-replay wrote no output bag"
+
+step "liteseg-quantize on that bag, and liteseg-replay on the INT8 model (onnxruntime: no OpenVINO here)"
+BUNDLED=$("$VENV/python" -c "from liteseg_ros.model.bundled import bundled_model_path; print(bundled_model_path())")
+"$VENV/liteseg-quantize" "$BUNDLED" --frames "$WORK/drive" --gt-topic /camera/labels --calibration 3 --holdout 2 \
+  --input-size 180x320 --out "$WORK/demo.int8.onnx" --min-speedup 0 --min-agreement 0 2>"$WORK/quantize.log" \
+  | sed 's/^/  /' || { cat "$WORK/quantize.log" >&2; die "liteseg-quantize failed in a runtime-only install"; }
+"$VENV/liteseg-replay" "$WORK/drive" --out "$WORK/replay_int8" --weights "$WORK/demo.int8.onnx" \
+  --gt-topic /camera/labels --input-size 180x320 --json >"$WORK/replay_int8.json" 2>"$WORK/replay_int8.log" \
+  || { cat "$WORK/replay_int8.log" >&2; die "liteseg-replay cannot run the INT8 model"; }
+grep -q "int8 cpu 180x320 (onnxruntime)" "$WORK/replay_int8.log" || die "the INT8 model did not run on onnxruntime"
 
 step "without onnx: the node still answers, with one warning more"
 "$VENV/python" -m pip uninstall -q -y onnx
