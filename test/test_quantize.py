@@ -156,3 +156,14 @@ def test_a_bag_with_ground_truth_gives_the_miou_change_and_liteseg_replay_runs_t
     assert replay.returncode == 0, replay.stderr
     replayed = json.loads(replay.stdout)
     assert replayed["frames"] == 4 and replayed["miou"] > 0.5 and "int8 cpu 360x640" in replay.stderr
+
+
+def test_unseen_frames_are_the_val_frames_the_generator_writes(tree):
+    """The benchmarks' "unseen" frames are exactly the val frames of write_cityscapes_tree for the same seed."""
+    from liteseg_ros.datasets.cityscapes import read_rgb, read_train_ids, scan_split
+    from liteseg_ros.tools.synthetic.cityscapes_writer import frame_stem
+
+    first = next(sample for sample in scan_split(tree, "val") if sample.frame == frame_stem("val", 0)[1])
+    frame = unseen_frames(1, *SIZE, seed=3)[0]
+    assert np.array_equal(frame.image, read_rgb(first.image))
+    assert np.array_equal(frame.train_ids, read_train_ids(first.label))

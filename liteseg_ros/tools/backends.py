@@ -37,11 +37,11 @@ EVALUATION_SEED, CALIBRATION_SEED = 2, 3  # the demo model's unseen val seed; a 
 def unseen_frames(count: int, height: int, width: int, seed: int = EVALUATION_SEED) -> list[Frame]:
     """Synthetic val frames of ``seed`` (the frames ``write_cityscapes_tree`` writes), with trainIds."""
     from liteseg_ros.tools.synthetic import render_scene
-    from liteseg_ros.tools.synthetic.cityscapes_writer import SPLIT_SEED_INDEX
+    from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
 
     frames = []
     for index in range(count):
-        rgb, label_ids, _ = render_scene(np.random.default_rng([seed, SPLIT_SEED_INDEX["val"], index]), height, width)
+        rgb, label_ids, _ = render_scene(frame_rng(seed, "val", index), height, width)
         frames.append(Frame(np.ascontiguousarray(rgb), train_ids=label_ids_to_train_ids(label_ids)))
     return frames
 

@@ -117,8 +117,14 @@ def _check_arguments(out: Path, train: int, val: int, test: int, extra: int, coa
         raise ConfigError(f"the parent directory of {out} does not exist: create it first")
 
 
+def frame_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random generator of the ``index``-th frame of ``split`` in a tree of ``seed``: render_scene with it
+    gives that frame's image and labels without writing the tree."""
+    return np.random.default_rng([seed, SPLIT_SEED_INDEX[split], index])
+
+
 def _write_frame(root: Path, split: str, index: int, height: int, width: int, seed: int, coarse: bool) -> int:
-    rng = np.random.default_rng([seed, SPLIT_SEED_INDEX[split], index])
+    rng = frame_rng(seed, split, index)
     rgb, label_ids, instance_ids = render_scene(rng, height, width)
     city, stem = frame_stem(split, index)
     _save(Image.fromarray(rgb, "RGB"), root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
