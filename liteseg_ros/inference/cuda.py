@@ -18,7 +18,7 @@ import torch
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.optimize import OptimizeOptions
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
-from liteseg_ros.inference.stages import nearest_map
+from liteseg_ros.inference.resampling import nearest_map
 from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)

@@ -46,18 +46,16 @@ from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize, warmed_up
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
+from liteseg_ros.inference.resampling import AxisMap, bilinear_map, compose, identity_map, nearest_map
+from liteseg_ros.inference.resize_argmax import ResizeArgmax, resize_argmax
 from liteseg_ros.inference.stages import (
-    AxisMap,
     NearestBands,
     PreUpsampleLogits,
-    ResizeArgmax,
-    bilinear_map,
-    compose,
-    identity_map,
     image_to_batch,
-    nearest_map,
     normalization_constants,
-    resize_argmax,
+    opencv_blend,
+    opencv_blend_is_exact,
+    rgb_array,
 )
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
@@ -164,6 +162,7 @@ class Segmenter:
             raise ConfigError(f"overlay_alpha must be a number in [0, 1], got {value!r}")
         self._overlay_alpha = float(value)
         self._alpha_tensor.fill_(self._overlay_alpha)
+        self._opencv_blend = opencv_blend_is_exact(self._overlay_alpha)  # same bytes, 7x faster on the CPU
 
     @property
     def description(self) -> str:
@@ -244,7 +243,10 @@ class Segmenter:
             mask[first:end] = classes.band(first, end)
             if color is not None:
                 color[first:end] = self.stages.colour(mask[first:end])
-                if overlay is not None:
+                if overlay is not None and self._opencv_blend:
+                    rgb = rgb_array(image[first:end].numpy(), encoding)
+                    opencv_blend(rgb, color[first:end].numpy(), self._overlay_alpha, out=overlay[first:end].numpy())
+                elif overlay is not None:
                     overlay[first:end] = self.stages.overlay(image[first:end], encoding, color[first:end])
 
         self._bands.run(rows, height)
