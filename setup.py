@@ -23,7 +23,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
     ],
     # onnx: the CPU default exports the network to ONNX (in memory) for onnxruntime; without it the Segmenter

@@ -8,9 +8,11 @@ default); non-empty ones override it. A relative image_topic (the default) is re
 namespace, like the node's outputs; an absolute one stays where it is. rviz:=true where rviz2 is not
 installed logs a warning and starts the node alone. managed:=true starts the lifecycle node
 (segmentation_lifecycle_node); autostart:=true then configures and activates it, otherwise a
-lifecycle manager (Nav2's, or ros2 lifecycle set) does.
+lifecycle manager (Nav2's, or ros2 lifecycle set) does. The node gets config/fastdds_large_images.xml as its Fast
+DDS profile unless the environment names one (dds_profile:="" leaves it alone).
 """
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from lifecycle_msgs.msg import Transition
 PACKAGE = "liteseg_ros"
 NODE_NAME = "liteseg"
 RVIZ_TOPIC_PREFIX = f"/{NODE_NAME}/"
+DDS_PROFILE_NAME = "fastdds_large_images.xml"
+DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 # Launch arguments that override a node parameter when given: name -> (type, description).
 PARAMETER_ARGUMENTS = {
@@ -38,6 +42,8 @@ PARAMETER_ARGUMENTS = {
     "input_height": (int, "Network input height in pixels (empty: params file)"),
     "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),
     "optimize": (str, "auto, none (eager PyTorch) or a comma-separated list of optimisations (empty: params file)"),
+    "output_size": (str, "Resolution of the outputs: camera, network or WIDTHxHEIGHT such as 640x360 "
+                         "(empty: params file, by default camera)"),
     "cameras": (lambda text: [name.strip() for name in text.strip("[]").split(",") if name.strip()],
                 "Several cameras on one model, e.g. [front, rear]: subscribes front/image, rear/image and publishes "
                 "~/front/mask, ... (empty: params file, by default one camera on image_topic)"),
@@ -63,6 +69,12 @@ def generate_launch_description():
                               description="Start the lifecycle (managed) node segmentation_lifecycle_node"),
         DeclareLaunchArgument("autostart", default_value="false", choices=["true", "false"],
                               description="With managed:=true: configure and activate the node at launch"),
+        DeclareLaunchArgument("dds_profile",
+                              default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config",
+                                                                  DDS_PROFILE_NAME]),
+                              description="Fast DDS profile given to the node (FASTRTPS_DEFAULT_PROFILES_FILE) unless "
+                                          "the environment names one: shared memory sized for camera frames. "
+                                          "Empty: leave the DDS configuration alone"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="Also start rviz2 with config/liteseg.rviz (overlay and colour mask); "
                                           "without rviz2 installed: a warning, and the node alone"),
@@ -116,6 +128,7 @@ def _launch_setup(context):
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
         remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
+        additional_env=_dds_environment(LaunchConfiguration("dds_profile").perform(context).strip()),
     )
     if managed:
         segmentation_node = LifecycleNode(executable="segmentation_lifecycle_node", namespace="", **node_options)
@@ -134,6 +147,13 @@ def _launch_setup(context):
     if namespace:
         return [GroupAction([PushRosNamespace(namespace), *actions])]
     return actions
+
+
+def _dds_environment(profile):
+    """The node's Fast DDS profile variable, unless ``profile`` is empty or the environment names a profile."""
+    if not profile or any(os.environ.get(variable) for variable in DDS_PROFILE_VARIABLES):
+        return {}
+    return {DDS_PROFILE_VARIABLES[0]: profile}
 
 
 def _autostart(node):

@@ -26,7 +26,7 @@ PARAMS_FILE = ROOT / "config" / "liteseg.yaml"
 RVIZ_FILE = ROOT / "config" / "liteseg.rviz"
 DOCUMENTED_LAUNCH_ARGUMENTS = {
     "backbone", "weights", "image_topic", "input_width", "input_height", "device", "params_file", "namespace", "rviz",
-    "managed", "autostart", "cameras",
+    "managed", "autostart", "cameras", "output_size", "dds_profile",
 }
 
 
@@ -220,6 +220,28 @@ def test_rviz_without_rviz2_is_a_warning_and_no_process(launch_tree, tmp_path, m
     assigned = [node for node in ast.walk(setup) if isinstance(node, ast.Assign)
                 and getattr(node.targets[0], "id", "") == "missing"]
     assert len(assigned) == 1 and assigned[0].value.func.id == "_rviz2_missing"
+
+
+def test_the_node_gets_the_dds_profile_unless_the_environment_names_one(launch_tree, setup_kwargs, monkeypatch):
+    """The launch file's own choice of the node's environment, run; the profile it names is installed and is a
+    Fast DDS profile whose shared-memory segment holds a 1920x1080 rgb8 frame."""
+    scope = {"os": os}
+    exec(compile(ast.Module(body=[node for node in launch_tree.body if isinstance(node, ast.Assign)
+                                  and getattr(node.targets[0], "id", "").startswith("DDS_")]
+                            + [_function(launch_tree, "_dds_environment")], type_ignores=[]),
+                 str(LAUNCH_FILE), "exec"), scope)
+    for variable in scope["DDS_PROFILE_VARIABLES"]:
+        monkeypatch.delenv(variable, raising=False)
+    assert scope["_dds_environment"]("/opt/x.xml") == {"FASTRTPS_DEFAULT_PROFILES_FILE": "/opt/x.xml"}
+    assert scope["_dds_environment"]("") == {}
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/home/robot/mine.xml")
+    assert scope["_dds_environment"]("/opt/x.xml") == {}
+    installed = {destination: set(files) for destination, files in setup_kwargs["data_files"]}
+    assert f"config/{scope['DDS_PROFILE_NAME']}" in installed["share/liteseg_ros/config"]
+    profile = ElementTree.parse(ROOT / "config" / scope["DDS_PROFILE_NAME"]).getroot()
+    namespace = {"dds": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    assert int(profile.find(".//dds:transport_descriptor/dds:segment_size", namespace).text) > 1920 * 1080 * 3
+    assert profile.find(".//dds:participant", namespace).get("is_default_profile") == "true"
 
 
 def test_default_image_topic_is_relative_so_a_namespace_moves_it(launch_tree):

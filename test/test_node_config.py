@@ -37,6 +37,9 @@ def test_output_switches_accept_booleans(value, mode):
         ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
         ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one of openvino, onnxruntime, torchscript_freeze"),
         ({"optimize": "warmup=many"}, "warmup must be an integer"),
+        ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network or WIDTHxHEIGHT"),
+        ({"output_size": "0x360"}, "output_size='0x360' is invalid"),
+        ({"output_size": 640}, "output_size=640 is invalid"),
     ],
 )
 def test_invalid_values_name_the_parameter(changes, message):
@@ -47,6 +50,15 @@ def test_invalid_values_name_the_parameter(changes, message):
 @pytest.mark.parametrize("value", ["auto", "none", "fold_bn,channels_last,torchscript_freeze,warmup=2"])
 def test_optimize_accepts_auto_none_and_lists(value):
     assert NodeConfig(optimize=value).validated().optimize == value
+
+
+@pytest.mark.parametrize("value, normalised, for_segmenter", [
+    ("camera", "camera", None), ("network", "network", "input"), ("640x360", "640x360", (360, 640)),
+    (" 1280 x 720 ", "1280x720", (720, 1280)),
+])
+def test_output_size_is_camera_network_or_width_x_height(value, normalised, for_segmenter):
+    config = NodeConfig(output_size=value).validated()
+    assert config.output_size == normalised and config.segmenter_output_size == for_segmenter
 
 
 def test_unknown_parameter_is_rejected():

@@ -181,3 +181,32 @@ def test_the_segmenters_overlay_is_the_blend_of_image_and_colour(alpha, encoding
     viewed = rgb_view(torch.from_numpy(image), encoding)
     expected = blend(viewed, torch.from_numpy(result.color), torch.tensor(alpha)).numpy()
     assert np.array_equal(result.overlay, expected)
+
+
+@pytest.mark.parametrize("upsample", ["logits", "mask"])
+def test_output_size_gives_the_outputs_of_the_image_resized_to_it(upsample):
+    """Outputs at the network's input size equal those of the image resized to it beforehand (the network sees the
+    same input); at another size they have that size, and the overlay blends the image resized to it."""
+    image = unseen_frames(1, 270, 480)[0].image
+    options = dict(device="cpu", input_size=(96, 160), precision="fp32", upsample=upsample)
+    at_input = Segmenter(bundled_model_path(), output_size="input", **options)
+    plain = Segmenter(bundled_model_path(), **options)
+    resized = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None], size=(96, 160), mode="bilinear",
+                            align_corners=False, antialias=True)[0].permute(1, 2, 0).contiguous().numpy()
+    got, expected = at_input.segment(image), plain.segment(resized)
+    for name in ("mask", "color", "overlay"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    sized = Segmenter(bundled_model_path(), output_size=(135, 240), **options).segment(image)
+    assert sized.mask.shape == (135, 240) and sized.overlay.shape == (135, 240, 3)
+    assert (sized.mask == plain.segment(image).mask[::2, ::2]).mean() > 0.9
+    half = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None], size=(135, 240), mode="bilinear",
+                         align_corners=False, antialias=True)[0].permute(1, 2, 0)
+    assert np.array_equal(sized.overlay, blend(half, torch.from_numpy(sized.color), torch.tensor(0.5)).numpy())
+
+
+@pytest.mark.parametrize("size", ["full", (0, 10), (10,), "10x10"])
+def test_a_bad_output_size_is_a_config_error(size):
+    from liteseg_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="output_size must be"):
+        Segmenter(bundled_model_path(), device="cpu", output_size=size)

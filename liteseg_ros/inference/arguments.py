@@ -158,6 +158,24 @@ def check_input_size(size: Any, model: nn.Module | None) -> tuple[int, int]:
     return height, width
 
 
+def check_output_size(size: Any, input_size: tuple[int, int]) -> tuple[int, int] | None:
+    """The outputs' (height, width): None for the image's own resolution, ``input_size`` for ``"input"``, or two
+    positive integers; ConfigError otherwise."""
+    if size is None:
+        return None
+    if size == "input":
+        return input_size
+    try:
+        height, width = (int(v) for v in size)
+        valid = all(int(v) == v for v in size) and not isinstance(size, str)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or height <= 0 or width <= 0:
+        raise ConfigError(f"output_size must be None (the image's size), 'input' or two positive integers "
+                          f"(height, width), got {size!r}")
+    return height, width
+
+
 def check_threads(threads: Any) -> int:
     """The CPU thread count: ``None`` or 0 -> torch's current count; otherwise a positive integer."""
     if threads is None or threads == 0:

@@ -59,7 +59,8 @@ class CudaPipeline:
 
     def _device_outputs(self, key: tuple, image: torch.Tensor, encoding: str,
                         wanted: frozenset[str]) -> dict[str, torch.Tensor]:
-        nearest = self._nearest_indices(*image.shape[:2]) if self.stages.upsample == "mask" else None
+        shape = self.stages.output_shape(*image.shape[:2])
+        nearest = self._nearest_indices(*shape) if self.stages.upsample == "mask" else None
         if self.use_graphs:
             try:
                 return self._graph(key, image, encoding, wanted, nearest)()
@@ -91,7 +92,7 @@ class CudaPipeline:
 
     def _buffers(self, key: tuple, pixels: np.ndarray) -> dict[str, torch.Tensor]:
         if key not in self.buffers:
-            height, width = pixels.shape[:2]
+            height, width = self.stages.output_shape(*pixels.shape[:2])
             self.buffers[key] = {
                 "host_image": torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True),
                 "device_image": torch.empty(pixels.shape, dtype=torch.uint8, device=self.device),

@@ -30,7 +30,7 @@ class SegmentationResult:
     download), ``total``.
     """
 
-    mask: np.ndarray | None = None  # H x W uint8 trainIds at the image's resolution
+    mask: np.ndarray | None = None  # H x W uint8 trainIds at the image's resolution (or the output size)
     color: np.ndarray | None = None  # H x W x 3 uint8 RGB, Cityscapes palette
     overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
     timings: dict[str, float] = field(default_factory=dict)
@@ -50,6 +50,23 @@ class PipelineStages:
     alpha: torch.Tensor  # 0-d float32 overlay weight (updated in place by the Segmenter)
     upsample: str  # "logits" or "mask"
     float_resize: bool = False  # resize in float32 (GPUs) instead of on the uint8 image (CPU)
+    output_size: tuple[int, int] | None = None  # (h, w) of the outputs; None: the image's
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the outputs for an image of ``height`` x ``width``."""
+        return self.output_size or (height, width)
+
+    def overlay_image(self, image: torch.Tensor) -> torch.Tensor:
+        """The H x W x C uint8 image the overlay blends: the image itself, or resized to ``output_size``."""
+        size = self.output_shape(*image.shape[:2])
+        if tuple(image.shape[:2]) == size:
+            return image
+        batch = image.permute(2, 0, 1).unsqueeze(0)
+        if self.float_resize:  # GPUs resize floats; the CPU resizes the uint8 image directly
+            batch = resize_image(batch.to(torch.float32), size).round_().clamp_(0, 255).to(torch.uint8)
+        else:
+            batch = resize_image(batch, size)
+        return batch[0].permute(1, 2, 0).contiguous()
 
     def network_input(self, batch: torch.Tensor, bands: BandPool | None = None) -> torch.Tensor:
         """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype.
@@ -92,12 +109,12 @@ class PipelineStages:
     def run(self, image: torch.Tensor, encoding: str, wanted: frozenset[str],
             nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """H x W x C uint8 image on the device -> the wanted uint8 outputs on the device (no host syncs)."""
-        height, width = image.shape[:2]
+        height, width = self.output_shape(*image.shape[:2])
         logits = self.network(self.network_input(image_to_batch(image, encoding)))
         classes = self.classes(logits, height, width, nearest)
         outputs = {"mask": classes.to(torch.uint8)}
         if wanted & {"color", "overlay"}:
             outputs["color"] = self.colour(classes)
             if "overlay" in wanted:
-                outputs["overlay"] = self.overlay(image, encoding, outputs["color"])
+                outputs["overlay"] = self.overlay(self.overlay_image(image), encoding, outputs["color"])
         return outputs

@@ -33,6 +33,7 @@ from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision,
     PRECISIONS,
     as_tensor,
     check_input_size,
+    check_output_size,
     check_threads,
     resolve_device,
     resolve_precision,
@@ -47,7 +48,7 @@ from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, res
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, compose, identity_map, nearest_map
-from liteseg_ros.inference.resize_argmax import ResizeArgmax, resize_argmax
+from liteseg_ros.inference.resize_argmax import ResizeArgmax
 from liteseg_ros.inference.stages import (
     NearestBands,
     PreUpsampleLogits,
@@ -74,7 +75,7 @@ class Segmenter:
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
                  precision: str = "auto", input_size: tuple[int, int] = (360, 640), overlay_alpha: float = 0.5,
                  upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
-                 threads: int | None = None, postprocess_threads: int | None = None):
+                 threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None):
         """
         Args:
             model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
@@ -92,6 +93,8 @@ class Segmenter:
                 also sets torch's, process-wide).
             postprocess_threads: CPU threads for the pre/post-processing alone (default: ``threads``; 1 runs
                 them in one piece on the calling thread).
+            output_size: (height, width) of the outputs: None (the image's resolution), ``"input"`` (the
+                network's input size) or two integers. Less detail for less CPU and bandwidth.
 
         Raises ConfigError (InputSizeError for a size the backbone cannot take) and WeightsError for bad weights.
         """
@@ -113,6 +116,7 @@ class Segmenter:
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.upsample = upsample
+        self.output_size = check_output_size(output_size, self.input_size)
         self.backbone = quantized.backbone if quantized else getattr(getattr(model, "config", None), "backbone",
                                                                       type(model).__name__)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
@@ -128,6 +132,7 @@ class Segmenter:
             channels_last=self.options.channels_last,
             scale=scale, shift=shift, palette=torch.from_numpy(TRAIN_ID_PALETTE).to(self._device),
             alpha=self._alpha_tensor, upsample=upsample, float_resize=self._device.type == "cuda",
+            output_size=self.output_size,
         )
         self._maps: OrderedDict[tuple[int, int], tuple[AxisMap, AxisMap]] = OrderedDict()
         self._cuda = CudaPipeline(self.stages, self._device, self.options) if self._device.type == "cuda" else None
@@ -232,8 +237,10 @@ class Segmenter:
 
     def _postprocess(self, logits: torch.Tensor, image: torch.Tensor, encoding: str,
                      wanted: frozenset[str]) -> SegmentationResult:
-        """C x h x w network logits -> the wanted outputs at the image's resolution, in row bands (CPU)."""
-        height, width = image.shape[:2]
+        """C x h x w network logits -> the wanted outputs at the output size, in row bands (CPU)."""
+        height, width = self.stages.output_shape(*image.shape[:2])
+        if "overlay" in wanted:
+            image = self.stages.overlay_image(image)
         classes = self._class_rows(logits, height, width)
         mask = torch.empty((height, width), dtype=torch.uint8)
         color = torch.empty((height, width, 3), dtype=torch.uint8) if wanted & {"color", "overlay"} else None
@@ -261,7 +268,14 @@ class Segmenter:
         (``logits``), or the argmax at the network's resolution resampled by nearest neighbour (``mask``)."""
         rows, cols = self._resampling_maps(height, width)
         if self.upsample == "mask":
-            return NearestBands(resize_argmax(logits, *self._source_maps), rows, cols)
+            at_input = ResizeArgmax(logits, *self._source_maps, self._bands)
+            classes = torch.empty(self.input_size, dtype=torch.uint8)
+
+            def input_rows(first: int, end: int) -> None:
+                classes[first:end] = at_input.band(first, end)
+
+            self._bands.run(input_rows, self.input_size[0])
+            return NearestBands(classes, rows, cols)
         return ResizeArgmax(logits, rows, cols, self._bands)
 
     def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:

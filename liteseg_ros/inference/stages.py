@@ -102,11 +102,13 @@ def opencv_blend_is_exact(alpha: float) -> bool:
 
 
 def rgb_array(image: np.ndarray, encoding: str) -> np.ndarray:
-    """H x W x C uint8 image (rgb8, bgr8 or mono8) -> a contiguous H x W x 3 RGB array (no copy for rgb8)."""
+    """H x W x C uint8 image (rgb8, bgr8 or mono8) -> a contiguous H x W x 3 RGB array (no copy for rgb8).
+
+    NumPy, not cv2.cvtColor: this runs on the band threads, and OpenCV would start threads of its own."""
     if encoding == "bgr8":
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(image[..., ::-1])
     if encoding == "mono8":
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return image
 
 

@@ -87,6 +87,17 @@ def _camera_names(name: str, value: Any) -> tuple[str, ...]:
     return names
 
 
+def _output_size(name: str, value: Any) -> str:
+    """``camera``, ``network`` or WIDTHxHEIGHT (each side 1..MAX_INPUT_SIDE)."""
+    if isinstance(value, str) and value in ("camera", "network"):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if match is None or not all(1 <= int(side) <= MAX_INPUT_SIDE for side in match.groups()):
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give camera, network or WIDTHxHEIGHT "
+                          f"(e.g. 640x360, sides 1..{MAX_INPUT_SIDE})")
+    return f"{int(match.group(1))}x{int(match.group(2))}"
+
+
 def _number(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
@@ -122,8 +133,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "liteseg-quantize; CPU, its own input size), or 'cityscapes' (the "
                   "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
                   "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
-    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); outputs keep the "
-                  "input's resolution.", integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); the outputs' "
+                  "resolution is output_size.", integer_range=(32, MAX_INPUT_SIDE)),
     ParameterSpec("input_height", 360, "Height the image is resized to for inference (pixels).",
                   integer_range=(32, MAX_INPUT_SIDE)),
     ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
@@ -138,6 +149,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
                   "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
                   "name is a start-up error that lists the valid ones).", check=_optimize),
+    ParameterSpec("output_size", "camera", "Resolution of ~/mask, ~/color_mask and ~/overlay: 'camera' (the "
+                  "input image's), 'network' (input_width x input_height) or WIDTHxHEIGHT such as 640x360. Smaller "
+                  "outputs cost less CPU and bandwidth; headers stay the input's.", check=_output_size),
     ParameterSpec("threads", 0, "CPU threads for the network and the pre/post-processing (0: all of torch's, "
                   "by default one per core).", integer_range=(0, 256)),
     ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
@@ -190,6 +204,16 @@ class _NodeConfigBase:
     def input_size(self) -> tuple[int, int]:
         """(height, width) of the network input."""
         return self.input_height, self.input_width
+
+    @property
+    def segmenter_output_size(self) -> tuple[int, int] | str | None:
+        """``output_size`` as the Segmenter takes it: None (camera), "input" (network) or (height, width)."""
+        if self.output_size == "camera":
+            return None
+        if self.output_size == "network":
+            return "input"
+        width, height = (int(side) for side in self.output_size.split("x"))
+        return height, width
 
     @property
     def output_modes(self) -> dict[str, str]:

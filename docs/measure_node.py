@@ -1,0 +1,234 @@
+"""Measure the segmentation node as a robot runs it: the node in its own process, frames published at a fixed rate
+by this (separate) rclpy process, which also subscribes to the outputs. Prints one Markdown table row per camera
+and run: frames sent, outputs received per topic, end-to-end latency p50/p95 (header stamp = send time), the node
+process's CPU per frame (/proc), and the Segmenter's own CPU per frame and post-processing in this process on
+the same frames after the node stopped.
+
+    .venv/bin/python docs/measure_node.py --image 720x1280 --rate 15 --scene street [--outputs mask color overlay]
+        [--cameras 2] [--seconds 20] [--runs 3] [--node-param output_size:=network ...]
+        [--dds-profile config/fastdds_large_images.xml]
+
+The node runs the bundled model on the CPU with its defaults (precision auto, input 360x640, threads = cores),
+in an isolated ROS graph (its own domain, localhost discovery). Reliable QoS both ways, depth 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from liteseg_ros.inference.cpu_features import cpu_model
+from liteseg_ros.outputs import NODE_NAME, OUTPUT_TOPICS
+from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.tools.cli.common import parse_size
+from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, scene_frames
+
+NODE = Path(sys.executable).parent / "segmentation_node"
+FRAMES = 20  # distinct frames, sent in a loop
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass
+class CameraRecord:
+    """What one camera's outputs brought back during the measured window."""
+
+    sent: int = 0
+    received: dict[str, set[int]] = field(default_factory=dict)  # output -> frame numbers received
+    latencies: list[float] = field(default_factory=list)  # seconds, of the first output subscribed
+    node_cpu_per_frame: float = float("nan")  # seconds of the node process's CPU per frame it segmented
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_node(namespace: str, cameras: list[str], params: list[str]) -> subprocess.Popen:
+    args = [str(NODE), "--ros-args", "-r", f"__ns:={namespace}", "-p", "device:=cpu", "-p", "summary_period:=0.0"]
+    if cameras:
+        args += ["-p", f"cameras:=[{', '.join(cameras)}]"]
+    for param in params:
+        args += ["-p", param]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+class Driver:
+    """Publishes frames to each camera's input and records what comes back (this process's rclpy node)."""
+
+    def __init__(self, node, namespace: str, cameras: list[str], outputs: list[str]):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.Image, self.node, self.outputs = Image, node, outputs
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.records = {camera: CameraRecord(received={o: set() for o in outputs}) for camera in cameras or [""]}
+        self.publishers, self.subscriptions, self.counting = {}, [], False
+        for camera in self.records:
+            prefix = f"{camera}/" if camera else ""
+            self.publishers[camera] = node.create_publisher(Image, f"{namespace}/{prefix}image", qos)
+            for output in outputs:
+                topic = f"{namespace}/{NODE_NAME}/{prefix}{OUTPUT_TOPICS[output]}"
+                self.subscriptions.append(node.create_subscription(
+                    Image, topic, lambda msg, c=camera, o=output: self._on_output(c, o, msg), qos))
+
+    def _on_output(self, camera: str, output: str, msg) -> None:
+        if not self.counting or not msg.header.frame_id.isdigit():
+            return
+        record = self.records[camera]
+        record.received[output].add(int(msg.header.frame_id))
+        if output == self.outputs[0]:
+            record.latencies.append(time.time() - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+
+    def publish(self, camera: str, rgb: np.ndarray, number: int) -> None:
+        height, width = rgb.shape[:2]
+        msg = self.Image(height=height, width=width, encoding="rgb8", step=width * 3, data=rgb.tobytes())
+        now = time.time()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+        msg.header.frame_id = str(number)
+        self.publishers[camera].publish(msg)
+        if self.counting:
+            self.records[camera].sent += 1
+
+    def connected(self) -> bool:
+        return all(p.get_subscription_count() > 0 for p in self.publishers.values()) and all(
+            s.get_publisher_count() > 0 for s in self.subscriptions)
+
+
+def drive(driver: Driver, frames: list[np.ndarray], rate: float, seconds: float, until=None) -> None:
+    """Publish ``frames`` in a loop at ``rate`` Hz per camera for ``seconds`` (or until ``until()``)."""
+    start, index = time.monotonic(), 0
+    while time.monotonic() - start < seconds and not (until and until()):
+        for camera in driver.records:
+            driver.publish(camera, frames[index % len(frames)], index)
+        index += 1
+        time.sleep(max(0.0, start + index / rate - time.monotonic()))
+
+
+def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rclpy_node) -> dict[str, CameraRecord]:
+    """One node process, warmed up until every output arrived, then ``args.seconds`` measured."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    cameras = [f"cam{i}" for i in range(args.cameras)] if args.cameras > 1 else []
+    namespace = f"/measure{os.getpid()}_{run}"
+    process = start_node(namespace, cameras, args.node_param)
+    driver = Driver(rclpy_node, namespace, cameras, args.outputs)
+    executor = SingleThreadedExecutor()
+    executor.add_node(rclpy_node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not driver.connected():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the node did not come up: {process.stderr.read()[-2000:]}")
+            time.sleep(0.1)
+        driver.counting = True  # warm-up: until every output of every camera arrived once
+        drive(driver, frames, args.rate, READY_TIMEOUT_S,
+              until=lambda: all(all(r.received.values()) for r in driver.records.values()))
+        driver.records = {camera: CameraRecord(received={o: set() for o in args.outputs}) for camera in driver.records}
+        cpu_before = process_cpu_seconds(process.pid)
+        drive(driver, frames, args.rate, args.seconds)
+        cpu = process_cpu_seconds(process.pid) - cpu_before
+        time.sleep(1.0)  # the last frames' outputs
+        driver.counting = False
+    finally:
+        executor.shutdown()
+        for subscription in driver.subscriptions:
+            rclpy_node.destroy_subscription(subscription)
+        for publisher in driver.publishers.values():
+            rclpy_node.destroy_publisher(publisher)
+        stop(process)
+    processed = sum(len(r.received[args.outputs[0]]) for r in driver.records.values())
+    for record in driver.records.values():
+        record.node_cpu_per_frame = cpu / max(processed, 1)
+    return driver.records
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def segmenter_cost(frames: list[np.ndarray], outputs: list[str], rounds: int = 3) -> tuple[float, float]:
+    """(CPU seconds per frame, median post-processing seconds) of a Segmenter with the node's defaults."""
+    from liteseg_ros.inference.segmenter import Segmenter
+    from liteseg_ros.model.bundled import bundled_model_path
+
+    segmenter = Segmenter(bundled_model_path(), device="cpu")
+    for frame in frames[:3]:
+        segmenter.segment(frame, outputs=outputs)
+    post, cpu_before = [], time.process_time()
+    for _ in range(rounds):
+        for frame in frames:
+            post.append(segmenter.segment(frame, outputs=outputs).timings["postprocess"])
+    return (time.process_time() - cpu_before) / len(post), float(np.median(post))
+
+
+def row(args: argparse.Namespace, camera: str, record: CameraRecord, segmenter: tuple[float, float]) -> str:
+    sent = max(record.sent, 1)
+    received = " | ".join(f"{len(record.received[o])} ({len(record.received[o]) / sent:.1%})" if o in record.received
+                          else "-" for o in OUTPUT_TOPICS)
+    ms = np.array(record.latencies or [float("nan")]) * 1e3
+    return (f"| {args.image[1]}x{args.image[0]} | {args.scene} | {args.rate:g} | {camera or 'image'} | "
+            f"{'+'.join(args.outputs)} | {record.sent} | {received} | {np.median(ms):.0f} / "
+            f"{np.percentile(ms, 95):.0f} | {record.node_cpu_per_frame * 1e3:.0f} | {segmenter[0] * 1e3:.0f} | "
+            f"{segmenter[1] * 1e3:.1f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=parse_size, default=(360, 640), help="frame size HxW (default 360x640)")
+    parser.add_argument("--rate", type=float, default=30.0, help="frames per second per camera (default 30)")
+    parser.add_argument("--scene", choices=SCENE_KINDS, default="street")
+    parser.add_argument("--outputs", nargs="+", choices=list(OUTPUT_TOPICS), default=list(OUTPUT_TOPICS))
+    parser.add_argument("--cameras", type=int, default=1, help="cameras served by the one node (default 1)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
+    parser.add_argument("--runs", type=int, default=1, help="runs, each with a fresh node process (default 1)")
+    parser.add_argument("--node-param", nargs="*", default=[], help="extra node parameters, e.g. output_size:=network")
+    parser.add_argument("--dds-profile", help="Fast DDS profile for this process and the node, e.g. "
+                        "config/fastdds_large_images.xml (default: the DDS defaults)")
+    parser.add_argument("--no-header", action="store_true", help="print the rows only")
+    args = parser.parse_args()
+    import rclpy
+
+    isolated_ros_environment()
+    if args.dds_profile:
+        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
+    frames = scene_frames(args.scene, FRAMES, *args.image)
+    rclpy.init()
+    rclpy_node = rclpy.create_node("measure_node")
+    records = [measure_run(args, run, frames, rclpy_node) for run in range(args.runs)]
+    rclpy_node.destroy_node()
+    rclpy.shutdown()
+    segmenter = segmenter_cost(frames, args.outputs)
+    if not args.no_header:
+        print(f"machine: {cpu_model()}, {os.cpu_count()} cores; node: bundled model, device cpu, defaults"
+              f"{', ' + ', '.join(args.node_param) if args.node_param else ''}; DDS profile: "
+              f"{args.dds_profile or 'none'}; {args.seconds:g} s per run\n")
+        print("| frame | scene | Hz | camera | subscribed | sent | mask | color_mask | overlay | e2e p50 / p95 ms "
+              "| node CPU ms/frame | Segmenter CPU ms/frame | Segmenter post ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for run_records in records:
+        for camera, record in run_records.items():
+            print(row(args, camera, record, segmenter), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
