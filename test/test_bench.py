@@ -22,7 +22,7 @@ TINY = ["--backbones", "mobilenetv2", "--warmup", "1", "--iters", "2", "--rounds
         "--threads", "1"]
 
 
-def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):
+def test_markdown_table_has_one_row_per_backbone_size_mode_and_scene(capsys):
     code = main(
         TINY + ["--sizes", "64x128", "64x64", "--upsample", "logits,mask", "--image-size", "80x150", "--markdown"]
     )
@@ -31,29 +31,32 @@ def test_markdown_table_has_one_row_per_backbone_size_and_mode(capsys):
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert table[0] == "| " + " | ".join(HEADER) + " |"
     assert set(table[1].replace("|", "")) == {"-"}
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert [(r[1], r[2], r[5]) for r in rows] == [
-        ("64x128", "80x150", "logits"),
-        ("64x128", "80x150", "mask"),
-        ("64x64", "80x150", "logits"),
-        ("64x64", "80x150", "mask"),
+    rows = [dict(zip(HEADER, (cell.strip() for cell in line.strip("|").split("|")))) for line in table[2:]]
+    assert [(r["input"], r["image"], r["upsample"], r["scene"]) for r in rows] == [
+        (size, "80x150", mode, scene) for size in ("64x128", "64x64") for mode in ("logits", "mask")
+        for scene in ("street", "fragmented")
     ]
     for row in rows:
-        assert len(row) == len(HEADER) and row[0] == "mobilenetv2" and row[3] == "cpu" and row[4] == "fp32"
-        for cell in row[6:9]:  # "FPS (median[/p95])"
-            fps, latencies = cell.split(" ", 1)
+        assert len(row) == len(HEADER) and row["backbone"] == "mobilenetv2" and row["device"] == "cpu"
+        assert row["prec."] == "fp32" and row["optimisations"] == "bn-folded"
+        for column in ("eager fp32 model FPS (med ms)", "optimised model FPS (med/p95 ms)",
+                       "end-to-end FPS (med/p95 ms)"):
+            fps, latencies = row[column].split(" ", 1)
             assert float(fps) > 0 and all(float(v) > 0 for v in latencies.strip("()").split("/"))
-        assert float(row[9].rstrip("x")) > 0 and float(row[10].rstrip("x")) > 0
-        assert row[11] == "-" if row[5] == "logits" else 0 < float(row[11].rstrip("%")) <= 100
-        assert row[12] == "bn-folded"
+        assert float(row["post-processing med ms"]) > 0
+        assert float(row["e2e / eager"].rstrip("x")) > 0 and float(row["model / eager"].rstrip("x")) > 0
+        with_agreement = row["upsample"] == "mask" and row["scene"] == "street"
+        agreement = row["mask-mode agreement"]
+        assert agreement == "-" if not with_agreement else 0 < float(agreement.rstrip("%")) <= 100
     assert "threads: 1" in out and "torch:" in out
 
 
 def test_json_rows_hold_positive_timings(capsys):
-    assert main(TINY + ["--sizes", "64x96", "--json"]) == 0
+    assert main(TINY + ["--sizes", "64x96", "--scenes", "fragmented", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["environment"]["threads"] == "1" and report["iters"] == 2
     (row,) = report["rows"]
+    assert row["scene"] == "fragmented" and row["postprocess_ms"] > 0
     for variant in ("eager_fp32", "model", "end_to_end"):
         timing = row[variant]
         assert timing["fps"] > 0 and 0 < timing["median_ms"] <= timing["p95_ms"]
@@ -67,6 +70,7 @@ def test_json_rows_hold_positive_timings(capsys):
         (["--sizes", "64by128"], "HEIGHTxWIDTH"),
         (["--iters", "0"], "--iters"),
         (["--upsample", "cubic"], "--upsample"),
+        (["--scenes", "forest"], "--scenes"),
         (["--device", "quantum"], "device"),
     ],
 )

@@ -10,7 +10,14 @@ import torch
 from torch.nn import functional as F
 
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, block_banded, compose
-from liteseg_ros.inference.resize_argmax import MIXED, ResizeArgmax, first_argmax, resize_argmax, sparse_values
+from liteseg_ros.inference.resize_argmax import (
+    MIXED,
+    ResizeArgmax,
+    dense_argmax,
+    first_argmax,
+    resize_argmax,
+    sparse_values,
+)
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.inference.stages import blend, opencv_blend, opencv_blend_is_exact, rgb_view
 from liteseg_ros.model.bundled import bundled_model_path
@@ -210,3 +217,18 @@ def test_a_bad_output_size_is_a_config_error(size):
 
     with pytest.raises(ConfigError, match="output_size must be"):
         Segmenter(bundled_model_path(), device="cpu", output_size=size)
+
+
+def test_the_dense_way_on_some_column_blocks_equals_it_on_all():
+    logits = _fragmented_logits(19, (23, 41), 4)
+    rows, cols = _maps((23, 41), (184, 328), True)
+    banded = cols.banded
+    windows = logits.index_select(2, banded.index)
+    band = AxisMap(rows.index[40:90], rows.weight[40:90], rows.in_size)
+    everywhere = dense_argmax(windows, band, banded)
+    active = torch.tensor([0, 2, banded.blocks - 1])
+    some = dense_argmax(windows, band, banded, active)
+    columns = torch.arange(cols.out_size) // banded.block
+    computed = torch.isin(columns, active)
+    assert banded.blocks == 6 and some.shape == everywhere.shape == (50, 328)
+    assert torch.equal(some[:, computed], everywhere[:, computed]) and not some[:, ~computed].any()

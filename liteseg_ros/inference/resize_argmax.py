@@ -54,7 +54,7 @@ class ResizeArgmax:
 
         def low_rows(first: int, end: int) -> None:
             self.pixels_last[first:end] = logits[:, first:end].permute(1, 2, 0)
-            self.low[first:end] = self.pixels_last[first:end].argmax(dim=2)
+            self.low[first:end] = first_argmax(logits[:, first:end], dim=0)
 
         bands.run(low_rows, height) if bands is not None else low_rows(0, height)
         self.rows, self.cols, self.dense_share = rows, cols, dense_share
@@ -66,7 +66,8 @@ class ResizeArgmax:
         """Output rows ``first:end`` as an (end - first) x W uint8 tensor."""
         if self.identity:
             return self.low[first:end]
-        return torch.cat([self._chunk(start, min(end, start + CHUNK_ROWS)) for start in range(first, end, CHUNK_ROWS)])
+        chunks = [self._chunk(start, min(end, start + CHUNK_ROWS)) for start in range(first, end, CHUNK_ROWS)]
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     def _chunk(self, first: int, end: int) -> torch.Tensor:
         rows = AxisMap(self.rows.index[first:end], self.rows.weight[first:end], self.rows.in_size)
@@ -80,11 +81,20 @@ class ResizeArgmax:
             return result
         if count > self.dense_share * result.numel():
             self.ways.append("dense")
-            return torch.where(mixed, dense_argmax(self.column_windows, rows, self.cols.banded), result)
+            return torch.where(mixed, dense_argmax(self.column_windows, rows, self.cols.banded,
+                                                   _blocks_with(mixed, self.cols.banded)), result)
         self.ways.append("sparse")
         pixels = torch.nonzero(mixed.view(-1)).squeeze(1)
         ys, xs = pixels // result.shape[1], pixels % result.shape[1]
         return result.masked_scatter_(mixed, sparse_argmax(self.pixels_last, rows, self.cols, ys, xs))
+
+
+def _blocks_with(mixed: torch.Tensor, cols: BlockBanded) -> torch.Tensor | None:
+    """The column blocks of ``cols`` that hold a True of ``mixed`` (rows x W), or None for all of them."""
+    columns = torch.zeros(cols.blocks * cols.block, dtype=torch.bool)
+    columns[: mixed.shape[1]] = mixed.any(dim=0)
+    active = torch.nonzero(columns.view(cols.blocks, cols.block).any(dim=1)).squeeze(1)
+    return None if len(active) == cols.blocks else active
 
 
 def _runs(classes: np.ndarray, longest: int, dim: int) -> np.ndarray:
@@ -140,17 +150,26 @@ def sparse_values(pixels_last: torch.Tensor, rows: AxisMap, cols: AxisMap, ys: t
     return total
 
 
-def dense_argmax(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded) -> torch.Tensor:
+def dense_argmax(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded,
+                 active: torch.Tensor | None = None) -> torch.Tensor:
     """The class of the resampled logits at every pixel of ``rows``' band, uint8 (band rows x W).
 
     ``column_windows`` are the logits' columns each column block reads (C x h x (blocks * span)): resampled
-    along rows first, then each block's columns by its matrix, in one batched product."""
+    along rows first, then each block's columns by its matrix, in one batched product. With ``active`` (column
+    block indices) only those blocks are computed; the others are 0."""
     classes = column_windows.shape[0]
     resampled_rows = along_rows(column_windows, rows, dim=1)  # C x band rows x (blocks * span)
     height = resampled_rows.shape[1]
-    windows = resampled_rows.view(classes * height, cols.blocks, cols.span).transpose(0, 1)
-    values = torch.bmm(windows, cols.weights.to(windows.dtype))  # blocks x (C * rows) x block
-    best = first_argmax(values.view(cols.blocks, classes, height, cols.block), dim=1)  # blocks x rows x block
+    windows = resampled_rows.view(classes, height, cols.blocks, cols.span)
+    weights = cols.weights.to(windows.dtype)
+    if active is not None:
+        windows, weights = windows.index_select(2, active), weights.index_select(0, active)
+    windows = windows.reshape(classes * height, -1, cols.span).transpose(0, 1)
+    values = torch.bmm(windows, weights)  # blocks x (C * rows) x block
+    best = first_argmax(values.view(-1, classes, height, cols.block), dim=1)  # blocks x rows x block
+    if active is not None:
+        computed, best = best, torch.zeros((cols.blocks, height, cols.block), dtype=torch.uint8)
+        best.index_copy_(0, active, computed)
     return best.permute(1, 0, 2).reshape(height, -1)[:, : cols.out_size]
 
 

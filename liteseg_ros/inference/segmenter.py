@@ -7,7 +7,8 @@
 The image is resized to ``input_size`` for the network (bilinear, half-pixel centres, antialiased when
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
 logits bilinearly and takes the argmax; ``upsample="mask"`` takes the argmax at the network's resolution and
-resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md).
+resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md). ``output_size``
+puts the outputs at another resolution (the network's, or any) instead of the image's.
 A Segmenter is not thread-safe: call ``segment`` from one thread at a time. On the CPU the network runs on
 ``threads`` threads in its runtime, and the pre- and post-processing in row bands on as many threads
 (:mod:`liteseg_ros.inference.bands`: dynamic bands, so a core taken by another process slows a frame down a

@@ -5,7 +5,9 @@ For each backbone x input size it times, in the same process and interleaved in 
   without --weights the network has random weights with BatchNorm statistics of synthetic street scenes;
 - model: the optimised network as the Segmenter runs it (on CPU a LiteSeg stops before its final upsampling,
   which the Segmenter fuses with the argmax);
-- end-to-end: ``Segmenter.seg`` on a uint8 street image, mask + colour + overlay out.
+- end-to-end: ``Segmenter.segment`` on a uint8 image, mask + colour + overlay out, for each scene of
+  ``--scenes``: a street, and a fragmented frame (random-colour blocks: boundaries everywhere, the
+  post-processing's worst case), each with its post-processing median beside it.
 Warm-up passes first, then timed passes, synchronising after each one on CUDA. FPS = 1 / mean latency.
 
 ``--backends`` instead compares every CPU backend and precision this machine can run (fp32/bf16/INT8 with
@@ -34,6 +36,7 @@ from liteseg_ros.inference.segmenter import Segmenter, resolve_device
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
+from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, fragmented_frame
 from liteseg_ros.tools.timing import environment, time_interleaved
 
 DEFAULT_SIZES = "360x640,512x1024,1024x2048"
@@ -58,6 +61,7 @@ class Row:
     backbone: str
     input: str
     image: str
+    scene: str
     device: str
     precision: str
     upsample: str
@@ -67,6 +71,7 @@ class Row:
     speedup_end_to_end: float  # end-to-end FPS / eager fp32 model-only FPS
     speedup_model: float
     optimisations: str
+    postprocess_ms: float  # median of the Segmenter's post-processing in the end-to-end passes
     agreement_with_logits_mode: float | None = None
 
 
@@ -84,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="auto (fp16 on CUDA; CPU: bf16 where native with OpenVINO, else fp32), fp32, fp16, bf16")
     parser.add_argument("--optimize", default="auto", help="Segmenter optimize= (auto, none, or a list)")
     parser.add_argument("--upsample", default="logits", help="logits, mask or logits,mask (adds mask agreement)")
+    parser.add_argument("--scenes", default=",".join(SCENE_KINDS),
+                        help=f"end-to-end scenes, comma-separated: {', '.join(SCENE_KINDS)} (default both)")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up passes per variant (default 10)")
     parser.add_argument("--iters", type=int, default=50, help="timed passes per variant (default 50)")
     parser.add_argument(
@@ -136,74 +143,76 @@ def calibrate_batchnorm(model: torch.nn.Module, size: tuple[int, int] = (128, 25
 
 
 def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], device: torch.device) -> list[Row]:
-    """One row per upsample mode; mask-mode rows carry their agreement with the logits mode on the same image."""
+    """One row per upsample mode and scene; mask-mode rows carry their agreement with the logits mode on the
+    same image."""
     model = _model(args, backbone)
     image_size = args.image_size or size
-    image = _street(*image_size)
+    images = {scene: _street(*image_size) if scene == "street" else fragmented_frame(*image_size)
+              for scene in args.scene_list}
     eager = model.to(device).eval()
     eager_input = torch.randn(1, 3, *size, device=device)
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows, masks = [], {}
     for upsample in args.upsample_modes:
-        segmenter = Segmenter(
-            model,
-            device=str(device),
-            precision=args.precision,
-            input_size=size,
-            upsample=upsample,
-            optimize=args.optimize,
-        )
-        network_input = segmenter.example_input()
-        if segmenter.options.cuda_graphs:  # model-only replays a graph of the network alone
-            run_model: Callable[[], object] = CudaGraphRunner(segmenter.network, [network_input], copy_inputs=False)
-        else:
-            run_model = functools.partial(segmenter.network, network_input)
-        with torch.inference_mode():
-            seconds = time_interleaved(
-                {
-                    "eager": lambda: eager(eager_input),
-                    "model": run_model,
-                    "end_to_end": lambda: segmenter.segment(image, outputs=("mask", "color", "overlay")),
-                },
-                warmup=args.warmup,
-                iters=args.iters,
-                rounds=args.rounds,
-                synchronize=synchronize,
-            )
-        masks[upsample] = segmenter.segment(image, outputs=("mask",)).mask
-        timings = {name: Timing.of(values) for name, values in seconds.items()}
-        rows.append(
-            Row(
-                backbone=backbone,
-                input=f"{size[0]}x{size[1]}",
-                image=f"{image_size[0]}x{image_size[1]}",
-                device=segmenter.device,
-                precision=segmenter.precision,
-                upsample=upsample,
-                eager_fp32=timings["eager"],
-                model=timings["model"],
-                end_to_end=timings["end_to_end"],
-                speedup_end_to_end=timings["end_to_end"].fps / timings["eager"].fps,
+        segmenter = Segmenter(model, device=str(device), precision=args.precision, input_size=size,
+                              upsample=upsample, optimize=args.optimize)
+        timings, post = _time_segmenter(args, segmenter, eager, eager_input, images)
+        masks[upsample] = segmenter.segment(images[args.scene_list[0]], outputs=("mask",)).mask
+        for scene in args.scene_list:
+            end_to_end = timings[f"end_to_end {scene}"]
+            rows.append(Row(
+                backbone=backbone, input=f"{size[0]}x{size[1]}", image=f"{image_size[0]}x{image_size[1]}",
+                scene=scene, device=segmenter.device, precision=segmenter.precision, upsample=upsample,
+                eager_fp32=timings["eager"], model=timings["model"], end_to_end=end_to_end,
+                speedup_end_to_end=end_to_end.fps / timings["eager"].fps,
                 speedup_model=timings["model"].fps / timings["eager"].fps,
                 optimisations=", ".join(segmenter.options.tags()) or "none",
-            )
-        )
+                postprocess_ms=statistics.median(post[scene]) * 1e3,
+            ))
     if "logits" in masks and "mask" in masks:
         agreement = float((masks["mask"] == masks["logits"]).mean())
-        rows[args.upsample_modes.index("mask")].agreement_with_logits_mode = agreement
+        for row in rows:
+            row.agreement_with_logits_mode = agreement if row.upsample == "mask" and row.scene == \
+                args.scene_list[0] else None
     return rows
+
+
+def _time_segmenter(args: argparse.Namespace, segmenter: Segmenter, eager: torch.nn.Module,
+                    eager_input: torch.Tensor, images: dict[str, np.ndarray]
+                    ) -> tuple[dict[str, Timing], dict[str, list[float]]]:
+    """Eager fp32, the optimised network and the Segmenter on each scene, interleaved; and each scene's
+    post-processing times."""
+    network_input = segmenter.example_input()
+    if segmenter.options.cuda_graphs:  # model-only replays a graph of the network alone
+        run_model: Callable[[], object] = CudaGraphRunner(segmenter.network, [network_input], copy_inputs=False)
+    else:
+        run_model = functools.partial(segmenter.network, network_input)
+    post: dict[str, list[float]] = {scene: [] for scene in images}
+
+    def end_to_end(scene: str) -> None:
+        result = segmenter.segment(images[scene], outputs=("mask", "color", "overlay"))
+        post[scene].append(result.timings["postprocess"])
+
+    variants = {"eager": lambda: eager(eager_input), "model": run_model}
+    variants.update({f"end_to_end {scene}": functools.partial(end_to_end, scene) for scene in images})
+    synchronize = torch.cuda.synchronize if segmenter.device.startswith("cuda") else (lambda: None)
+    with torch.inference_mode():
+        seconds = time_interleaved(variants, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
+                                   synchronize=synchronize)
+    return {name: Timing.of(values) for name, values in seconds.items()}, post
 
 
 HEADER = (
     "backbone",
     "input",
     "image",
+    "scene",
     "device",
     "prec.",
     "upsample",
     "eager fp32 model FPS (med ms)",
     "optimised model FPS (med/p95 ms)",
     "end-to-end FPS (med/p95 ms)",
+    "post-processing med ms",
     "e2e / eager",
     "model / eager",
     "mask-mode agreement",
@@ -220,12 +229,14 @@ def _cells(row: Row) -> list[str]:
         row.backbone,
         row.input,
         row.image,
+        row.scene,
         row.device,
         row.precision,
         row.upsample,
         fps(row.eager_fp32, False),
         fps(row.model),
         fps(row.end_to_end),
+        f"{row.postprocess_ms:.1f}",
         f"{row.speedup_end_to_end:.2f}x",
         f"{row.speedup_model:.2f}x",
         agreement,
@@ -269,6 +280,9 @@ def _check(args: argparse.Namespace) -> None:
         args.size_list = [parse_size(size) for size in _split(args.sizes)]
     except argparse.ArgumentTypeError as error:
         raise ConfigError(f"--sizes: {error}") from None
+    args.scene_list = [scene.strip() for scene in args.scenes.split(",") if scene.strip()]
+    if not args.scene_list or any(scene not in SCENE_KINDS for scene in args.scene_list):
+        raise ConfigError(f"--scenes must name {' and/or '.join(SCENE_KINDS)}, comma-separated; got {args.scenes!r}")
     args.upsample_modes = [m.strip() for m in args.upsample.split(",") if m.strip()]
     if not args.upsample_modes or any(m not in ("logits", "mask") for m in args.upsample_modes):
         raise ConfigError(f"--upsample must be logits, mask or logits,mask; got {args.upsample!r}")
