@@ -4,12 +4,13 @@ Bilinear interpolation is a convex combination of source pixels (taps), so where
 pixel has the same argmax class, the interpolated logits have that argmax too: such a pixel takes it without
 interpolation. The other pixels ("mixed": class boundaries) need their logits interpolated, which is done
 separably, first along rows for every class at the logits' columns (a small array), then along columns. Each
-band of rows does the column pass in one of two ways, whichever its share of mixed pixels makes cheaper:
+chunk of rows does the column pass in one of two ways, whichever its share of mixed pixels makes cheaper:
 
 - **sparse**, at the mixed pixels only: the float operations of a separable bilinear resize (row taps summed in
   order, times the column weight, column taps summed in order), so the classes are those of that resize;
-- **dense**, where most pixels are mixed (a fragmented scene): the whole band as one batched matrix product per
-  block of output columns (:attr:`~liteseg_ros.inference.resampling.AxisMap.banded`), then the argmax. Its
+- **dense**, where many pixels are mixed (a fragmented scene): the whole chunk as one batched matrix product per
+  block of output columns that holds mixed pixels (:attr:`~liteseg_ros.inference.resampling.AxisMap.banded`),
+  then the argmax. Its
   sums run in another order, so a pixel can take the other class where two classes tie to float rounding
   (docs/benchmarks.md gives the count on fragmented frames). Only mixed pixels take its result.
 
@@ -25,8 +26,9 @@ from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.resampling import AxisMap, BlockBanded
 
 MIXED = 255  # "the taps disagree" in the class map under construction (so at most 255 classes)
-# A band whose share of mixed pixels exceeds this takes the dense way. Measured at 1280x720, one thread: the
-# sparse way costs about 80 ns per mixed pixel, the dense way about 30 ns per pixel of the band.
+# A chunk whose share of mixed pixels exceeds this takes the dense way. At 1280x720 on one thread the sparse way
+# costs 65-100 ns per mixed pixel, the dense way about 18 ns per pixel of the chunk; post-processing times with
+# shares of 0.1 to 0.45 were equal within the noise (360x640 to 1920x1080, street and fragmented frames).
 DENSE_SHARE = 0.2
 CHUNK_ROWS = 96  # rows of a band decided and computed together (bigger pieces: more ops wait for the GIL)
 
