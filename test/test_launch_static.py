@@ -18,6 +18,12 @@ import setuptools
 import yaml
 
 from liteseg_ros.outputs import NODE_NAME
+from liteseg_ros.ros.environment import (
+    DDS_PROFILE_NAME,
+    DDS_PROFILE_VARIABLES,
+    large_frames_dds_profile,
+    use_large_frames_dds_profile,
+)
 from liteseg_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,10 +244,22 @@ def test_the_node_gets_the_dds_profile_unless_the_environment_names_one(launch_t
     assert scope["_dds_environment"]("/opt/x.xml") == {}
     installed = {destination: set(files) for destination, files in setup_kwargs["data_files"]}
     assert f"config/{scope['DDS_PROFILE_NAME']}" in installed["share/liteseg_ros/config"]
+    assert (scope["DDS_PROFILE_NAME"], scope["DDS_PROFILE_VARIABLES"]) == (DDS_PROFILE_NAME, DDS_PROFILE_VARIABLES)
     profile = ElementTree.parse(ROOT / "config" / scope["DDS_PROFILE_NAME"]).getroot()
     namespace = {"dds": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
     assert int(profile.find(".//dds:transport_descriptor/dds:segment_size", namespace).text) > 1920 * 1080 * 3
     assert profile.find(".//dds:participant", namespace).get("is_default_profile") == "true"
+
+
+def test_the_demo_names_the_packaged_profile_unless_one_is_named(monkeypatch):
+    for variable in DDS_PROFILE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    assert use_large_frames_dds_profile() == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(large_frames_dds_profile())}
+    assert large_frames_dds_profile().read_bytes() == (ROOT / "config" / DDS_PROFILE_NAME).read_bytes()
+    assert os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(large_frames_dds_profile())
+    monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/home/robot/mine.xml")
+    assert use_large_frames_dds_profile() == {}
+    assert os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/home/robot/mine.xml"
 
 
 def test_default_image_topic_is_relative_so_a_namespace_moves_it(launch_tree):

@@ -11,18 +11,24 @@ PACKAGE_NAME = "liteseg_ros"
 DEFAULT_BACKBONE = "mobilenetv2"
 
 
-def bundled_model_dirs() -> list[Path]:
-    """Where bundled models may be: the ament share directory, pip's data-files prefix, then the source tree."""
+def package_data_dirs(folder: str) -> list[Path]:
+    """Where the package's ``folder`` (models, config) may be: the ament share directory, pip's data-files
+    prefix, then the source tree."""
     dirs = []
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        dirs.append(Path(get_package_share_directory(PACKAGE_NAME)) / "models")
+        dirs.append(Path(get_package_share_directory(PACKAGE_NAME)) / folder)
     except Exception:  # ament_index_python missing, or the package not on AMENT_PREFIX_PATH
         pass
-    dirs.append(Path(sys.prefix) / "share" / PACKAGE_NAME / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    dirs.append(Path(sys.prefix) / "share" / PACKAGE_NAME / folder)
+    dirs.append(Path(__file__).resolve().parents[2] / folder)
     return dirs
+
+
+def bundled_model_dirs() -> list[Path]:
+    """Where bundled models may be (:func:`package_data_dirs` of ``models``)."""
+    return package_data_dirs("models")
 
 
 def bundled_model_name(backbone: str) -> str:

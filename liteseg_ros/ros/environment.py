@@ -1,9 +1,16 @@
-"""An isolated ROS 2 graph for demos and tests: a free ROS_DOMAIN_ID and localhost-only discovery."""
+"""An isolated ROS 2 graph for demos and tests: a free ROS_DOMAIN_ID and localhost-only discovery; the Fast DDS
+profile for camera-sized frames (``config/fastdds_large_images.xml``)."""
 
 from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
+
+from liteseg_ros.model.bundled import package_data_dirs
+
+DDS_PROFILE_NAME = "fastdds_large_images.xml"
+DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")  # Fast DDS 2, 3
 
 FASTDDS_PORT_BASE, FASTDDS_DOMAIN_GAIN, FASTDDS_UNICAST_OFFSET = 7400, 250, 10
 
@@ -35,3 +42,19 @@ def isolated_ros_environment(domain_id: int | None = None) -> dict[str, str]:
     os.environ.update(values)
     os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
     return values
+
+
+def large_frames_dds_profile() -> Path | None:
+    """The packaged Fast DDS profile with shared memory sized for camera frames, or None where it is missing."""
+    return next((d / DDS_PROFILE_NAME for d in package_data_dirs("config") if (d / DDS_PROFILE_NAME).is_file()),
+                None)
+
+
+def use_large_frames_dds_profile() -> dict[str, str]:
+    """Name :func:`large_frames_dds_profile` in os.environ for the processes started from here on (and this one's
+    first ROS context), unless a profile is named already; return what was set."""
+    profile = large_frames_dds_profile()
+    if profile is None or any(os.environ.get(variable) for variable in DDS_PROFILE_VARIABLES):
+        return {}
+    os.environ[DDS_PROFILE_VARIABLES[0]] = str(profile)
+    return {DDS_PROFILE_VARIABLES[0]: str(profile)}

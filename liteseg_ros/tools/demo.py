@@ -1,7 +1,8 @@
 """The end-to-end demo (``make demo``): a synthetic drive, replayed live into segmentation_node.
 
 1. generate a drive (about 60 frames at 640x360, 10 Hz) as a rosbag2 bag with ground truth;
-2. start ``segmentation_node`` with the bundled demo model in its own process;
+2. start ``segmentation_node`` with the bundled demo model in its own process (this process and the node use
+   ``config/fastdds_large_images.xml`` as their Fast DDS profile unless the environment names one);
 3. replay the drive into it live at the recorded rate, recording the node's outputs;
 4. print the report (FPS, end-to-end latency, mIoU) and leave overlays and the output bag in OUT.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from liteseg_ros.errors import LiteSegError
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.ros.environment import isolated_ros_environment, use_large_frames_dds_profile
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
 LOG = logging.getLogger("liteseg_ros.tools.demo")
@@ -74,7 +75,7 @@ def _main(argv: list[str] | None) -> int:
     weights = args.weights or bundled_model_path()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    env = isolated_ros_environment()
+    env = {**isolated_ros_environment(), **use_large_frames_dds_profile()}
     LOG.info("ROS graph isolated: %s", env)
     drive = args.out / "drive"
     started = time.monotonic()
