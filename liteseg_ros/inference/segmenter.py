@@ -57,7 +57,7 @@ from liteseg_ros.inference.stages import (
     normalization_constants,
     opencv_blend,
     opencv_blend_is_exact,
-    rgb_array,
+    rgb_view,
 )
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
@@ -252,7 +252,7 @@ class Segmenter:
             if color is not None:
                 color[first:end] = self.stages.colour(mask[first:end])
                 if overlay is not None and self._opencv_blend:
-                    rgb = rgb_array(image[first:end].numpy(), encoding)
+                    rgb = rgb_view(image[first:end], encoding).contiguous().numpy()
                     opencv_blend(rgb, color[first:end].numpy(), self._overlay_alpha, out=overlay[first:end].numpy())
                 elif overlay is not None:
                     overlay[first:end] = self.stages.overlay(image[first:end], encoding, color[first:end])

@@ -101,17 +101,6 @@ def opencv_blend_is_exact(alpha: float) -> bool:
     return True
 
 
-def rgb_array(image: np.ndarray, encoding: str) -> np.ndarray:
-    """H x W x C uint8 image (rgb8, bgr8 or mono8) -> a contiguous H x W x 3 RGB array (no copy for rgb8).
-
-    NumPy, not cv2.cvtColor: this runs on the band threads, and OpenCV would start threads of its own."""
-    if encoding == "bgr8":
-        return np.ascontiguousarray(image[..., ::-1])
-    if encoding == "mono8":
-        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
-    return image
-
-
 class NearestBands:
     """Rows of a class map resampled by nearest neighbour (``upsample="mask"``), band by band like
     :class:`ResizeArgmax`."""
