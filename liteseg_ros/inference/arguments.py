@@ -145,13 +145,10 @@ def wanted_outputs(outputs: Iterable[str]) -> frozenset[str]:
 
 def check_input_size(size: Any, model: nn.Module | None) -> tuple[int, int]:
     """(height, width) as two positive integers the model (when given) accepts; ConfigError otherwise."""
-    try:
-        height, width = (int(v) for v in size)
-        valid = all(int(v) == v for v in size)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid or height <= 0 or width <= 0:
+    pair = _positive_pair(size)
+    if pair is None:
         raise ConfigError(f"input_size must be two positive integers (height, width), got {size!r}")
+    height, width = pair
     check = getattr(model, "check_input_size", None)
     if check is not None:
         check(height, width)
@@ -165,15 +162,21 @@ def check_output_size(size: Any, input_size: tuple[int, int]) -> tuple[int, int]
         return None
     if size == "input":
         return input_size
-    try:
-        height, width = (int(v) for v in size)
-        valid = all(int(v) == v for v in size) and not isinstance(size, str)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid or height <= 0 or width <= 0:
+    pair = None if isinstance(size, str) else _positive_pair(size)
+    if pair is None:
         raise ConfigError(f"output_size must be None (the image's size), 'input' or two positive integers "
                           f"(height, width), got {size!r}")
-    return height, width
+    return pair
+
+
+def _positive_pair(size: Any) -> tuple[int, int] | None:
+    """``size`` as (height, width) when it is two positive integral numbers, else None."""
+    try:
+        height, width = (int(v) for v in size)
+        valid = all(int(v) == v for v in size)
+    except (TypeError, ValueError):
+        return None
+    return (height, width) if valid and height > 0 and width > 0 else None
 
 
 def check_threads(threads: Any) -> int:
