@@ -10,14 +10,15 @@ chunk of rows does the column pass in one of two ways, whichever its share of mi
   order, times the column weight, column taps summed in order), so the classes are those of that resize;
 - **dense**, where many pixels are mixed (a fragmented scene): the whole chunk as one batched matrix product per
   block of output columns that holds mixed pixels (:attr:`~liteseg_ros.inference.resampling.AxisMap.banded`),
-  then the argmax. Its
-  sums run in another order, so a pixel can take the other class where two classes tie to float rounding
-  (docs/benchmarks.md gives the count on fragmented frames). Only mixed pixels take its result.
+  then the argmax. Its sums run in another order, so a pixel can take the other class where two classes tie
+  to float rounding (docs/benchmarks.md gives the count). Only mixed pixels take its result.
 
 The cost of a frame is then bounded by the dense way's, whatever the scene.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -45,12 +46,12 @@ class ResizeArgmax:
     """:func:`resize_argmax` for any band of output rows: the low-resolution class map is computed once, then
     each :meth:`band` depends only on it and the logits, so bands can run on different threads.
 
-    ``ways`` lists the way ("sparse" or "dense") each band with mixed pixels took."""
+    ``ways`` lists the way ("sparse" or "dense") each chunk with mixed pixels took."""
 
     def __init__(self, logits: torch.Tensor, rows: AxisMap, cols: AxisMap, bands: BandPool | None = None,
                  dense_share: float = DENSE_SHARE):
         classes, height, width = logits.shape
-        self.column_windows = logits.index_select(2, cols.banded.index)  # the dense way's input, C x h x (blocks*span)
+        self.logits = logits
         self.pixels_last = torch.empty((height, width, classes), dtype=logits.dtype)  # one row of logits per pixel
         self.low = torch.empty((height, width), dtype=torch.uint8)
 
@@ -63,6 +64,12 @@ class ResizeArgmax:
         self.identity = rows.is_identity() and cols.is_identity()
         self.row_runs = _runs(self.low.numpy(), int(rows.tap_range[1].max()), dim=0)
         self.ways: list[str] = []
+
+    @functools.cached_property
+    def column_windows(self) -> torch.Tensor:
+        """The dense way's input, C x h x (blocks * span): the logits' columns each column block reads. Made on the
+        first dense chunk (two band threads may both make it: the same tensor)."""
+        return self.logits.index_select(2, self.cols.banded.index)
 
     def band(self, first: int, end: int) -> torch.Tensor:
         """Output rows ``first:end`` as an (end - first) x W uint8 tensor."""
