@@ -9,6 +9,11 @@ class ConfigError(LiteSegError, ValueError):
     """An invalid option or parameter value (unknown backbone, bad input size, ...)."""
 
 
+class ClassSetError(ConfigError):
+    """A class set or class map that cannot be used: no classes, too many, duplicate names or colours, a bad
+    colour, a name the model does not have."""
+
+
 class InputSizeError(ConfigError):
     """An input size the chosen backbone cannot take."""
 

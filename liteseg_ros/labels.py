@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from liteseg_ros.classes import IGNORE_INDEX, ClassSet
+
 NUM_CLASSES = 19
 
 
@@ -74,6 +75,8 @@ TRAIN_LABELS: tuple[Label, ...] = tuple(
     sorted((lb for lb in LABELS if 0 <= lb.train_id < IGNORE_INDEX), key=lambda lb: lb.train_id)
 )
 CLASS_NAMES: tuple[str, ...] = tuple(lb.name for lb in TRAIN_LABELS)
+#: The Cityscapes class set (trainIds 0..18), as models trained on Cityscapes carry it.
+CITYSCAPES = ClassSet(CLASS_NAMES, tuple(lb.color for lb in TRAIN_LABELS))
 #: The 7 evaluated categories, in cityscapesscripts' order (categoryId 1..7).
 CATEGORY_NAMES: tuple[str, ...] = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
 #: category index (0..6) of each trainId.
@@ -97,13 +100,6 @@ def _build_train_id_to_id() -> np.ndarray:
     return lut
 
 
-def _build_palette() -> np.ndarray:
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for lb in TRAIN_LABELS:
-        palette[lb.train_id] = lb.color
-    return palette
-
-
 def _build_id_palette() -> np.ndarray:
     palette = np.zeros((256, 3), dtype=np.uint8)
     for lb in LABELS:
@@ -117,7 +113,7 @@ ID_TO_TRAIN_ID: np.ndarray = _build_id_to_train_id()
 #: uint8 lookup table trainId -> labelId (255 maps to 0, "unlabeled").
 TRAIN_ID_TO_ID: np.ndarray = _build_train_id_to_id()
 #: 256 x 3 uint8 RGB palette indexed by trainId (255 = black).
-TRAIN_ID_PALETTE: np.ndarray = _build_palette()
+TRAIN_ID_PALETTE: np.ndarray = CITYSCAPES.palette()
 #: 256 x 3 uint8 RGB palette indexed by labelId (Cityscapes ``*_color.png``).
 ID_PALETTE: np.ndarray = _build_id_palette()
 

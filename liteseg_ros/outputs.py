@@ -3,9 +3,10 @@
 ``/<NODE_NAME>/<topic>``, as the node publishes them). No imports."""
 
 NODE_NAME = "liteseg"
-OUTPUTS = ("mask", "color", "overlay")  # SegmentationResult fields and the `outputs=` names of Segmenter.segment
-OUTPUT_TOPICS = {"mask": "mask", "color": "color_mask", "overlay": "overlay"}
-OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8"}
+OUTPUTS = ("mask", "color", "overlay", "confidence")  # SegmentationResult fields, `outputs=` of Segmenter.segment
+OUTPUT_TOPICS = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
+OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
+LABEL_INFO_TOPIC = "label_info"  # vision_msgs/LabelInfo of the published class set (``~/<camera>/label_info``)
 
 
 def replay_topic(output: str) -> str:

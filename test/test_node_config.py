@@ -12,7 +12,7 @@ from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
 def test_defaults_are_valid():
     config = NodeConfig().validated()
     assert config.input_size == (360, 640)
-    assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto"}
+    assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto", "confidence": "auto"}
 
 
 @pytest.mark.parametrize("value, mode", [(True, "always"), (False, "never"), ("true", "always"), ("never", "never")])

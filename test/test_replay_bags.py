@@ -119,7 +119,7 @@ def test_the_output_bag_is_a_finished_recording_with_qos_and_zstd(tmp_path, weig
     qos = {entry["topic_metadata"]["name"]: _profiles(entry["topic_metadata"]["offered_qos_profiles"])
            for entry in info["topics_with_message_count"]}
     assert set(qos) == {"/camera/image_raw", "/camera/labels", "/camera/camera_info", "/liteseg/mask",
-                        "/liteseg/color_mask", "/liteseg/overlay"}
+                        "/liteseg/color_mask", "/liteseg/overlay", "/liteseg/confidence"}
     assert all(profiles for profiles in qos.values()), qos
     camera, mask = qos["/camera/image_raw"][0], qos["/liteseg/mask"][0]
     assert camera["reliability"] in (2, "best_effort") and camera["depth"] == 3  # as recorded

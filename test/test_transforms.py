@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from liteseg_ros.classes import IGNORE_INDEX
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.labels import IGNORE_INDEX, TRAIN_ID_PALETTE
+from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 from liteseg_ros.training.transforms import (
     EvalTransform,

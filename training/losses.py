@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from liteseg_ros.labels import IGNORE_INDEX
+from liteseg_ros.classes import IGNORE_INDEX
 from liteseg_ros.training.config import OptimSection
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from liteseg_ros.classes import IGNORE_INDEX
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.labels import IGNORE_INDEX
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 
 CROP_POLICIES = ("pad", "resize")

@@ -99,6 +99,7 @@ class CudaPipeline:
                 "mask": torch.empty((height, width), dtype=torch.uint8, pin_memory=True),
                 "color": torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
                 "overlay": torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
+                "confidence": torch.empty((height, width), dtype=torch.uint8, pin_memory=True),
             }
             if len(self.buffers) > MAX_CACHED_SHAPES:
                 self.buffers.popitem(last=False)

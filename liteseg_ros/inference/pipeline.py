@@ -30,9 +30,10 @@ class SegmentationResult:
     download), ``total``.
     """
 
-    mask: np.ndarray | None = None  # H x W uint8 trainIds at the image's resolution (or the output size)
-    color: np.ndarray | None = None  # H x W x 3 uint8 RGB, Cityscapes palette
+    mask: np.ndarray | None = None  # H x W uint8 class ids at the image's resolution (or the output size)
+    color: np.ndarray | None = None  # H x W x 3 uint8 RGB, the class set's colours
     overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
+    confidence: np.ndarray | None = None  # H x W uint8: the mask's class's probability x 255
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -46,7 +47,7 @@ class PipelineStages:
     channels_last: bool  # memory format of the network input
     scale: torch.Tensor  # 1 x 3 x 1 x 1: uint8 * scale + shift == (uint8 / 255 - mean) / std
     shift: torch.Tensor
-    palette: torch.Tensor  # classes x 3 uint8
+    palette: torch.Tensor  # 256 x 3 uint8, the class set's colours
     alpha: torch.Tensor  # 0-d float32 overlay weight (updated in place by the Segmenter)
     upsample: str  # "logits" or "mask"
     float_resize: bool = False  # resize in float32 (GPUs) instead of on the uint8 image (CPU)
@@ -98,6 +99,21 @@ class PipelineStages:
         rows, cols = nearest
         return logits[0].argmax(dim=0).index_select(0, rows).index_select(1, cols)
 
+    def confidence(self, logits: torch.Tensor, classes: torch.Tensor,
+                   nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The probability of each pixel's class x 255 (uint8): the softmax of the logits, resampled like the
+        classes (bilinear for ``logits``, nearest for ``mask``), at the pixel's class."""
+        probabilities = torch.softmax(logits[0].float(), dim=0)
+        height, width = classes.shape
+        if self.upsample == "mask":
+            rows, cols = nearest
+            probabilities = probabilities.index_select(1, rows).index_select(2, cols)
+        elif tuple(probabilities.shape[1:]) != (height, width):
+            probabilities = F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
+                                          align_corners=False)[0]
+        winner = probabilities.gather(0, classes.long().unsqueeze(0))[0]
+        return winner.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
     def colour(self, classes: torch.Tensor) -> torch.Tensor:
         """H x W class indices -> H x W x 3 uint8 palette colours."""
         return self.palette.index_select(0, classes.reshape(-1).to(torch.int32)).view(*classes.shape, 3)
@@ -113,6 +129,8 @@ class PipelineStages:
         logits = self.network(self.network_input(image_to_batch(image, encoding)))
         classes = self.classes(logits, height, width, nearest)
         outputs = {"mask": classes.to(torch.uint8)}
+        if "confidence" in wanted:
+            outputs["confidence"] = self.confidence(logits, classes, nearest)
         if wanted & {"color", "overlay"}:
             outputs["color"] = self.colour(classes)
             if "overlay" in wanted:

@@ -2,7 +2,11 @@
 
 >>> seg = Segmenter("liteseg-mobilenetv2.pt", input_size=(360, 640))
 >>> res = seg.segment(image, encoding="rgb8", outputs=("mask", "overlay"))
->>> res.mask, res.overlay, res.timings["total"]
+>>> res.mask, res.overlay, res.timings["total"], seg.classes.names
+
+The masks hold the ids of the model's class set (:class:`~liteseg_ros.classes.ClassSet`, read from the weights
+file), or of a class map's merged classes (``class_map=``, :mod:`liteseg_ros.class_map`); the colour mask uses
+its colours, and ``confidence`` is the probability of each pixel's class x 255.
 
 The image is resized to ``input_size`` for the network (bilinear, half-pixel centres, antialiased when
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
@@ -28,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from liteseg_ros.class_map import ClassMap, load_class_map, merge_logits
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision, validate_image: public names here)
     ENCODINGS,
@@ -44,6 +50,7 @@ from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision,
     wanted_outputs,
 )
 from liteseg_ros.inference.bands import BandPool
+from liteseg_ros.inference.confidence import ConfidenceRows
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize, warmed_up
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
@@ -59,8 +66,8 @@ from liteseg_ros.inference.stages import (
     opencv_blend_is_exact,
     rgb_view,
 )
-from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
+from liteseg_ros.model.checkpoint import default_class_set
 from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +83,8 @@ class Segmenter:
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
                  precision: str = "auto", input_size: tuple[int, int] = (360, 640), overlay_alpha: float = 0.5,
                  upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
-                 threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None):
+                 threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None,
+                 class_map: str | os.PathLike | ClassMap | None = None):
         """
         Args:
             model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
@@ -96,10 +104,13 @@ class Segmenter:
                 them in one piece on the calling thread).
             output_size: (height, width) of the outputs: None (the image's resolution), ``"input"`` (the
                 network's input size) or two integers. Less detail for less CPU and bandwidth.
+            class_map: a class map file (or :class:`ClassMap`) merging the model's classes into the published
+                ones (:mod:`liteseg_ros.class_map`); None publishes the model's own class set.
 
-        Raises ConfigError (InputSizeError for a size the backbone cannot take) and WeightsError for bad weights.
+        Raises ClassSetError for a class map that does not fit the model, ConfigError (InputSizeError for a size
+        the backbone cannot take) and WeightsError for bad weights.
         """
-        model, mean, std = _load_source(model_or_checkpoint, backbone)
+        model, mean, std, model_classes = _load_source(model_or_checkpoint, backbone)
         quantized = model if isinstance(model, QuantizedModel) else None
         if quantized is not None:
             device = _quantized_settings(quantized, device, precision, input_size)
@@ -127,11 +138,12 @@ class Segmenter:
         self._pre_upsample = cpu and isinstance(model, (LiteSeg, QuantizedModel))
         self._bands = BandPool(check_threads(postprocess_threads or self.threads)) if cpu else None
         network, self._source_maps = self._prepare(model)
+        network = self._set_classes(network, model_classes, class_map)
         scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
         self.stages = PipelineStages(
             network=network, input_size=self.input_size, dtype=self._input_dtype,
             channels_last=self.options.channels_last,
-            scale=scale, shift=shift, palette=torch.from_numpy(TRAIN_ID_PALETTE).to(self._device),
+            scale=scale, shift=shift, palette=torch.from_numpy(self.classes.palette()).to(self._device),
             alpha=self._alpha_tensor, upsample=upsample, float_resize=self._device.type == "cuda",
             output_size=self.output_size,
         )
@@ -144,10 +156,31 @@ class Segmenter:
     def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
         """A Segmenter for a weights file (ours or the authors'), normalising with the file's own mean/std.
 
-        This is how the node, liteseg-eval and replay build theirs. ``backbone`` refuses a file of another
-        backbone; ``options`` are the constructor's keywords (device, precision, input_size, ...).
+        ``backbone`` refuses a file of another backbone; ``options`` are the constructor's keywords (device,
+        precision, input_size, ...).
         """
         return cls(path, backbone=backbone, **options)
+
+    def _set_classes(self, network: Any, model_classes: ClassSet | None, class_map: Any) -> Any:
+        """Set ``model_classes`` (the network's), ``class_map`` and ``classes`` (the published ones); return the
+        network, merging its logits when there is a class map."""
+        with torch.inference_mode():
+            count = int(network(self.example_input()).shape[1])
+        self.model_classes = model_classes or default_class_set(count)
+        if len(self.model_classes) != count:
+            raise ConfigError(f"the network predicts {count} classes but its class set names "
+                              f"{len(self.model_classes)}")
+        if class_map is not None and not isinstance(class_map, ClassMap):
+            class_map = load_class_map(class_map, self.model_classes)
+        elif class_map is not None and class_map.source != self.model_classes:
+            raise ConfigError("the class map was made for another class set than this model's")
+        self.class_map: ClassMap | None = class_map
+        self.classes: ClassSet = class_map.classes if class_map else self.model_classes
+        if class_map is None:
+            return network
+        groups = class_map.groups
+        LOG.info("class map %s: %s", class_map.path, class_map.describe())
+        return lambda x: merge_logits(network(x), groups)
 
     # ------------------------------------------------------------------------------------------- properties
     @property
@@ -242,13 +275,16 @@ class Segmenter:
         height, width = self.stages.output_shape(*image.shape[:2])
         if "overlay" in wanted:
             image = self.stages.overlay_image(image)
-        classes = self._class_rows(logits, height, width)
+        classes, confidence = self._class_rows(logits, height, width, "confidence" in wanted)
         mask = torch.empty((height, width), dtype=torch.uint8)
+        certainty = torch.empty((height, width), dtype=torch.uint8) if confidence is not None else None
         color = torch.empty((height, width, 3), dtype=torch.uint8) if wanted & {"color", "overlay"} else None
         overlay = torch.empty((height, width, 3), dtype=torch.uint8) if "overlay" in wanted else None
 
         def rows(first: int, end: int) -> None:
             mask[first:end] = classes.band(first, end)
+            if certainty is not None:
+                certainty[first:end] = confidence.band(first, end, mask[first:end])
             if color is not None:
                 color[first:end] = self.stages.colour(mask[first:end])
                 if overlay is not None and self._opencv_blend:
@@ -262,22 +298,31 @@ class Segmenter:
             mask=mask.numpy() if "mask" in wanted else None,
             color=color.numpy() if "color" in wanted else None,
             overlay=overlay.numpy() if overlay is not None else None,
+            confidence=certainty.numpy() if certainty is not None else None,
         )
 
-    def _class_rows(self, logits: torch.Tensor, height: int, width: int) -> ResizeArgmax | NearestBands:
-        """The trainIds at the image's resolution, computable band by band: the CPU fusion of resize and argmax
-        (``logits``), or the argmax at the network's resolution resampled by nearest neighbour (``mask``)."""
+    def _class_rows(self, logits: torch.Tensor, height: int, width: int, confidence: bool
+                    ) -> tuple[ResizeArgmax | NearestBands, ConfidenceRows | NearestBands | None]:
+        """The class ids at the output resolution, computable band by band: the CPU fusion of resize and argmax
+        (``logits``), or the argmax at the network's resolution resampled by nearest neighbour (``mask``); and,
+        when ``confidence``, the confidence's rows alike."""
         rows, cols = self._resampling_maps(height, width)
-        if self.upsample == "mask":
-            at_input = ResizeArgmax(logits, *self._source_maps, self._bands)
-            classes = torch.empty(self.input_size, dtype=torch.uint8)
+        if self.upsample == "logits":
+            return (ResizeArgmax(logits, rows, cols, self._bands),
+                    ConfidenceRows(logits, rows, cols) if confidence else None)
+        at_input = ResizeArgmax(logits, *self._source_maps, self._bands)
+        confidence_at_input = ConfidenceRows(logits, *self._source_maps) if confidence else None
+        classes = torch.empty(self.input_size, dtype=torch.uint8)
+        certainty = torch.empty(self.input_size, dtype=torch.uint8)
 
-            def input_rows(first: int, end: int) -> None:
-                classes[first:end] = at_input.band(first, end)
+        def input_rows(first: int, end: int) -> None:
+            classes[first:end] = at_input.band(first, end)
+            if confidence_at_input is not None:
+                certainty[first:end] = confidence_at_input.band(first, end, classes[first:end])
 
-            self._bands.run(input_rows, self.input_size[0])
-            return NearestBands(classes, rows, cols)
-        return ResizeArgmax(logits, rows, cols, self._bands)
+        self._bands.run(input_rows, self.input_size[0])
+        return (NearestBands(classes, rows, cols),
+                NearestBands(certainty, rows, cols) if confidence else None)
 
     def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
         """Row and column maps to the image's pixels (cached per image size): from the network's logits for
@@ -338,17 +383,18 @@ class Segmenter:
 # ------------------------------------------------------------------------------------------------- helpers
 def _load_source(
     source: nn.Module | str | os.PathLike, backbone: str | None
-) -> tuple[nn.Module | QuantizedModel, tuple, tuple]:
+) -> tuple[nn.Module | QuantizedModel, tuple, tuple, ClassSet | None]:
+    """The network, its normalisation and its class set (None for a bare network: decided by its outputs)."""
     if isinstance(source, nn.Module):
-        return source, IMAGENET_MEAN, IMAGENET_STD
+        return source, IMAGENET_MEAN, IMAGENET_STD, None
     if isinstance(source, (str, os.PathLike)):
         if is_quantized_model(source):
             quantized = read_quantized_model(source, backbone=backbone)
-            return quantized, quantized.meta.mean, quantized.meta.std
+            return quantized, quantized.meta.mean, quantized.meta.std, quantized.meta.classes
         from liteseg_ros.model import load_weights
 
         model, meta = load_weights(source, backbone=backbone)
-        return model, meta.mean, meta.std
+        return model, meta.mean, meta.std, meta.classes
     raise ConfigError(f"Segmenter needs an nn.Module or a weights path, got {type(source).__name__}")
 
 

@@ -109,8 +109,9 @@ class NearestBands:
         self.classes, self.rows, self.cols = classes, rows, cols
         self.identity = rows.is_identity() and cols.is_identity()
 
-    def band(self, first: int, end: int) -> torch.Tensor:
-        """Output rows ``first:end`` as an (end - first) x W uint8 tensor."""
+    def band(self, first: int, end: int, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Output rows ``first:end`` as an (end - first) x W uint8 tensor (``classes``, the mask's rows, are not
+        needed: the map is already per pixel)."""
         if self.identity:
             return self.classes[first:end]
         return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from liteseg_ros.errors import IncompatibleWeightsError, WeightsError
-from liteseg_ros.labels import CLASS_NAMES
+from liteseg_ros.classes import ClassSet
+from liteseg_ros.errors import ClassSetError, IncompatibleWeightsError, WeightsError
+from liteseg_ros.labels import CITYSCAPES, NUM_CLASSES
 from liteseg_ros.model.liteseg import IMAGENET_MEAN, IMAGENET_STD, LiteSeg, LiteSegConfig
 from liteseg_ros.model.official import detect_backbone, match_state_dict, unwrap_state_dict
 from liteseg_ros.model.weights_io import read_weights_file
@@ -24,8 +25,9 @@ class CheckpointMeta:
     """What a deployed model needs besides its weights."""
 
     backbone: str
-    num_classes: int = 19
-    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    num_classes: int = NUM_CLASSES
+    class_names: list[str] = field(default_factory=list)  # with class_colors: the class set (ClassSet)
+    class_colors: list[list[int]] = field(default_factory=list)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: tuple[int, int] | None = None  # (height, width) the model was trained at
@@ -34,11 +36,29 @@ class CheckpointMeta:
     arch: dict = field(default_factory=dict)  # LiteSegConfig fields beyond backbone/num_classes
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            classes = default_class_set(self.num_classes)
+            self.class_names, self.class_colors = list(classes.names), [list(c) for c in classes.colors]
+
     @classmethod
-    def for_model(cls, model: LiteSeg, **fields) -> "CheckpointMeta":
+    def for_model(cls, model: LiteSeg, *, classes: ClassSet | None = None, **fields) -> "CheckpointMeta":
+        """Metadata of ``model`` with its class set (default: :func:`default_class_set` of its class count)."""
         config = model.config
+        classes = classes or default_class_set(config.num_classes)
         return cls(backbone=config.backbone, num_classes=config.num_classes,
+                   class_names=list(classes.names), class_colors=[list(c) for c in classes.colors],
                    arch={"aspp": config.aspp, "separable": config.separable}, **fields)
+
+    @property
+    def classes(self) -> ClassSet:
+        """The model's class set. Files written before class colours were stored get Cityscapes' colours when
+        their names are Cityscapes', else generated ones."""
+        if self.class_colors:
+            return ClassSet(tuple(self.class_names), tuple(tuple(c) for c in self.class_colors))
+        if tuple(self.class_names) == CITYSCAPES.names:
+            return CITYSCAPES
+        return ClassSet.from_names(self.class_names)
 
     def model_config(self) -> LiteSegConfig:
         return LiteSegConfig(backbone=self.backbone, num_classes=self.num_classes, **self.arch)
@@ -58,7 +78,22 @@ class CheckpointMeta:
             raise WeightsError(f"{what} has malformed metadata: {error}") from None
         meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
         meta.input_size = tuple(meta.input_size) if meta.input_size else None
+        try:
+            classes = meta.classes
+        except ClassSetError as error:
+            raise WeightsError(f"{what} has a malformed class set: {error}") from None
+        if len(classes) != meta.num_classes:
+            raise IncompatibleWeightsError(
+                f"{what} names {len(classes)} classes but its classifier has {meta.num_classes}: the file is "
+                f"inconsistent; write it again with liteseg-train or liteseg-convert")
         return meta
+
+
+def default_class_set(num_classes: int) -> ClassSet:
+    """Cityscapes for 19 classes (the authors' checkpoints, bare networks); ``class 0`` ... otherwise."""
+    if num_classes == NUM_CLASSES:
+        return CITYSCAPES
+    return ClassSet.from_names([f"class {i}" for i in range(num_classes)])
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
@@ -82,9 +117,10 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model`` and its metadata in our format (atomically). ``half`` stores floating tensors as fp16."""
     meta = meta or CheckpointMeta.for_model(model)
-    if meta.backbone != model.config.backbone or meta.num_classes != model.num_classes:
+    if (meta.backbone != model.config.backbone or meta.num_classes != model.num_classes
+            or len(meta.classes) != model.num_classes):
         raise IncompatibleWeightsError(
-            f"metadata says {meta.backbone}/{meta.num_classes} classes but the model is "
+            f"metadata says {meta.backbone}/{meta.num_classes} classes ({len(meta.classes)} named) but the model is "
             f"{model.config.backbone}/{model.num_classes} classes"
         )
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -150,7 +186,7 @@ def load_weights(path: str | os.PathLike, backbone: str | None = None) -> tuple[
         found = detect_backbone(state)
         if found is None:
             raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
-        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else 19
+        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else NUM_CLASSES
         model = LiteSeg(LiteSegConfig(backbone=found, num_classes=int(classes)))
         model.load_state_dict(match_state_dict(model, state, what), strict=True)
         model.eval()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, InputSizeError
+from liteseg_ros.labels import NUM_CLASSES
 from liteseg_ros.model.backbones import BACKBONE_SPECS, BackboneSpec, build_backbone
 from liteseg_ros.model.blocks import (
     DASPP_RATES,
@@ -33,7 +34,7 @@ class LiteSegConfig:
     """Everything that defines a LiteSeg architecture (stored in checkpoints)."""
 
     backbone: str = "mobilenetv2"
-    num_classes: int = 19
+    num_classes: int = NUM_CLASSES
     aspp: str = "daspp"  # "daspp" (the paper) or "aspp" (Deeplabv3+-style baseline of Table I)
     separable: bool = True  # depthwise-separable head convolutions (False: the standard-conv ablation of Table II)
 
@@ -119,13 +120,13 @@ def _liteseg(config: LiteSegConfig) -> LiteSeg:
 
 
 def build_liteseg(
-    backbone: str = "mobilenetv2", *, num_classes: int = 19, aspp: str = "daspp", separable: bool = True
+    backbone: str = "mobilenetv2", *, num_classes: int = NUM_CLASSES, aspp: str = "daspp", separable: bool = True
 ) -> LiteSeg:
     """Build LiteSeg with randomly initialised weights.
 
     Args:
         backbone: ``mobilenetv2``, ``shufflenet`` or ``darknet19``.
-        num_classes: output classes (19 = Cityscapes trainIds).
+        num_classes: output classes (default: Cityscapes' trainIds).
         aspp: ``daspp`` (the released model) or ``aspp`` (the Deeplabv3+-style baseline of the paper's Table I).
         separable: depthwise-separable head convolutions (released) or standard ones (Table II ablation).
     """

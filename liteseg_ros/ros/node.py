@@ -71,6 +71,7 @@ def build_segmenter(config: NodeConfig, weights: Path) -> Any:
         weights, backbone=config.backbone, device=config.device, precision=config.precision,
         input_size=config.input_size, overlay_alpha=config.overlay_alpha, upsample=config.upsample,
         optimize=config.optimize, threads=config.threads or None, output_size=config.segmenter_output_size,
+        class_map=config.class_map or None,
     )
 
 

@@ -98,6 +98,15 @@ def _output_size(name: str, value: Any) -> str:
     return f"{int(match.group(1))}x{int(match.group(2))}"
 
 
+def _class_map(name: str, value: Any) -> str:
+    """A class map path (checked against the model when the Segmenter is built) or "" for none."""
+    if not isinstance(value, str):
+        raise ConfigError(f"parameter {name} must be a file path or empty, got {value!r}")
+    if value and not Path(value).expanduser().is_file():
+        raise ConfigError(f"parameter {name}={value!r}: no such file; give the path of a class map YAML file")
+    return value
+
+
 def _number(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
@@ -152,6 +161,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("output_size", "camera", "Resolution of ~/mask, ~/color_mask and ~/overlay: 'camera' (the "
                   "input image's), 'network' (input_width x input_height) or WIDTHxHEIGHT such as 640x360. Smaller "
                   "outputs cost less CPU and bandwidth; headers stay the input's.", check=_output_size),
+    ParameterSpec("class_map", "", "A class map YAML file merging the model's classes into the published ones "
+                  "(e.g. road -> drivable; person, car, ... -> obstacle): masks, colours, confidence and "
+                  "~/label_info follow it. Empty: the model's own class set.", check=_class_map),
     ParameterSpec("threads", 0, "CPU threads for the network and the pre/post-processing (0: all of torch's, "
                   "by default one per core).", integer_range=(0, 256)),
     ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
@@ -166,12 +178,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("output_qos_depth", 5, "History depth (keep-last) of the reliable output publishers. A large "
                   "image lost on the wire is re-sent only while it is still in this history: at depth 1 the next "
                   "frame replaces it and the subscriber never gets it.", integer_range=(1, MAX_QOS_DEPTH)),
-    ParameterSpec("publish_mask", "auto", "~/mask (mono8 trainIds 0..18, 255 = ignore): " + _OUTPUT_SWITCH_TEXT,
-                  check=_output_mode, dynamic_typing=True),
-    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8 Cityscapes palette): " + _OUTPUT_SWITCH_TEXT,
+    ParameterSpec("publish_mask", "auto", "~/mask (mono8 class ids of the model's class set, or of class_map's): "
+                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
+    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8, the class set's colours): " + _OUTPUT_SWITCH_TEXT,
                   check=_output_mode, dynamic_typing=True),
     ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
                   + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
+    ParameterSpec("publish_confidence", "auto", "~/confidence (mono8, the probability of each pixel's class x "
+                  "255): " + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
     ParameterSpec("cameras", [], "Names of several cameras served by this one model: each name N subscribes N/image "
                   "(or N/image/compressed) and publishes ~/N/mask, ~/N/color_mask, ~/N/overlay. Empty: one camera "
                   "on 'image' with outputs ~/mask, ~/color_mask, ~/overlay.", check=_camera_names),
@@ -218,7 +232,8 @@ class _NodeConfigBase:
     @property
     def output_modes(self) -> dict[str, str]:
         """Output name ('mask', 'color', 'overlay') -> 'auto' | 'always' | 'never'."""
-        return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay}
+        return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay,
+                "confidence": self.publish_confidence}
 
 
 NodeConfig = make_dataclass(

@@ -19,8 +19,9 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from liteseg_ros.errors import ImageError
 from liteseg_ros.images import conversions
-from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUT_TOPICS
+from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_ENCODINGS, OUTPUT_TOPICS
 from liteseg_ros.ros import messages
+from liteseg_ros.ros.label_info import MISSING_TEXT, LabelInfoPublisher, label_info_types
 from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.ros.stats import NodeStats, SequenceGaps, diagnostic_status, summary_line
 
@@ -71,7 +72,8 @@ class FrameMailbox:
 class CameraChannel:
     """One camera's input, outputs and statistics."""
 
-    def __init__(self, node: Any, name: str, config: NodeConfig, make_publisher: Callable[..., Any]) -> None:
+    def __init__(self, node: Any, name: str, config: NodeConfig, make_publisher: Callable[..., Any],
+                 label_info_types: tuple[Any, Any] | None = None) -> None:
         prefix = f"{name}/" if name else ""
         compressed = config.input_transport == "compressed"
         self.name, self.node, self.config = name, node, config
@@ -83,6 +85,8 @@ class CameraChannel:
             output: make_publisher(Image, f"~/{prefix}{suffix}", output_qos)
             for output, suffix in OUTPUT_TOPICS.items() if config.output_modes[output] != "never"
         }
+        self.label_info = (LabelInfoPublisher(node, f"~/{prefix}{LABEL_INFO_TOPIC}", label_info_types)
+                           if label_info_types else None)
         self.stats = NodeStats()
         self.sequence = SequenceGaps()
         self.subscription: Any = None
@@ -148,6 +152,9 @@ class CameraChannel:
         for publisher in self.publishers.values():
             destroy(publisher)
         self.publishers = {}
+        if self.label_info is not None:
+            self.label_info.destroy()
+            self.label_info = None
 
 
 class SegmentationRuntime:
@@ -156,7 +163,11 @@ class SegmentationRuntime:
     def __init__(self, node: Any, config: NodeConfig, segmenter: Any, make_publisher: Callable[..., Any]) -> None:
         self.node, self.config, self.segmenter = node, config, segmenter
         names = config.cameras or ("",)
-        self.channels = {name: CameraChannel(node, name, config, make_publisher) for name in names}
+        types = label_info_types()
+        if types is None:
+            node.get_logger().info(MISSING_TEXT)
+        self.channels = {name: CameraChannel(node, name, config, make_publisher, types) for name in names}
+        self.publish_label_info()
         self._mailbox = FrameMailbox(names)
         self._worker: threading.Thread | None = None
         self.active = False
@@ -190,6 +201,12 @@ class SegmentationRuntime:
             self.node.destroy_timer(timer)
         for channel in self.channels.values():
             channel.destroy()
+
+    def publish_label_info(self) -> None:
+        """Send each camera's ``~/label_info`` (the Segmenter's published class set), where vision_msgs is."""
+        for channel in self.channels.values():
+            if channel.label_info is not None:
+                channel.label_info.publish(self.segmenter.classes)
 
     def describe_outputs(self) -> str:
         return ", ".join(f"{channel.output_topic(output)} ({mode})" for channel in self.channels.values()

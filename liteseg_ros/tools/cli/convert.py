@@ -7,7 +7,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from liteseg_ros.model import BACKBONES, CheckpointMeta, build_liteseg, load_official_weights, save_checkpoint
+from liteseg_ros.model import BACKBONES, CheckpointMeta, load_weights, save_checkpoint
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
 
@@ -16,7 +16,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("source", help="the authors' checkpoint, e.g. liteseg-mobilenet-cityscapes.pth")
     parser.add_argument("--backbone", required=True, choices=BACKBONES)
     parser.add_argument("-o", "--output", required=True, help="the liteseg_ros checkpoint to write")
-    parser.add_argument("--num-classes", type=int, default=19)
     parser.add_argument("--input-size", type=parse_size, default=(1024, 2048),
                         help="training input HEIGHTxWIDTH to record (default 1024x2048, Cityscapes)")
     parser.add_argument("--half", action="store_true", help="store the weights as fp16")
@@ -33,14 +32,14 @@ def _sha256(path: str) -> str:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    model = load_official_weights(build_liteseg(args.backbone, num_classes=args.num_classes), args.source)
+    model, _ = load_weights(args.source, backbone=args.backbone)  # the class count from its classifier
     meta = CheckpointMeta.for_model(
         model,
         input_size=args.input_size,
         origin=f"converted from the authors' checkpoint {Path(args.source).name} (sha256 {_sha256(args.source)[:16]})",
     )
     out = save_checkpoint(args.output, model, meta, half=args.half)
-    print(f"wrote {out} ({args.backbone}, {args.num_classes} classes)")
+    print(f"wrote {out} ({args.backbone}, {model.num_classes} classes)")
     return 0
 
 

@@ -23,7 +23,9 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, LiteSegError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import export_onnx
+from liteseg_ros.labels import NUM_CLASSES
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
+from liteseg_ros.model.checkpoint import default_class_set
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
 LOG = logging.getLogger("liteseg-export")
@@ -57,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", help="a liteseg_ros checkpoint or an authors' .pth")
     source.add_argument("--backbone", choices=BACKBONES, help="export randomly initialised weights (for testing)")
-    parser.add_argument("--num-classes", type=int, default=19, help="classes with --backbone (default 19)")
+    parser.add_argument("--num-classes", type=int, default=NUM_CLASSES,
+                        help=f"classes with --backbone (default {NUM_CLASSES}, Cityscapes)")
     parser.add_argument("--size", type=parse_size, required=True, help="static input HEIGHTxWIDTH, e.g. 360x640")
     parser.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
@@ -74,11 +77,14 @@ def _parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> tuple[nn.Module, dict]:
     if args.weights:
         model, meta = load_weights(args.weights)
-        return model, {"mean": list(meta.mean), "std": list(meta.std), "class_names": list(meta.class_names),
+        return model, {"mean": list(meta.mean), "std": list(meta.std), "class_names": list(meta.classes.names),
+                       "class_colors": [list(c) for c in meta.classes.colors],
                        "origin": meta.origin or str(args.weights)}
     LOG.warning("exporting %s with RANDOM weights (--backbone): for testing the toolchain only", args.backbone)
     model = build_liteseg(args.backbone, num_classes=args.num_classes).eval()
-    return model, {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "origin": "random initialisation"}
+    classes = default_class_set(args.num_classes)
+    return model, {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "class_names": list(classes.names),
+                   "class_colors": [list(c) for c in classes.colors], "origin": "random initialisation"}
 
 
 def _check_args(args: argparse.Namespace) -> None:
