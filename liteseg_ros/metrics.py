@@ -1,6 +1,6 @@
-"""Pixel-level Cityscapes scores: class IoU, category IoU and their means.
+"""Pixel-level scores of any class set: class IoU, and for Cityscapes category IoU, and their means.
 
-The numbers equal cityscapesscripts' ``evaluation/evalPixelLevelSemanticLabeling.py`` exactly:
+For Cityscapes the numbers equal cityscapesscripts' ``evaluation/evalPixelLevelSemanticLabeling.py`` exactly:
 
 - only pixels whose ground truth is one of the 19 evaluated classes count; ground truth of an
   ignored labelId (trainId 255) is left out entirely, whatever was predicted there;
@@ -23,15 +23,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ImageError
 from liteseg_ros.labels import (
     CATEGORY_NAMES,
-    CLASS_NAMES,
+    CITYSCAPES,
     ID_TO_TRAIN_ID,
     LABELS,
     NUM_CLASSES,
     TRAIN_ID_TO_CATEGORY,
     TRAIN_ID_TO_ID,
+    default_class_set,
 )
 
 #: The largest labelId of the Cityscapes label table (33, "bicycle").
@@ -98,16 +100,16 @@ class ConfusionMatrix:
     :meth:`merge`.
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, class_names: Sequence[str] | None = None):
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if class_names is None:
-            class_names = CLASS_NAMES if num_classes == NUM_CLASSES else [f"class_{i}" for i in range(num_classes)]
-        if len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-        self.num_classes = num_classes
-        self.class_names = tuple(class_names)
-        self.matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
+    def __init__(self, classes: ClassSet | int = CITYSCAPES):
+        """``classes``: the class set scored (its names key the tables), or a class count (its default set)."""
+        if isinstance(classes, int):
+            if classes < 1:
+                raise ValueError(f"num_classes must be >= 1, got {classes}")
+            classes = default_class_set(classes)
+        self.classes = classes
+        self.num_classes = len(classes)
+        self.class_names = classes.names
+        self.matrix = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
         self.frames = 0
 
     def reset(self) -> None:
@@ -176,8 +178,8 @@ class ConfusionMatrix:
         predictions of ignored ids (e.g. 0) count as false negatives of the true class.
         Needs ``num_classes == 19``.
         """
-        if self.num_classes != NUM_CLASSES:
-            raise ValueError("labelIds map to the 19 Cityscapes classes; this matrix has another class count")
+        if self.classes != CITYSCAPES:
+            raise ValueError("labelIds map to the Cityscapes classes; this matrix scores another class set")
         gt = _as_numpy(gt_label_ids)
         pred = _as_numpy(pred_label_ids)
         if gt.shape != pred.shape:
@@ -196,8 +198,8 @@ class ConfusionMatrix:
 
     def category_matrix(self) -> np.ndarray:
         """The 7 x 8 matrix of the Cityscapes categories (last column: "other")."""
-        if self.num_classes != NUM_CLASSES:
-            raise ValueError("categories are defined for the 19 Cityscapes classes only")
+        if self.classes != CITYSCAPES:
+            raise ValueError("categories are defined for the Cityscapes class set only")
         k = len(CATEGORY_NAMES)
         column_of = np.append(TRAIN_ID_TO_CATEGORY, k)  # "other" stays "other"
         collapsed = np.zeros((k, k + 1), dtype=np.int64)
@@ -211,7 +213,7 @@ class ConfusionMatrix:
     def scores(self) -> SegmentationScores:
         """All scores of the counted pixels."""
         class_ious = self.class_iou()
-        if self.num_classes == NUM_CLASSES:
+        if self.classes == CITYSCAPES:
             category_ious = self.category_iou()
             per_category = dict(zip(CATEGORY_NAMES, category_ious))
             category_miou = _mean(category_ious)

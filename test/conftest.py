@@ -234,18 +234,36 @@ def mask_from_node(client: RosClient, log_dir: Path, namespace: str, parameters:
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    """A randomly initialised MobileNetV2 LiteSeg checkpoint (fixed seed) whose masks are not constant.
+def vision_msgs_environment() -> dict[str, str]:
+    """The environment a process needs to import vision_msgs, generated from its message text
+    (test/build_vision_msgs.sh, the rosidl wheels of the test extra, cmake + gcc) into build/vision_msgs."""
+    out = ROOT / "build" / "vision_msgs"
+    build = subprocess.run(["bash", str(ROOT / "test" / "build_vision_msgs.sh"), sys.executable, str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, f"generating vision_msgs failed:\n{build.stdout}\n{build.stderr}"
+    install = out / "install"
+    site = install / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+    def prepend(name: str, value: Path) -> str:
+        return os.pathsep.join([str(value)] + [p for p in os.environ.get(name, "").split(os.pathsep) if p])
+
+    return {"PYTHONPATH": prepend("PYTHONPATH", site), "LD_LIBRARY_PATH": prepend("LD_LIBRARY_PATH", install / "lib"),
+            "AMENT_PREFIX_PATH": prepend("AMENT_PREFIX_PATH", install) + os.pathsep + sys.prefix}
+
+
+def random_weights(path: Path, classes: Any = None) -> Path:
+    """A randomly initialised MobileNetV2 LiteSeg checkpoint (fixed seed) whose masks are not constant, with the
+    class set ``classes`` (default Cityscapes).
 
     Freshly initialised, the classifier bias decides every pixel; without it and with random
     BatchNorm statistics the argmax depends on the image, so tests can tell images apart.
     """
     import torch
 
-    from liteseg_ros.model import build_liteseg, save_checkpoint
+    from liteseg_ros.model import CheckpointMeta, build_liteseg, save_checkpoint
 
     torch.manual_seed(0)
-    model = build_liteseg("mobilenetv2", num_classes=19).eval()
+    model = build_liteseg("mobilenetv2", num_classes=len(classes) if classes else 19).eval()
     with torch.no_grad():
         model.last_conv[6].bias.zero_()
         for module in model.modules():
@@ -253,6 +271,11 @@ def tiny_weights(tmp_path_factory) -> Path:
                 module.weight.normal_(1.0, 0.5)
                 module.bias.normal_(0.0, 0.2)
                 module.running_var.fill_(0.25)
-    path = tmp_path_factory.mktemp("weights") / "liteseg_mobilenetv2_test.pt"
-    save_checkpoint(path, model)
+    save_checkpoint(path, model, CheckpointMeta.for_model(model, classes=classes))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A randomly initialised Cityscapes MobileNetV2 LiteSeg checkpoint (:func:`random_weights`)."""
+    return random_weights(tmp_path_factory.mktemp("weights") / "liteseg_mobilenetv2_test.pt")

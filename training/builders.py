@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from liteseg_ros.datasets.cityscapes import CityscapesDataset
-from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
+from liteseg_ros.classes import ClassSet
+from liteseg_ros.datasets.folders import open_split
+from liteseg_ros.errors import ConfigError, DatasetError, IncompatibleWeightsError, WeightsError
 from liteseg_ros.model import LiteSeg, build_liteseg, load_weights
 from liteseg_ros.model.weights_io import read_weights_file
 from liteseg_ros.training.config import StageSection, TrainConfig
@@ -18,20 +20,38 @@ from liteseg_ros.training.distributed import DistContext
 from liteseg_ros.training.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
+BUNDLED = "bundled"  # init.weights: the model bundled with the package for the backbone
 
 
-def build_datasets(config: TrainConfig, root: str | Path) -> tuple[dict[str, CityscapesDataset], CityscapesDataset]:
-    """Scan every split the run needs (raises DatasetError before any training starts)."""
-    train_sets = {
-        name: CityscapesDataset(root, stage.splits, annotation=stage.annotation) for name, stage in config.stages()
-    }
-    val_set = CityscapesDataset(root, config.data.val_split, annotation="gtFine")
+@dataclasses.dataclass
+class TrainingData:
+    """The checked splits of a run and the class set they share."""
+
+    train_sets: dict[str, Dataset]
+    val_set: Dataset
+    classes: ClassSet
+
+
+def build_datasets(config: TrainConfig, root: str | Path) -> TrainingData:
+    """Scan and check every split the run needs, in whichever layout ``root`` is (Cityscapes, CVAT / VOC,
+    plain); raises DatasetError or ConfigError before anything is trained or written."""
+    train_sets = {name: open_split(root, stage.splits, annotation=stage.annotation) for name, stage in config.stages()}
+    val_set = open_split(root, config.data.val_split, annotation="gtFine")
     for name, dataset in train_sets.items():
         if len(dataset) < config.data.batch_size:
             raise ConfigError(
                 f"stage {name} has {len(dataset)} images, fewer than data.batch_size={config.data.batch_size}"
             )
-    return train_sets, val_set
+        if dataset.classes != val_set.classes:
+            raise DatasetError(f"stage {name}'s splits and the validation split have different class sets")
+    return TrainingData(train_sets, val_set, val_set.classes)
+
+
+def with_data_classes(config: TrainConfig, classes: ClassSet) -> TrainConfig:
+    """``config`` with ``model.num_classes`` set to the data set's class count."""
+    if config.model.num_classes == len(classes):
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=len(classes)))
 
 
 def train_transform(config: TrainConfig) -> TrainTransform:
@@ -126,16 +146,33 @@ def build_model(config: TrainConfig, *, initialise: bool = True) -> LiteSeg:
     if config.init.backbone:
         _load_backbone(model, config.init.backbone)
     elif config.init.weights:
-        source, meta = load_weights(config.init.weights, backbone=spec.backbone)
-        if source.config != model.config:
-            raise IncompatibleWeightsError(
-                f"init.weights {config.init.weights} is a {source.config} model but the config asks for "
-                f"{model.config}: "
-                "set model.* to match"
-            )
-        model.load_state_dict(source.state_dict(), strict=True)
-        log.info("model initialised from %s (%s)", config.init.weights, meta.origin or "our checkpoint")
+        _load_fitting_weights(model, config.init.weights)
     return model
+
+
+def _load_fitting_weights(model: LiteSeg, weights: str) -> None:
+    """Copy every tensor of ``weights`` whose shape fits ``model`` (same architecture; another class count
+    leaves the classifier new, and the log names the new tensors)."""
+    from liteseg_ros.model.bundled import bundled_model_path
+    from liteseg_ros.model.published import resolve_published
+
+    if weights == BUNDLED:
+        path = bundled_model_path(model.config.backbone)
+    else:
+        path = resolve_published(weights, model.config.backbone) or weights
+    source, meta = load_weights(path, backbone=model.config.backbone)
+    if dataclasses.replace(source.config, num_classes=model.num_classes) != model.config:
+        raise IncompatibleWeightsError(f"init.weights {weights} is a {source.config} model but the config asks for "
+                                       f"{model.config}: set model.* to match")
+    theirs, ours = source.state_dict(), model.state_dict()
+    fitting = {key: value for key, value in theirs.items() if key in ours and value.shape == ours[key].shape}
+    new = [key for key in ours if key not in fitting]
+    model.load_state_dict({**ours, **fitting}, strict=True)
+    log.info("model initialised from %s (%s): %d tensors loaded", weights, meta.origin or "our checkpoint",
+             len(fitting))
+    if new:
+        log.info("new (randomly initialised) tensors, for %d classes instead of the weights' %d: %s",
+                 model.num_classes, source.num_classes, ", ".join(new))
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

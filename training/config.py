@@ -33,7 +33,9 @@ class InitSection:
     """Where the starting weights come from (both null: random initialisation)."""
 
     backbone: str | None = None  # a state dict of the backbone alone (e.g. ImageNet MobileNetV2)
-    weights: str | None = None  # a full model: authors' .pth or one of ours (fine-tuning)
+    # a full model (fine-tuning): one of ours, the authors' .pth, "cityscapes" (fetched by liteseg-weights) or
+    # "bundled" (the package's demo model); tensors of another shape (a new class count) start new
+    weights: str | None = None
 
 
 @dataclass

@@ -26,11 +26,18 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Runs the configured stages; ``stop_requested`` (set by a signal handler) ends it after a saved step."""
 
-    def __init__(self, config: TrainConfig, data_root: str | Path, run_dir: str | Path, context: DistContext,
-                 *, resume: bool = False):
+    def __init__(self, config: TrainConfig, data: builders.TrainingData | str | Path, run_dir: str | Path,
+                 context: DistContext, *, resume: bool = False):
+        """``data``: the checked data (:func:`builders.build_datasets`) or its folder; ``config.model.num_classes``
+        follows the data set's class set."""
+        if not isinstance(data, builders.TrainingData):
+            data = builders.build_datasets(config, data)  # data errors surface here, first
+        config = builders.with_data_classes(config, data.classes)
         self.config, self.context, self.run_dir = config, context, Path(run_dir)
-        self.train_sets, val_set = builders.build_datasets(config, data_root)  # data errors surface here, first
-        self.val_data = builders.build_val_dataset(config, val_set)
+        self.classes = data.classes
+        self.train_sets = data.train_sets
+        self.val_data = builders.build_val_dataset(config, data.val_set)
+        log.info("classes (%d): %s", len(self.classes), ", ".join(self.classes.names))
         self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
         self.model = builders.build_model(config, initialise=not resume).to(context.device,
                                                                           memory_format=self.memory_format)
@@ -98,9 +105,8 @@ class Trainer:
             return
         validated = self.state.last_val_iteration == self.state.iteration
         extra = {"iteration": self.state.iteration, "val_miou": self.state.last_miou if validated else None}
-        meta = CheckpointMeta.for_model(
-            self.model, input_size=self._export_input_size(), origin=f"liteseg-train {self.run_dir.name}", extra=extra
-        )
+        meta = CheckpointMeta.for_model(self.model, classes=self.classes, input_size=self._export_input_size(),
+                                        origin=f"liteseg-train {self.run_dir.name}", extra=extra)
         save_checkpoint(self.run_dir / f"{name}.pt", self.model, meta, half=self.config.checkpoint.export_half)
 
     def _export_input_size(self) -> tuple[int, int]:
@@ -259,7 +265,7 @@ class Trainer:
 
     def run_validation(self) -> float | None:
         """Validate (sharded over ranks), log, keep the best checkpoint; returns the class mIoU."""
-        scores = validate(self.model, self.val_data, self.context, self.config.model.num_classes, amp=self.amp)
+        scores = validate(self.model, self.val_data, self.context, self.classes, amp=self.amp)
         miou = scores.miou
         if self.writer:
             self.writer.add_scalar("val/miou", miou or 0.0, self.state.iteration)
@@ -271,15 +277,18 @@ class Trainer:
                 self.config.validation.num_images_logged,
                 self.state.iteration,
                 self.context.device,
+                self.classes,
             )
-        self._record({"iteration": self.state.iteration, "val_miou": miou, "val_category_miou": scores.category_miou})
-        log.info(
-            "validation at iteration %d: class mIoU %.4f, category mIoU %.4f (%d images)",
-            self.state.iteration,
-            miou or 0.0,
-            scores.category_miou or 0.0,
-            scores.frames,
-        )
+            for name, iou in scores.per_class.items():
+                if iou is not None:
+                    self.writer.add_scalar(f"val/iou/{name}", iou, self.state.iteration)
+        self._record({"iteration": self.state.iteration, "val_miou": miou, "val_category_miou": scores.category_miou,
+                      "val_per_class": scores.per_class})
+        category = f", category mIoU {scores.category_miou:.4f}" if scores.category_miou is not None else ""
+        log.info("validation at iteration %d: class mIoU %.4f%s (%d images); per class: %s", self.state.iteration,
+                 miou or 0.0, category, scores.frames,
+                 ", ".join(f"{name} {'n/a' if iou is None else f'{iou:.3f}'}"
+                           for name, iou in scores.per_class.items()))
         self.state.last_miou, self.state.last_val_iteration = (miou if miou is not None else -1.0), self.state.iteration
         if miou is not None and miou > self.state.best_miou:
             self.state.best_miou, self.state.best_iteration = miou, self.state.iteration

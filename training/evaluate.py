@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
+import torch
 
-from liteseg_ros.datasets import CityscapesDataset, read_label_ids
+from liteseg_ros.datasets import read_label_ids
+from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
 from liteseg_ros.tools.cli.common import parse_size, run_cli
@@ -141,36 +143,35 @@ def evaluate_prediction_files(pairs: Sequence[tuple[Path, Path]], workers: int =
 
 def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int, int] | None = None,
                    device: str = "auto", precision: str = "auto", backbone: str | None = None,
-                   workers: int = 2) -> ConfusionMatrix:
-    """Score a model's trainId masks on a dataset split at full label resolution.
+                   workers: int = 2, class_map: str | None = None) -> ConfusionMatrix:
+    """Score a model's masks on a data set split (Cityscapes, CVAT / VOC or plain) at full label resolution,
+    with the model's class set (or ``class_map``'s merged classes, the ground truth merged alike).
 
     The network input is ``input_size``, else the checkpoint's training size, else the first image's size
     (full resolution, as the authors' demo runs); masks are resized back to each image.
     """
-    dataset = CityscapesDataset(data, split)  # validates the tree before the model is loaded
+    dataset = open_split(data, split)  # checks the data set before the model is loaded
 
     from liteseg_ros.inference.segmenter import Segmenter
     from liteseg_ros.model import load_weights
 
     _, meta = load_weights(weights, backbone=backbone)  # checks the file and --backbone; metadata
-    size = input_size or meta.input_size or _image_size(dataset.samples[0].image)
+    if meta.classes.names != dataset.classes.names:
+        raise DatasetError(f"{data} is labelled with the classes {', '.join(dataset.classes.names)} but {weights} "
+                           f"predicts {', '.join(meta.classes.names)}: evaluate a model trained on this class set")
+    size = input_size or meta.input_size or dataset[0][1].shape
     # from the path, so that the Segmenter normalises with the checkpoint's own mean/std
-    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size)
+    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size, class_map=class_map)
     LOG.info("evaluating %s (%s) on %d %s images, network input %dx%d, %s", weights, meta.backbone, len(dataset),
              split, size[0], size[1], segmenter.description)
-    matrix = ConfusionMatrix(meta.num_classes, meta.class_names)
+    matrix = ConfusionMatrix(segmenter.classes)
+    merge = segmenter.class_map.mask if segmenter.class_map else None
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
-        matrix.update(label, segmenter.segment(image, outputs=("mask",)).mask)
+        truth = merge(torch.from_numpy(label)).numpy() if merge else label
+        matrix.update(truth, segmenter.segment(image, outputs=("mask",)).mask)
         if index % 50 == 0:
             LOG.info("%d / %d images", index, len(dataset))
     return matrix
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.height, image.width
 
 
 def _cell(value: float | None) -> str:
@@ -193,7 +194,8 @@ def format_table(scores: SegmentationScores) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Cityscapes pixel-level evaluation (class and category IoU, as cityscapesscripts computes them).",
+        description="Pixel-level evaluation: class IoU of the model's class set on a CVAT / VOC, plain or Cityscapes "
+                    "data set (Cityscapes: also category IoU, as cityscapesscripts computes them).",
     )
     files = parser.add_argument_group("score prediction files")
     files.add_argument("--pred-dir", help="folder of labelId prediction PNGs named <city>_<seq>_<frame>*.png")
@@ -201,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("score a model")
     model.add_argument("--weights", help="checkpoint or authors' .pth file")
     model.add_argument("--backbone", help="backbone of an authors' weights file, if it cannot be detected")
-    model.add_argument("--data", help="Cityscapes root (holding leftImg8bit/ and gtFine/)")
+    model.add_argument("--data", help="data set folder: a CVAT 'Segmentation mask 1.1' / PASCAL VOC export, the plain "
+                                      "layout (classes.yaml, images/, masks/) or Cityscapes (leftImg8bit/, gtFine/)")
+    model.add_argument("--class-map", help="a class map YAML: score the merged classes (ground truth merged alike)")
     model.add_argument("--split", default="val", help="dataset split (default: val)")
     model.add_argument("--input-size", type=parse_size, metavar="HxW",
                        help="network input size (default: the checkpoint's, else the images' full resolution)")
@@ -231,7 +235,7 @@ def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
             parser.error("--weights and --data go together")
         matrix = evaluate_model(args.weights, args.data, args.split, input_size=args.input_size,
                                 device=args.device, precision=args.precision, backbone=args.backbone,
-                                workers=args.workers)
+                                workers=args.workers, class_map=args.class_map)
     return matrix.scores()
 
 

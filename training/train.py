@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = resolve_config(args)
         context = init_distributed(config.runtime.device)
+        from liteseg_ros.training import builders
+
+        data = builders.build_datasets(config, args.data)  # checked before anything is written
+        config = builders.with_data_classes(config, data.classes)
         setup_logging(args.out, args.log_level, context.is_main)
         seed_everything(config, context)
         if context.is_main:
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                               "pip install 'liteseg_ros[train]'")
         from liteseg_ros.training.engine import Trainer
 
-        trainer = Trainer(config, args.data, args.out, context, resume=args.resume)
+        trainer = Trainer(config, data, args.out, context, resume=args.resume)
         if args.benchmark_loader:
             benchmark_loader(trainer, args.benchmark_loader)
             return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from liteseg_ros.labels import colorize
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 from liteseg_ros.training.distributed import DistContext, sum_array
@@ -20,12 +20,12 @@ def predict(model: torch.nn.Module, image: torch.Tensor, device: torch.device, a
 
 
 def validate(
-    model: torch.nn.Module, dataset, context: DistContext, num_classes: int, *, amp: bool = False
+    model: torch.nn.Module, dataset, context: DistContext, classes: ClassSet | int, *, amp: bool = False
 ) -> SegmentationScores:
     """Evaluate at the labels' resolution; each rank takes every world_size-th image, counts are summed."""
     was_training = model.training
     model.eval()
-    matrix = ConfusionMatrix(num_classes)
+    matrix = ConfusionMatrix(classes)
     try:
         for index in range(context.rank, len(dataset), context.world_size):
             image, label = dataset[index]
@@ -45,8 +45,10 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     return rgb.permute(1, 2, 0).numpy()
 
 
-def write_sample_images(writer, model: torch.nn.Module, dataset, count: int, step: int, device: torch.device) -> None:
-    """Input | ground truth | prediction, side by side, for the first ``count`` validation images."""
+def write_sample_images(writer, model: torch.nn.Module, dataset, count: int, step: int, device: torch.device,
+                        classes: ClassSet) -> None:
+    """Input | ground truth | prediction (in the class set's colours), side by side, for the first ``count``
+    validation images."""
     was_training = model.training
     model.eval()
     try:
@@ -54,7 +56,7 @@ def write_sample_images(writer, model: torch.nn.Module, dataset, count: int, ste
             image, label = dataset[index]
             prediction = predict(model, image, device).cpu().numpy().astype(np.uint8)
             truth = label.numpy().astype(np.uint8)
-            panel = np.concatenate([denormalize(image), colorize(truth), colorize(prediction)], axis=1)
+            panel = np.concatenate([denormalize(image), classes.colorize(truth), classes.colorize(prediction)], axis=1)
             writer.add_image(f"val/sample_{index}", panel, step, dataformats="HWC")
     finally:
         model.train(was_training)

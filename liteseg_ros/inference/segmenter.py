@@ -66,8 +66,8 @@ from liteseg_ros.inference.stages import (
     opencv_blend_is_exact,
     rgb_view,
 )
+from liteseg_ros.labels import default_class_set
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
-from liteseg_ros.model.checkpoint import default_class_set
 from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import torch
 
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ClassSetError, IncompatibleWeightsError, WeightsError
-from liteseg_ros.labels import CITYSCAPES, NUM_CLASSES
+from liteseg_ros.labels import CITYSCAPES, NUM_CLASSES, default_class_set
 from liteseg_ros.model.liteseg import IMAGENET_MEAN, IMAGENET_STD, LiteSeg, LiteSegConfig
 from liteseg_ros.model.official import detect_backbone, match_state_dict, unwrap_state_dict
 from liteseg_ros.model.weights_io import read_weights_file
@@ -87,13 +87,6 @@ class CheckpointMeta:
                 f"{what} names {len(classes)} classes but its classifier has {meta.num_classes}: the file is "
                 f"inconsistent; write it again with liteseg-train or liteseg-convert")
         return meta
-
-
-def default_class_set(num_classes: int) -> ClassSet:
-    """Cityscapes for 19 classes (the authors' checkpoints, bare networks); ``class 0`` ... otherwise."""
-    if num_classes == NUM_CLASSES:
-        return CITYSCAPES
-    return ClassSet.from_names([f"class {i}" for i in range(num_classes)])
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.errors import BagError, ImageError
+from liteseg_ros.outputs import OUTPUTS
 from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
@@ -35,6 +36,7 @@ class ReplayOptions:
     overlay_every: int = 0  # write every Nth overlay as PNG into OUT/overlays (0 = none)
     rate: float = 1.0  # live: multiple of the recorded rate
     node_namespace: str = "/liteseg"  # live: where the node publishes mask/color_mask/overlay
+    class_map: Path | None = None  # offline: merge the model's classes (liteseg_ros.class_map)
 
     @property
     def out_bag(self) -> Path:
@@ -64,24 +66,26 @@ class _Replayer:
 
     def __init__(self, options: ReplayOptions, segmenter, source: BagSource, sink: BagSink):
         self.options, self.segmenter, self.source, self.sink = options, segmenter, source, sink
-        self.matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
+        self.matcher = StampMatcher(options.gt_encoding, classes=segmenter.model_classes,
+                                    class_map=segmenter.class_map) if source.gt_topic else None
         self.latencies: list[float] = []
         self.report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="offline",
-                                   model=segmenter.description,
-                                   latency_definition="decode + segment per frame (Segmenter, mask+colour+overlay)")
+                                   model=segmenter.description, classes=segmenter.classes.to_dict(),
+                                   class_map=segmenter.class_map.to_dict() if segmenter.class_map else None,
+                                   latency_definition="decode + segment per frame (Segmenter, every output)")
 
     def _on_image(self, message) -> None:
         self.sink.write_copy(message)
         start = time.perf_counter()
         try:
             image, encoding = decode_image(message)
-            result = self.segmenter.segment(image, encoding=encoding)
+            result = self.segmenter.segment(image, encoding=encoding, outputs=OUTPUTS)
         except ImageError as error:
             self.report.rejected_frames += 1
             LOG.warning("frame at %.3f s rejected: %s", stamp_ns(message.msg.header) / 1e9, error)
             return
         self.latencies.append(time.perf_counter() - start)
-        outputs = {"mask": result.mask, "color": result.color, "overlay": result.overlay}
+        outputs = {name: getattr(result, name) for name in OUTPUTS}
         self.sink.write_outputs(message.timestamp_ns, message.msg.header, outputs)
         write_overlay_png(self.options, self.report.frames, result.overlay)
         self.report.frames += 1

@@ -41,6 +41,8 @@ class ReplayReport:
     latency_definition: str = ""
     per_class: dict[str, float | None] = field(default_factory=dict)
     per_category: dict[str, float | None] = field(default_factory=dict)
+    classes: dict[str, Any] = field(default_factory=dict)  # the published class set: names, colours
+    class_map: dict[str, Any] | None = None  # the class map that made it from the model's, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +64,9 @@ class ReplayReport:
             f"max {fmt(lat['max'])} ms",
             f"- class mIoU: {fmt(self.miou)}, category mIoU: {fmt(self.category_miou)} over {self.gt_frames} frames",
         ]
+        if self.classes:
+            lines.append(f"- classes: {', '.join(self.classes['names'])}"
+                         + (f" (class map {self.class_map['path']})" if self.class_map else ""))
         if self.per_class:
             lines += ["", "| class | IoU |", "|---|---|"] + [f"| {k} | {fmt(v)} |" for k, v in self.per_class.items()]
         if self.per_category:

@@ -23,9 +23,8 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, LiteSegError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import export_onnx
-from liteseg_ros.labels import NUM_CLASSES
+from liteseg_ros.labels import NUM_CLASSES, default_class_set
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
-from liteseg_ros.model.checkpoint import default_class_set
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
 LOG = logging.getLogger("liteseg-export")

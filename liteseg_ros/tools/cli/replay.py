@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default 360x640)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--class-map", type=Path, help="a class map YAML merging the model's classes (offline)")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="none",
                         help="output bag compression (zstd: per message, as ros2 bag record's message mode)")
@@ -54,6 +55,9 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
 
     if not args.live and args.weights is None:
         args.weights = bundled_model_path()
+    if args.live and args.class_map is not None:
+        raise BagError("--class-map merges classes in an offline replay; in a live replay set the node's class_map "
+                       "parameter")
     if args.rate <= 0:
         raise BagError(f"--rate must be positive, got {args.rate}")
     if (args.out / "bag").exists():
@@ -73,6 +77,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         overlay_every=args.overlays,
         rate=args.rate,
         node_namespace=args.node_namespace,
+        class_map=args.class_map,
     )
 
 
@@ -90,7 +95,8 @@ def _main(argv: list[str] | None) -> int:
         from liteseg_ros.inference.segmenter import Segmenter
 
         segmenter = Segmenter(
-            str(options.weights), device=options.device, precision=options.precision, input_size=options.input_size
+            str(options.weights), device=options.device, precision=options.precision, input_size=options.input_size,
+            class_map=options.class_map,
         )
         report = run_offline(options, segmenter)
     if args.json:

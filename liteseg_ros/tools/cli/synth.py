@@ -1,6 +1,8 @@
-"""liteseg-synth: synthetic street scenes in the Cityscapes layout, or a synthetic drive as a rosbag2 bag.
+"""liteseg-synth: synthetic street scenes in the Cityscapes layout or as a CVAT export of a robot's own classes,
+or a synthetic drive as a rosbag2 bag.
 
   liteseg-synth --out DIR --train N --val M --height H --width W --seed S [--test K] [--extra E] [--no-coarse]
+  liteseg-synth --out DIR --layout cvat --train N --val M --height H --width W --seed S
   liteseg-synth --bag OUT --frames N --height H --width W --seed S [--rate HZ] [--storage sqlite3|mcap]
                 [--compressed] [--image-topic T] [--gt-topic T]
 """
@@ -20,12 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liteseg-synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", help="new (or empty) directory for a Cityscapes-layout tree")
+    target.add_argument("--out", help="new (or empty) directory for a data set (--layout)")
     target.add_argument("--bag", help="new rosbag2 bag directory for a synthetic drive")
     parser.add_argument("--height", type=int, default=256, help="image rows (default 256)")
     parser.add_argument("--width", type=int, default=512, help="image columns (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default 0)")
-    tree = parser.add_argument_group("Cityscapes tree (--out)")
+    tree = parser.add_argument_group("data set (--out)")
+    tree.add_argument("--layout", choices=("cityscapes", "cvat"), default="cityscapes",
+                      help="cityscapes (19 classes, gtFine/gtCoarse) or cvat: a CVAT 'Segmentation mask 1.1' export "
+                           "with 5 robot classes (background, drivable, building, vegetation, obstacle)")
     tree.add_argument("--train", type=int, default=0, help="frames in train (gtFine + gtCoarse)")
     tree.add_argument("--val", type=int, default=0, help="frames in val (gtFine + gtCoarse)")
     tree.add_argument("--test", type=int, default=0, help="frames in test (gtFine holds only the ego vehicle)")
@@ -45,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_tree(args: argparse.Namespace) -> dict:
+    if args.layout == "cvat":
+        from liteseg_ros.tools.synthetic.cvat_writer import write_cvat_export
+
+        if args.test or args.extra:
+            raise ConfigError("--test and --extra are Cityscapes splits; a CVAT export has train and val")
+        return asdict(write_cvat_export(args.out, train=args.train, val=args.val, height=args.height,
+                                        width=args.width, seed=args.seed))
     from liteseg_ros.tools.synthetic.cityscapes_writer import write_cityscapes_tree
 
     summary = write_cityscapes_tree(args.out, train=args.train, val=args.val, test=args.test, extra=args.extra,

@@ -1,0 +1,115 @@
+"""Writes synthetic frames as CVAT exports them in "Segmentation mask 1.1" (the PASCAL VOC layout), with a
+robot's own class set instead of Cityscapes': the street scenes' labels merged into :data:`ROBOT_CLASSES`.
+
+::
+
+    labelmap.txt                        # label:color_rgb:parts:actions, then name:r,g,b:: per class
+    JPEGImages/<stem>.jpg
+    SegmentationClass/<stem>.png        # RGB in the labelmap's colours
+    SegmentationObject/<stem>.png       # RGB, one colour per object (as CVAT writes it; not read for training)
+    ImageSets/Segmentation/{train,val}.txt
+
+The tree is written next to ``out`` and renamed into place at the end (no half-written export).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from liteseg_ros.classes import ClassSet, distinct_colors
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.labels import LABEL_BY_NAME
+from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
+from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
+
+#: A delivery robot's classes and the Cityscapes labels each takes; every other label is background (id 0).
+ROBOT_CLASSES: tuple[tuple[str, tuple[int, int, int], tuple[str, ...]], ...] = (
+    ("background", (0, 0, 0), ()),
+    ("drivable", (128, 64, 128), ("road", "sidewalk", "parking")),
+    ("building", (70, 70, 70), ("building", "wall", "fence", "guard rail", "bridge", "tunnel")),
+    ("vegetation", (107, 142, 35), ("vegetation", "terrain")),
+    ("obstacle", (220, 20, 60), ("person", "rider", "car", "truck", "bus", "caravan", "trailer", "train",
+                                 "motorcycle", "bicycle")),
+)
+ROBOT_CLASS_SET = ClassSet(tuple(name for name, _, _ in ROBOT_CLASSES), tuple(color for _, color, _ in ROBOT_CLASSES))
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What :func:`write_cvat_export` wrote."""
+
+    root: Path
+    height: int
+    width: int
+    seed: int
+    frames: dict[str, int]
+    classes: tuple[str, ...]
+
+
+def label_id_to_robot_class() -> np.ndarray:
+    """uint8 lookup table Cityscapes labelId -> robot class id (background for unlisted labels)."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for class_id, (_, _, members) in enumerate(ROBOT_CLASSES):
+        for member in members:
+            lut[LABEL_BY_NAME[member].id] = class_id
+    return lut
+
+
+def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, width: int, seed: int) -> ExportSummary:
+    """Render ``train`` and ``val`` frames into a CVAT "Segmentation mask 1.1" export at ``out`` (which must not
+    exist or be empty; missing parent folders are created). The same arguments give the same files."""
+    out = Path(out)
+    check_size(height, width)
+    check_seed(seed)
+    if min(train, val) < 0 or train + val == 0:
+        raise ConfigError("ask for at least one train or val frame (counts >= 0)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not an empty directory: choose a new output path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        _write_tree(staging, {"train": train, "val": val}, height, width, seed)
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportSummary(out, height, width, seed, {"train": train, "val": val}, ROBOT_CLASS_SET.names)
+
+
+def _write_tree(root: Path, counts: dict[str, int], height: int, width: int, seed: int) -> None:
+    for folder in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{name}:{r},{g},{b}::" for name, (r, g, b) in zip(ROBOT_CLASS_SET.names, ROBOT_CLASS_SET.colors)]
+    (root / "labelmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    palette, lut = ROBOT_CLASS_SET.palette(), label_id_to_robot_class()
+    for split, count in counts.items():
+        stems = []
+        for index in range(count):
+            stem = f"{split}_{index:05d}"
+            rgb, label_ids, instance_ids = render_scene(frame_rng(seed, split, index), height, width)
+            Image.fromarray(rgb, "RGB").save(root / "JPEGImages" / f"{stem}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(palette[lut[label_ids]], "RGB").save(root / "SegmentationClass" / f"{stem}.png")
+            Image.fromarray(_object_colors(instance_ids), "RGB").save(root / "SegmentationObject" / f"{stem}.png")
+            stems.append(stem)
+        if count:
+            (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+
+
+def _object_colors(instance_ids: np.ndarray) -> np.ndarray:
+    """One distinct colour per object instance (ids >= 1000), black elsewhere."""
+    objects = np.where(instance_ids >= 1000, instance_ids, 0)
+    values, inverse = np.unique(objects, return_inverse=True)
+    colors = np.array([(0, 0, 0)] + list(distinct_colors(max(len(values) - 1, 0))), dtype=np.uint8)
+    if values[0] != 0:
+        colors = colors[1:]
+    return colors[inverse.reshape(objects.shape)]
