@@ -81,10 +81,10 @@ CITYSCAPES = ClassSet(CLASS_NAMES, tuple(lb.color for lb in TRAIN_LABELS))
 
 def default_class_set(num_classes: int) -> ClassSet:
     """The class set of a model that does not name its classes: Cityscapes for 19 (the authors' checkpoints,
-    bare networks), ``class 0``, ``class 1``, ... otherwise."""
+    bare networks), ``class_0``, ``class_1``, ... otherwise."""
     if num_classes == NUM_CLASSES:
         return CITYSCAPES
-    return ClassSet.from_names([f"class {i}" for i in range(num_classes)])
+    return ClassSet.from_names([f"class_{i}" for i in range(num_classes)])
 
 #: The 7 evaluated categories, in cityscapesscripts' order (categoryId 1..7).
 CATEGORY_NAMES: tuple[str, ...] = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")

@@ -105,5 +105,5 @@ def colors_to_ids(rgb: np.ndarray, classes: ClassSet) -> tuple[np.ndarray, dict[
     unknown: dict[tuple[int, int, int], int] = {}
     if not found.all():
         values, counts = np.unique(code[~found], return_counts=True)
-        unknown = {((v >> 16) & 255, (v >> 8) & 255, v & 255): int(c) for v, c in zip(values, counts)}
+        unknown = {(int(v >> 16) & 255, int(v >> 8) & 255, int(v) & 255): int(c) for v, c in zip(values, counts)}
     return ids, unknown

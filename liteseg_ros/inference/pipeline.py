@@ -101,17 +101,18 @@ class PipelineStages:
 
     def confidence(self, logits: torch.Tensor, classes: torch.Tensor,
                    nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """The probability of each pixel's class x 255 (uint8): the softmax of the logits, resampled like the
-        classes (bilinear for ``logits``, nearest for ``mask``), at the pixel's class."""
-        probabilities = torch.softmax(logits[0].float(), dim=0)
-        height, width = classes.shape
+        """The probability of each pixel's class x 255 (uint8): the softmax of the logits the classes' argmax is
+        taken from (bilinear at the output size for ``logits``; at the network's size, then nearest, for
+        ``mask``)."""
         if self.upsample == "mask":
             rows, cols = nearest
-            probabilities = probabilities.index_select(1, rows).index_select(2, cols)
-        elif tuple(probabilities.shape[1:]) != (height, width):
-            probabilities = F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
-                                          align_corners=False)[0]
-        winner = probabilities.gather(0, classes.long().unsqueeze(0))[0]
+            probabilities = torch.softmax(logits[0].float(), dim=0)
+            winner = probabilities.max(dim=0).values.index_select(0, rows).index_select(1, cols)
+        else:
+            if tuple(logits.shape[2:]) != tuple(classes.shape):
+                logits = F.interpolate(logits.float(), size=tuple(classes.shape), mode="bilinear", align_corners=False)
+            probabilities = torch.softmax(logits[0].float(), dim=0)
+            winner = probabilities.gather(0, classes.long().unsqueeze(0))[0]
         return winner.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
     def colour(self, classes: torch.Tensor) -> torch.Tensor:

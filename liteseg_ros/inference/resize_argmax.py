@@ -159,13 +159,13 @@ def sparse_values(pixels_last: torch.Tensor, rows: AxisMap, cols: AxisMap, ys: t
     return total
 
 
-def dense_argmax(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded,
+def dense_values(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded,
                  active: torch.Tensor | None = None) -> torch.Tensor:
-    """The class of the resampled logits at every pixel of ``rows``' band, uint8 (band rows x W).
+    """The resampled logits of every class at every pixel of ``rows``' band, as blocks x C x band rows x block.
 
     ``column_windows`` are the logits' columns each column block reads (C x h x (blocks * span)): resampled
     along rows first, then each block's columns by its matrix, in one batched product. With ``active`` (column
-    block indices) only those blocks are computed; the others are 0."""
+    block indices) only those blocks are computed and returned."""
     classes = column_windows.shape[0]
     resampled_rows = along_rows(column_windows, rows, dim=1)  # C x band rows x (blocks * span)
     height = resampled_rows.shape[1]
@@ -174,8 +174,15 @@ def dense_argmax(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded,
     if active is not None:
         windows, weights = windows.index_select(2, active), weights.index_select(0, active)
     windows = windows.reshape(classes * height, -1, cols.span).transpose(0, 1)
-    values = torch.bmm(windows, weights)  # blocks x (C * rows) x block
-    best = first_argmax(values.view(-1, classes, height, cols.block), dim=1)  # blocks x rows x block
+    return torch.bmm(windows, weights).view(-1, classes, height, cols.block)  # blocks x C x rows x block
+
+
+def dense_argmax(column_windows: torch.Tensor, rows: AxisMap, cols: BlockBanded,
+                 active: torch.Tensor | None = None) -> torch.Tensor:
+    """The class of the resampled logits at every pixel of ``rows``' band, uint8 (band rows x W), from
+    :func:`dense_values`; blocks left out of ``active`` are 0."""
+    best = first_argmax(dense_values(column_windows, rows, cols, active), dim=1)  # blocks x rows x block
+    height = best.shape[1]
     if active is not None:
         computed, best = best, torch.zeros((cols.blocks, height, cols.block), dtype=torch.uint8)
         best.index_copy_(0, active, computed)
