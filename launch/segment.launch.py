@@ -42,6 +42,8 @@ PARAMETER_ARGUMENTS = {
     "input_height": (int, "Network input height in pixels (empty: params file)"),
     "device": (str, "auto, cpu, cuda or cuda:N (empty: params file)"),
     "optimize": (str, "auto, none (eager PyTorch) or a comma-separated list of optimisations (empty: params file)"),
+    "class_map": (str, "A class map YAML merging the model's classes into the published ones, e.g. the "
+                       "package's config/class_map_robot.yaml (empty: params file, by default none)"),
     "output_size": (str, "Resolution of the outputs: camera, network or WIDTHxHEIGHT such as 640x360 "
                          "(empty: params file, by default camera)"),
     "cameras": (lambda text: [name.strip() for name in text.strip("[]").split(",") if name.strip()],

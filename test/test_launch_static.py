@@ -32,7 +32,7 @@ PARAMS_FILE = ROOT / "config" / "liteseg.yaml"
 RVIZ_FILE = ROOT / "config" / "liteseg.rviz"
 DOCUMENTED_LAUNCH_ARGUMENTS = {
     "backbone", "weights", "image_topic", "input_width", "input_height", "device", "params_file", "namespace", "rviz",
-    "managed", "autostart", "cameras", "output_size", "dds_profile",
+    "managed", "autostart", "cameras", "output_size", "dds_profile", "class_map",
 }
 
 
@@ -157,7 +157,7 @@ def test_rviz_config_shows_overlay_and_colour_mask():
     config = yaml.safe_load(RVIZ_FILE.read_text(encoding="utf-8"))
     displays = config["Visualization Manager"]["Displays"]
     images = {d["Topic"]["Value"]: d for d in displays if d["Class"] == "rviz_default_plugins/Image"}
-    assert set(images) == {f"/{NODE_NAME}/overlay", f"/{NODE_NAME}/color_mask"}
+    assert set(images) == {f"/{NODE_NAME}/overlay", f"/{NODE_NAME}/color_mask", f"/{NODE_NAME}/confidence"}
     assert all(display["Enabled"] for display in images.values())
     assert {panel["Class"] for panel in config["Panels"]} >= {"rviz_common/Displays"}
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]
@@ -170,7 +170,8 @@ def test_rviz_config_shows_overlay_and_colour_mask():
 ROSDEP_KEYS = {
     "rclpy": "ros: rclpy", "sensor_msgs": "ros: common_interfaces", "std_msgs": "ros: common_interfaces",
     "diagnostic_msgs": "ros: common_interfaces", "rcl_interfaces": "ros: rcl_interfaces",
-    "lifecycle_msgs": "ros: rcl_interfaces", "ament_index_python": "ros: ament_index", "launch": "ros: launch",
+    "lifecycle_msgs": "ros: rcl_interfaces",
+    "vision_msgs": "ros: vision_msgs", "ament_index_python": "ros: ament_index", "launch": "ros: launch",
     "launch_ros": "ros: launch_ros", "launch_testing": "ros: launch", "launch_testing_ros": "ros: launch_ros",
     "rviz2": "ros: rviz", "python3-numpy": "apt", "python3-pil": "apt", "python3-yaml": "apt",
     "python3-torch": "apt", "python3-opencv": "apt", "python3-pytest": "apt", "python3-pytest-timeout": "apt",

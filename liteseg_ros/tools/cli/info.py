@@ -1,4 +1,5 @@
-"""liteseg-info: parameters, multiply-accumulates and strides of LiteSeg (optionally eager CPU forward time)."""
+"""liteseg-info: parameters, multiply-accumulates and strides of LiteSeg (optionally eager CPU forward time); with
+--weights also the model's class set."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 import torch
 
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
 from liteseg_ros.tools.cli.common import parse_size, run_cli
@@ -38,14 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configs(args: argparse.Namespace) -> list[LiteSegConfig]:
+def _configs(args: argparse.Namespace) -> list[tuple[LiteSegConfig, ClassSet | None]]:
     if args.weights:
-        return [load_weights(args.weights)[0].config]
+        model, meta = load_weights(args.weights)
+        return [(model.config, meta.classes)]
     names = BACKBONES if args.backbone == "all" else (args.backbone,)
-    return [LiteSegConfig(backbone=name) for name in names]
+    return [(LiteSegConfig(backbone=name), None) for name in names]
 
 
-def _row(config: LiteSegConfig, args: argparse.Namespace) -> dict:
+def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespace) -> dict:
     figures = measure_complexity(config, args.size)
     row = {
         "backbone": figures.backbone,
@@ -61,12 +64,15 @@ def _row(config: LiteSegConfig, args: argparse.Namespace) -> dict:
 
         torch.set_num_threads(args.threads)
         row["eager_cpu_ms"] = round(median_ms(time_eager_forward(LiteSeg(config), args.size, iters=args.iters)), 1)
+    if classes is not None:
+        row["classes"] = classes.to_dict()
     return row
 
 
 def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
     header = list(COLUMNS) + ([f"eager CPU fwd ms ({args.threads} thr, median)"] if args.time else [])
-    lines = [header] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()] for row in rows]
+    lines = [header] + [[f"{v:,}" if isinstance(v, int) else str(v) for k, v in row.items() if k != "classes"]
+                        for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for index, line in enumerate(lines):
         print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
@@ -74,11 +80,16 @@ def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
             print("  ".join("-" * width for width in widths))
     print(f"\nMACs counted with {MAC_COUNTER}.")
     print("Params incl. ImageNet head: the unused classifier kept in the authors' checkpoints (paper Table III).")
+    for row in rows:
+        if "classes" in row:
+            names, colors = row["classes"]["names"], row["classes"]["colors"]
+            print(f"\nclasses ({len(names)}): " + ", ".join(f"{i} {name} {tuple(color)}"
+                                                          for i, (name, color) in enumerate(zip(names, colors))))
 
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    rows = [_row(config, args) for config in _configs(args)]
+    rows = [_row(config, classes, args) for config, classes in _configs(args)]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
