@@ -103,12 +103,12 @@ def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_mio
     topic_in = "/camera/image_raw"
     out = read_bag(tmp_path / "out" / "bag")
     copied = {topic_in, "/camera/labels", "/camera/camera_info"}  # the camera, its ground truth and camera_info
-    assert set(out) == copied | {"/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"}
+    assert set(out) == copied | {"/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay", "/liteseg/confidence"}
     recorded = read_bag(bag)
     for topic in copied:
         assert [(t, _stamp(m)) for t, m in out[topic]] == [(t, _stamp(m)) for t, m in recorded[topic]], topic
     inputs = recorded[topic_in]
-    for name in ("/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay"):
+    for name in ("/liteseg/mask", "/liteseg/color_mask", "/liteseg/overlay", "/liteseg/confidence"):
         assert [(_stamp(m), m.header.frame_id) for _, m in out[name]] == [(_stamp(m), "camera") for _, m in inputs]
     masks, truths = {}, {}
     for (_, image_msg), (_, mask_msg) in zip(inputs, out["/liteseg/mask"]):
@@ -129,6 +129,35 @@ def test_replay_writes_one_mask_per_image_with_its_header_and_the_evaluators_mio
         assert report["per_class"][name] == (None if iou is None else pytest.approx(iou, abs=1e-12))
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["miou"] == report["miou"] and "class mIoU" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_replay_with_a_class_map_scores_and_records_the_merged_classes(tmp_path, weights):
+    from liteseg_ros.class_map import load_class_map
+    from liteseg_ros.inference.segmenter import Segmenter
+    from liteseg_ros.labels import CITYSCAPES
+
+    class_map = tmp_path / "map.yaml"
+    class_map.write_text("classes:\n  - {name: drivable, color: [128, 64, 128], from: [road, sidewalk]}\n"
+                         "other: {name: rest, color: [0, 0, 0]}\n")
+    bag = write_bag(tmp_path / "in", frames=3)
+    run = replay(bag, tmp_path / "out", weights, "--gt-topic", "/camera/labels", "--class-map", str(class_map))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["classes"]["names"] == ["drivable", "rest"] and report["class_map"]["path"] == str(class_map)
+    assert list(report["per_class"]) == ["drivable", "rest"] and report["per_category"] == {}
+    mapping = load_class_map(class_map, CITYSCAPES)
+    segmenter = Segmenter(str(weights), device="cpu", input_size=(64, 96), class_map=mapping)
+    out, matrix = read_bag(tmp_path / "out" / "bag"), ConfusionMatrix(mapping.classes)
+    truths = {_stamp(m): np.asarray(m.data).reshape(64, 96) for _, m in out["/camera/labels"]}
+    for (_, image), (_, mask), (_, confidence) in zip(out["/camera/image_raw"], out["/liteseg/mask"],
+                                                      out["/liteseg/confidence"]):
+        expected = segmenter.segment(np.asarray(image.data).reshape(64, 96, 3), outputs=("mask", "confidence"))
+        assert np.array_equal(np.asarray(mask.data).reshape(64, 96), expected.mask)
+        assert confidence.encoding == "mono8" and _stamp(confidence) == _stamp(image)
+        assert np.array_equal(np.asarray(confidence.data).reshape(64, 96), expected.confidence)
+        truth = mapping.mask(torch.from_numpy(ID_TO_TRAIN_ID[truths[_stamp(image)]])).numpy()
+        matrix.update(truth, expected.mask)
+    assert report["miou"] == pytest.approx(matrix.scores().miou, abs=1e-12)
 
 
 def test_trainid_ground_truth_and_overlay_pngs(tmp_path, weights):

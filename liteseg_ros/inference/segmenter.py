@@ -164,8 +164,7 @@ class Segmenter:
     def _set_classes(self, network: Any, model_classes: ClassSet | None, class_map: Any) -> Any:
         """Set ``model_classes`` (the network's), ``class_map`` and ``classes`` (the published ones); return the
         network, merging its logits when there is a class map."""
-        with torch.inference_mode():
-            count = int(network(self.example_input()).shape[1])
+        count = self._network_classes  # probed by _prepare
         self.model_classes = model_classes or default_class_set(count)
         if len(self.model_classes) != count:
             raise ConfigError(f"the network predicts {count} classes but its class set names "
@@ -357,6 +356,7 @@ class Segmenter:
             classes, low_height, low_width = network(example).shape[1:]
         if classes > MAX_CLASSES:
             raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
+        self._network_classes = int(classes)
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
         if self._precision == "int8":

@@ -3,8 +3,9 @@
 #   1. a fresh venv with only torch==2.13.0 and `pip install .[ros]` from a clean copy of the tree (not editable);
 #   2. segmentation_node on its defaults answers one frame from a plain rclpy publisher with the right mask;
 #   3. liteseg-synth --bag + liteseg-replay offline; liteseg-quantize on that bag and a replay of its INT8 model;
-#   4. without `onnx` (it has no rosdep key): the node still works, with exactly one more warning line;
-#   5. the test suite collects (optional test dependencies skip, nothing fails to import).
+#   4. a model of the user's own classes with a class map: the node publishes the merged ids, colours, confidence;
+#   5. without `onnx` (it has no rosdep key): the node still works, with exactly one more warning line;
+#   6. the test suite collects (optional test dependencies skip, nothing fails to import).
 # Usage: test/road/check_user_road.sh [PYTHON]   (default python3; set ROAD_KEEP=1 to keep the work folder)
 set -euo pipefail
 PYTHON=${1:-python3}
@@ -85,6 +86,18 @@ BUNDLED=$("$VENV/python" -c "from liteseg_ros.model.bundled import bundled_model
   --gt-topic /camera/labels --input-size 180x320 --json >"$WORK/replay_int8.json" 2>"$WORK/replay_int8.log" \
   || { cat "$WORK/replay_int8.log" >&2; die "liteseg-replay cannot run the INT8 model"; }
 grep -q "int8 cpu 180x320 (onnxruntime)" "$WORK/replay_int8.log" || die "the INT8 model did not run on onnxruntime"
+
+step "a model of your own classes and a class map (runtime-only install: no training extra)"
+"$VENV/python" "$WORK/src/test/road/own_classes.py" make "$WORK"
+"$VENV/segmentation_node" --ros-args -p weights:="$WORK/robot.pt" -p class_map:="$WORK/class_map.yaml" \
+  -p input_height:=96 -p input_width:=160 -p publish_confidence:=always >"$WORK/own.log" 2>&1 &
+NODE_PID=$!
+"$VENV/python" "$WORK/src/test/road/own_classes.py" check \
+  || { tail -n 20 "$WORK/own.log" >&2; die "the node does not publish the class map's classes"; }
+kill -INT "$NODE_PID"; wait "$NODE_PID" || die "segmentation_node exited with an error after SIGINT"; NODE_PID=""
+grep -q "class map $WORK/class_map.yaml: free <- floor; obstacle <- pallet, wall" "$WORK/own.log" \
+  || { cat "$WORK/own.log" >&2; die "the node did not log its class map"; }
+grep -q "vision_msgs is not installed" "$WORK/own.log" || die "no line about ~/label_info without vision_msgs"
 
 step "without onnx: the node still answers, with one warning more"
 "$VENV/python" -m pip uninstall -q -y onnx

@@ -41,15 +41,17 @@ def wait_for_mask(node, publisher, rgb: np.ndarray) -> Image:
     node.create_subscription(Image, "/liteseg/mask", masks.append,
                              QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     deadline = time.monotonic() + TIMEOUT_S
-    sent = frame_message(rgb, node.get_clock().now().to_msg())
+    stamps = []
     while time.monotonic() < deadline:
-        if publisher.get_subscription_count():
+        if publisher.get_subscription_count():  # stamped now: the node's end-to-end latency stays true
+            sent = frame_message(rgb, node.get_clock().now().to_msg())
+            stamps.append(sent.header.stamp)
             publisher.publish(sent)
         end = time.monotonic() + 1.0
         while time.monotonic() < end and not masks:
             rclpy.spin_once(node, timeout_sec=0.1)
         for mask in masks:
-            if mask.header.stamp == sent.header.stamp:
+            if mask.header.stamp in stamps:
                 return mask
     raise SystemExit(f"road: no mask on /liteseg/mask within {TIMEOUT_S:.0f} s")
 
