@@ -57,10 +57,20 @@ def merge_logits(logits: torch.Tensor, groups: tuple[tuple[int, ...], ...], dim:
     """Logits over model classes -> logits over merged classes: the log-sum-exp of each group's logits along
     ``dim``, whose softmax is the sum of the group's probabilities. Runs on any device and dtype (computed in
     float32 for half precisions)."""
-    source = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-    merged = [source.index_select(dim, torch.tensor(group, device=logits.device)).logsumexp(dim) if len(group) > 1
-              else source.select(dim, group[0]) for group in groups]
-    return torch.stack(merged, dim=dim)
+    return LogitMerge(groups, logits.device)(logits, dim)
+
+
+class LogitMerge:
+    """:func:`merge_logits` with its index tensors made once on ``device``, so that a CUDA graph can capture it
+    (no host-to-device copy while it runs)."""
+
+    def __init__(self, groups: tuple[tuple[int, ...], ...], device: torch.device | str = "cpu"):
+        self.groups = [torch.tensor(group, device=device) for group in groups]
+
+    def __call__(self, logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        source = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+        merged = [source.index_select(dim, group).logsumexp(dim) for group in self.groups]
+        return torch.stack(merged, dim=dim)
 
 
 def load_class_map(path: str | os.PathLike, source: ClassSet) -> ClassMap:

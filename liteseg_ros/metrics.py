@@ -176,7 +176,7 @@ class ConfusionMatrix:
 
         Both must hold Cityscapes labelIds 0..33 (cityscapesscripts stops on any other value);
         predictions of ignored ids (e.g. 0) count as false negatives of the true class.
-        Needs ``num_classes == 19``.
+        Needs the Cityscapes class set.
         """
         if self.classes != CITYSCAPES:
             raise ValueError("labelIds map to the Cityscapes classes; this matrix scores another class set")

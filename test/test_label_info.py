@@ -147,6 +147,22 @@ def test_a_class_map_merges_the_published_classes_in_the_node(ros_client, tmp_pa
                                                        np.uint8)[published["mask"]])
 
 
+def test_a_managed_node_with_a_bad_class_map_fails_configure_and_says_why(ros_client, tmp_path, tiny_weights):
+    class_map = tmp_path / "other_model.yaml"
+    class_map.write_text("classes:\n  - {name: free, color: [0, 255, 0], from: [floor]}\n", encoding="utf-8")
+    node = spawn_node(tmp_path, "/managed_bad_map", {**NODE_SIZE, "weights": tiny_weights, "class_map": class_map},
+                      executable="segmentation_lifecycle_node")
+    try:
+        request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        result = call(ros_client, ChangeState, "/managed_bad_map/liteseg/change_state", request, timeout=60)
+        assert not result.success
+        assert node.process.poll() is None  # still there, unconfigured, for a corrected configure
+    finally:
+        node.stop(signal.SIGINT)
+    errors = [line for line in node.stderr().splitlines() if "cannot configure" in line]
+    assert len(errors) == 1 and "'floor', which the model does not have" in errors[0], node.stderr()
+
+
 def test_without_vision_msgs_the_node_says_so_once_and_works(ros_client, tmp_path, tiny_weights):
     image = unseen_frames(1, 90, 160)[0].image
     node = spawn_node(tmp_path, "/plain_labels", {**NODE_SIZE, "weights": tiny_weights, "publish_mask": "always"})

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from liteseg_ros.class_map import ClassMap, load_class_map, merge_logits
+from liteseg_ros.class_map import ClassMap, LogitMerge, load_class_map
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.arguments import (  # noqa: F401  (resolve_precision, validate_image: public names here)
@@ -177,9 +177,9 @@ class Segmenter:
         self.classes: ClassSet = class_map.classes if class_map else self.model_classes
         if class_map is None:
             return network
-        groups = class_map.groups
+        merge = LogitMerge(class_map.groups, self._device)
         LOG.info("class map %s: %s", class_map.path, class_map.describe())
-        return lambda x: merge_logits(network(x), groups)
+        return lambda x: merge(network(x))
 
     # ------------------------------------------------------------------------------------------- properties
     @property

@@ -80,7 +80,8 @@ def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) ->
     segmenter = runtime.segmenter if runtime is not None else None
     values = {"lifecycle state": state, "device": segmenter.device if segmenter else "none",
               "model": segmenter.description if segmenter else "not loaded",
-              "cameras": ", ".join(runtime.channels) if runtime and runtime.config.cameras else "image"}
+              "cameras": ", ".join(runtime.channels) if runtime and runtime.config.cameras else "image",
+              "classes": ", ".join(segmenter.classes.names) if segmenter else "none"}
     level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
     return DiagnosticStatus(level=level, name=f"{node.get_fully_qualified_name()}: model", message=state,
                             hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -25,7 +25,7 @@ from torch import nn
 
 from liteseg_ros.inference.runtimes import onnx_available, openvino_available, openvino_core
 from liteseg_ros.inference.segmenter import Segmenter
-from liteseg_ros.labels import TRAIN_ID_PALETTE, label_ids_to_train_ids
+from liteseg_ros.labels import label_ids_to_train_ids
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.tools.calibration import Frame
 
@@ -93,10 +93,11 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
                                                        "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()})
     request = compiled.create_infer_request()
     example = np.zeros((1, *size, 3), dtype=np.uint8)
+    palette = meta.classes.palette()
 
     def segment(image: np.ndarray) -> tuple:
         mask = request.infer({0: image[None]})[0][0].astype(np.uint8)
-        color = TRAIN_ID_PALETTE[mask]
+        color = palette[mask]
         return mask, color, cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0)
 
     return Variant("openvino fp32 pipeline", "openvino (whole graph)", "fp32", segment,

@@ -99,7 +99,8 @@ def quantize_onnx(fp32_model: bytes, inputs: Iterable[dict[str, np.ndarray]], wo
 
 def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: QuantizeReport) -> None:
     """Pixel agreement and mIoU of the two Segmenters on ``frames``, into ``report``."""
-    against_fp32, predicted_fp32, predicted_int8 = ConfusionMatrix(), ConfusionMatrix(), ConfusionMatrix()
+    classes = fp32.classes  # the model's: ground truth (a Cityscapes tree or labelIds) only fits Cityscapes models
+    against_fp32, predicted_fp32, predicted_int8 = (ConfusionMatrix(classes) for _ in range(3))
     equal = total = frames_with_truth = 0
     for frame in frames:
         mask_fp32 = fp32.segment(frame.image, frame.encoding, outputs=("mask",)).mask
