@@ -266,7 +266,7 @@ def test_model_mode_equals_scoring_its_masks(tmp_path, capsys):
 
 
 def test_model_mode_errors(tmp_path, capsys):
-    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="is not a Cityscapes root")
+    expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="is not a data set this")
     (tmp_path / "leftImg8bit" / "val" / "x").mkdir(parents=True)
     expect_error(capsys, "--weights", tmp_path / "w.pt", "--data", tmp_path, match="split 'val' is empty")
     from liteseg_ros.tools.synthetic import write_cityscapes_tree

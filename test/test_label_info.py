@@ -81,6 +81,19 @@ def test_a_late_subscriber_gets_the_class_set_as_label_info(ros_client, tmp_path
     assert seen["durability"] == ["TRANSIENT_LOCAL"]
 
 
+def test_each_camera_has_its_label_info(ros_client, tmp_path, robot_weights, vision_msgs_environment):
+    parameters = {**NODE_SIZE, "weights": robot_weights, "cameras": "[front, rear]"}
+    node = spawn_node(tmp_path, "/two", parameters, env=vision_msgs_environment)
+    try:
+        ros_client.wait_for(lambda: ros_client.node.count_subscribers("/two/rear/image")
+                            and ros_client.node.count_publishers("/two/liteseg/rear/confidence"), 60, "the node")
+        seen = {camera: listen(f"/two/liteseg/{camera}/label_info", vision_msgs_environment)
+                for camera in ("front", "rear")}
+    finally:
+        node.stop(signal.SIGINT)
+    assert all(result["names"] == list(ROBOT.names) for result in seen.values()), seen
+
+
 def test_the_managed_node_sends_label_info_at_configure_with_its_class_map(ros_client, tmp_path, tiny_weights,
                                                                           vision_msgs_environment):
     class_map = tmp_path / "robot_map.yaml"

@@ -13,6 +13,7 @@ from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsErr
 from liteseg_ros.inference.quantized import METADATA_KEY, read_quantized_model
 from liteseg_ros.inference.runtimes import onnx_available, openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.tools.backends import unseen_frames
 from liteseg_ros.tools.synthetic import write_cityscapes_tree
@@ -73,6 +74,19 @@ def test_the_segmenter_runs_it_close_to_fp32_on_unseen_frames(int8_model):
     assert onnxruntime.description.endswith("(onnxruntime)")
     if openvino_available():  # timed with OpenVINO by liteseg-quantize: the user is told
         assert len(logged) == 1 and "was timed with openvino by liteseg-quantize but runs on onnxruntime" in logged[0]
+
+
+def test_an_int8_model_carries_its_class_set_and_takes_a_class_map_and_confidence(int8_model, tmp_path):
+    class_map = tmp_path / "map.yaml"
+    class_map.write_text("classes:\n  - {name: drivable, color: [128, 64, 128], from: [road]}\n"
+                         "other: {name: rest, color: [0, 0, 0]}\n")
+    int8 = Segmenter(int8_model[0], device="cpu", input_size=SIZE, class_map=class_map)
+    fp32 = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE, precision="fp32", class_map=class_map)
+    assert int8.model_classes == CITYSCAPES and int8.classes.names == ("drivable", "rest")
+    frame = unseen_frames(1, *SIZE)[0]
+    merged, reference = (s.segment(frame.image, outputs=("mask", "confidence")) for s in (int8, fp32))
+    assert set(np.unique(merged.mask)) == {0, 1} and np.mean(merged.mask == reference.mask) >= 0.99
+    assert np.median(np.abs(merged.confidence.astype(int) - reference.confidence)) <= 3
 
 
 def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):

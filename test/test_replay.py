@@ -261,6 +261,9 @@ class _InterruptAfter:
         self.segmenter, self.n, self.calls = segmenter, n, 0
         self.description = segmenter.description
 
+    def __getattr__(self, name):
+        return getattr(self.segmenter, name)
+
     def segment(self, *args, **kwargs):
         self.calls += 1
         if self.calls > self.n:

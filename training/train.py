@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     context = None
     try:
         config = resolve_config(args)
+        missing = [name for name in TRAIN_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"liteseg-train needs the train extra ({', '.join(missing)} missing): "
+                              "pip install 'liteseg_ros[train]'")
         context = init_distributed(config.runtime.device)
         from liteseg_ros.training import builders
 
@@ -145,10 +149,6 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(config, context)
         if context.is_main:
             dump_config(config, args.out / "config.yaml")
-        missing = [name for name in TRAIN_EXTRA_MODULES if importlib.util.find_spec(name) is None]
-        if missing:
-            raise ConfigError(f"liteseg-train needs the train extra ({', '.join(missing)} missing): "
-                              "pip install 'liteseg_ros[train]'")
         from liteseg_ros.training.engine import Trainer
 
         trainer = Trainer(config, data, args.out, context, resume=args.resume)
@@ -173,9 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     except LiteSegError as error:
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level="INFO")
-        log.error("%s", error)
+        if any(getattr(handler, "liteseg_train", False) for handler in logging.getLogger().handlers):
+            log.error("%s", error)  # to stderr and RUN_DIR/train.log
+        else:  # before the run directory is set up (config, data set): nothing is written there
+            print(f"liteseg-train: error: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     finally:
         if context is not None:

@@ -54,9 +54,15 @@ from liteseg_ros.inference.confidence import ConfidenceRows
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.optimize import OptimizeOptions, prepare_network, resolve_optimize, warmed_up
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
-from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
+from liteseg_ros.inference.quantized import QuantizedModel
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, compose, identity_map, nearest_map
 from liteseg_ros.inference.resize_argmax import ResizeArgmax
+from liteseg_ros.inference.sources import (
+    load_source,
+    log_quantized_report,
+    quantized_options,
+    quantized_settings,
+)
 from liteseg_ros.inference.stages import (
     NearestBands,
     PreUpsampleLogits,
@@ -67,7 +73,7 @@ from liteseg_ros.inference.stages import (
     rgb_view,
 )
 from liteseg_ros.labels import default_class_set
-from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, LiteSeg
+from liteseg_ros.model import LiteSeg
 from liteseg_ros.outputs import OUTPUTS
 
 LOG = logging.getLogger(__name__)
@@ -78,52 +84,42 @@ MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 
 
 
 class Segmenter:
-    """Runs a LiteSeg network on single images; see the module docstring."""
+    """Runs a LiteSeg network on single images; see the module docstring.
+
+    Args:
+        model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
+            an INT8 model (``.onnx``, from liteseg-quantize; CPU only, its own input size); a file's
+            metadata (mean/std, class set) sets the normalisation and classes, a bare network is ImageNet-normalised.
+        device: ``auto`` (CUDA when present, else CPU with a warning), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto`` (fp16 on CUDA; on the CPU bf16 where it is native and OpenVINO is installed,
+            else fp32; the log says which and why), ``fp32``, ``fp16`` or ``bf16``.
+        input_size: (height, width) of the network input; must suit the backbone.
+        overlay_alpha: weight of the colour image in the overlay, in [0, 1] (settable later).
+        upsample: ``logits`` or ``mask`` (see the module docstring).
+        optimize: ``auto``, ``none``, an :class:`OptimizeOptions`, a mapping or a comma-separated list.
+        backbone: with a weights file, refuse one of another backbone (IncompatibleWeightsError).
+        threads: CPU threads for the network and the pre/post-processing (default: torch's count; a number
+            also sets torch's, process-wide).
+        postprocess_threads: CPU threads for the pre/post-processing alone (default: ``threads``; 1 runs
+            them in one piece on the calling thread).
+        output_size: (height, width) of the outputs: None (the image's resolution), ``"input"`` (the
+            network's input size) or two integers. Less detail for less CPU and bandwidth.
+        class_map: a class map file (or :class:`ClassMap`) merging the model's classes into the published
+            ones (:mod:`liteseg_ros.class_map`); None publishes the model's own class set.
+
+    Raises ClassSetError for a class map that does not fit the model, ConfigError (InputSizeError for a size
+    the backbone cannot take) and WeightsError for bad weights.
+    """
 
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
                  precision: str = "auto", input_size: tuple[int, int] = (360, 640), overlay_alpha: float = 0.5,
                  upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
                  threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None,
                  class_map: str | os.PathLike | ClassMap | None = None):
-        """
-        Args:
-            model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
-                an INT8 model (``.onnx``, from liteseg-quantize; CPU only, its own input size); a file's
-                metadata (mean/std) sets the normalisation, a bare network is ImageNet-normalised.
-            device: ``auto`` (CUDA when present, else CPU with a warning), ``cpu``, ``cuda`` or ``cuda:N``.
-            precision: ``auto`` (fp16 on CUDA; on the CPU bf16 where it is native and OpenVINO is installed,
-                else fp32; the log says which and why), ``fp32``, ``fp16`` or ``bf16``.
-            input_size: (height, width) of the network input; must suit the backbone.
-            overlay_alpha: weight of the colour image in the overlay, in [0, 1] (settable later).
-            upsample: ``logits`` or ``mask`` (see the module docstring).
-            optimize: ``auto``, ``none``, an :class:`OptimizeOptions`, a mapping or a comma-separated list.
-            backbone: with a weights file, refuse one of another backbone (IncompatibleWeightsError).
-            threads: CPU threads for the network and the pre/post-processing (default: torch's count; a number
-                also sets torch's, process-wide).
-            postprocess_threads: CPU threads for the pre/post-processing alone (default: ``threads``; 1 runs
-                them in one piece on the calling thread).
-            output_size: (height, width) of the outputs: None (the image's resolution), ``"input"`` (the
-                network's input size) or two integers. Less detail for less CPU and bandwidth.
-            class_map: a class map file (or :class:`ClassMap`) merging the model's classes into the published
-                ones (:mod:`liteseg_ros.class_map`); None publishes the model's own class set.
-
-        Raises ClassSetError for a class map that does not fit the model, ConfigError (InputSizeError for a size
-        the backbone cannot take) and WeightsError for bad weights.
-        """
-        model, mean, std, model_classes = _load_source(model_or_checkpoint, backbone)
+        """Load the model and prepare its network for ``device`` (see the class docstring)."""
+        model, mean, std, model_classes = load_source(model_or_checkpoint, backbone)
         quantized = model if isinstance(model, QuantizedModel) else None
-        if quantized is not None:
-            device = _quantized_settings(quantized, device, precision, input_size)
-        self._device = resolve_device(device)
-        self.threads = check_threads(threads)
-        if threads and self._device.type == "cpu":  # the TorchScript/eager runners use torch's own threads
-            torch.set_num_threads(self.threads)
-        if quantized is None:
-            self._precision, self._dtype, self.precision_reason = resolve_precision(precision, self._device, optimize)
-            self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
-        else:
-            self._precision, self._dtype, self.precision_reason = "int8", torch.float32, ""
-            self.options = _quantized_options(optimize)
+        self._decide_how_to_run(quantized, device, precision, optimize, threads, input_size)
         self.input_size = check_input_size(input_size, None if quantized else model)
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
@@ -151,6 +147,22 @@ class Segmenter:
         self._cuda = CudaPipeline(self.stages, self._device, self.options) if self._device.type == "cuda" else None
         why = f" ({self.precision_reason})" if self.precision_reason else ""
         LOG.info("segmenter ready: %s%s", self.description, why)
+
+    def _decide_how_to_run(self, quantized: QuantizedModel | None, device: str, precision: str, optimize: Any,
+                           threads: int | None, input_size: Any) -> None:
+        """Set the device, threads, precision (with its reason) and optimisations asked for."""
+        if quantized is not None:
+            device = quantized_settings(quantized, device, precision, input_size)
+        self._device = resolve_device(device)
+        self.threads = check_threads(threads)
+        if threads and self._device.type == "cpu":  # the TorchScript/eager runners use torch's own threads
+            torch.set_num_threads(self.threads)
+        if quantized is None:
+            self._precision, self._dtype, self.precision_reason = resolve_precision(precision, self._device, optimize)
+            self.options: OptimizeOptions = resolve_optimize(optimize, self._device, self._dtype)
+        else:
+            self._precision, self._dtype, self.precision_reason = "int8", torch.float32, ""
+            self.options = quantized_options(optimize)
 
     @classmethod
     def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
@@ -360,7 +372,7 @@ class Segmenter:
         if not self._pre_upsample:
             return network, (identity_map(height), identity_map(width))
         if self._precision == "int8":
-            _log_quantized_report(model, self.options)
+            log_quantized_report(model, self.options)
         return network, (
             bilinear_map(low_height, height, align_corners=True),
             bilinear_map(low_width, width, align_corners=True),
@@ -378,56 +390,3 @@ class Segmenter:
             self.precision_reason = "fp32: OpenVINO, which runs bf16, could not be set up"
         self.options = replace(applied, warmup=self.options.warmup)  # without the optimisations that fell back
         return network
-
-
-# ------------------------------------------------------------------------------------------------- helpers
-def _load_source(
-    source: nn.Module | str | os.PathLike, backbone: str | None
-) -> tuple[nn.Module | QuantizedModel, tuple, tuple, ClassSet | None]:
-    """The network, its normalisation and its class set (None for a bare network: decided by its outputs)."""
-    if isinstance(source, nn.Module):
-        return source, IMAGENET_MEAN, IMAGENET_STD, None
-    if isinstance(source, (str, os.PathLike)):
-        if is_quantized_model(source):
-            quantized = read_quantized_model(source, backbone=backbone)
-            return quantized, quantized.meta.mean, quantized.meta.std, quantized.meta.classes
-        from liteseg_ros.model import load_weights
-
-        model, meta = load_weights(source, backbone=backbone)
-        return model, meta.mean, meta.std, meta.classes
-    raise ConfigError(f"Segmenter needs an nn.Module or a weights path, got {type(source).__name__}")
-
-
-def _quantized_settings(quantized: QuantizedModel, device: str, precision: str, input_size: Any) -> str:
-    """The device an INT8 model runs on (the CPU); ConfigError for settings it cannot honour."""
-    if precision not in ("auto", "int8"):
-        raise ConfigError(f"{quantized.path.name} is an INT8 model: use precision auto (or the fp32 checkpoint "
-                          f"for precision={precision})")
-    if device not in ("auto", "cpu"):
-        raise ConfigError(f"{quantized.path.name} is an INT8 model, which runs on the CPU: use device cpu or auto")
-    if tuple(check_input_size(input_size, None)) != quantized.input_size:
-        height, width = quantized.input_size
-        raise ConfigError(f"{quantized.path.name} was quantized for input size {height}x{width}: use that input size "
-                          f"or run liteseg-quantize --input-size for this one")
-    return "cpu"
-
-
-def _quantized_options(optimize: Any) -> OptimizeOptions:
-    """An INT8 model's options: its runtime (``openvino`` or ``onnxruntime`` named in ``optimize``, else the
-    fastest installed) and the warm-up; the other optimisations are already in the file or do not apply."""
-    base = OptimizeOptions(fold_bn=False, channels_last=False)
-    if optimize in (None, False, True, "auto", "none"):
-        return base
-    chosen = resolve_optimize(optimize, "cpu", torch.float32)
-    return replace(base, warmup=chosen.warmup, openvino=chosen.openvino, onnxruntime=chosen.onnxruntime)
-
-
-def _log_quantized_report(model: QuantizedModel, options: OptimizeOptions) -> None:
-    """The INT8 model's report; a warning when it runs on another runtime than the one it was timed with."""
-    LOG.info("INT8 model %s: %s", model.path.name, model.report.get("summary", "no report"))
-    timed_with = model.report.get("int8_runtime")
-    runtime = "openvino" if options.openvino else "onnxruntime"
-    if timed_with and timed_with != runtime:
-        LOG.warning("INT8 model %s was timed with %s by liteseg-quantize but runs on %s here, where INT8 can be "
-                    "slower than fp32: check with liteseg-quantize --runtime %s", model.path.name, timed_with,
-                    runtime, runtime)
