@@ -21,6 +21,7 @@ from test_node_io import raw_message
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.images.conversions import image_msg_to_array
 from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.tools.backends import unseen_frames
 
 from conftest import ROOT, node_environment, random_weights, spawn_node, wait_until_ready
@@ -94,20 +95,27 @@ def test_each_camera_has_its_label_info(ros_client, tmp_path, robot_weights, vis
     assert all(result["names"] == list(ROBOT.names) for result in seen.values()), seen
 
 
-def test_the_managed_node_sends_label_info_at_configure_with_its_class_map(ros_client, tmp_path, tiny_weights,
-                                                                          vision_msgs_environment):
+def test_the_managed_node_sends_label_info_at_configure_and_again_for_a_new_class_set(
+        ros_client, tmp_path, tiny_weights, vision_msgs_environment):
     class_map = tmp_path / "robot_map.yaml"
     class_map.write_text(CLASS_MAP, encoding="utf-8")
     parameters = {**NODE_SIZE, "weights": tiny_weights, "class_map": class_map}
     node = spawn_node(tmp_path, "/managed_labels", parameters, env=vision_msgs_environment,
                       executable="segmentation_lifecycle_node")
     try:
-        request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
-        assert call(ros_client, ChangeState, "/managed_labels/liteseg/change_state", request, timeout=60).success
-        seen = listen("/managed_labels/liteseg/label_info", vision_msgs_environment)  # inactive, not active
+        change = "/managed_labels/liteseg/change_state"
+        configure = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        assert call(ros_client, ChangeState, change, configure, timeout=60).success
+        merged = listen("/managed_labels/liteseg/label_info", vision_msgs_environment)  # inactive, not active
+        cleanup = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CLEANUP))
+        assert call(ros_client, ChangeState, change, cleanup).success
+        assert ros_client.set_parameters("/managed_labels/liteseg", {"class_map": ""})[0].successful
+        assert call(ros_client, ChangeState, change, configure, timeout=60).success
+        own = listen("/managed_labels/liteseg/label_info", vision_msgs_environment)  # the class set changed
     finally:
         node.stop(signal.SIGINT)
-    assert seen["names"] == ["drivable", "obstacle à", "background"] and seen["ids"] == [0, 1, 2]
+    assert merged["names"] == ["drivable", "obstacle à", "background"] and merged["ids"] == [0, 1, 2]
+    assert own["names"] == list(CITYSCAPES.names) and own["ids"] == list(range(19))
 
 
 def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, image: np.ndarray) -> dict:
