@@ -95,7 +95,7 @@ NODE_PID=$!
 "$VENV/python" "$WORK/src/test/road/own_classes.py" check \
   || { tail -n 20 "$WORK/own.log" >&2; die "the node does not publish the class map's classes"; }
 kill -INT "$NODE_PID"; wait "$NODE_PID" || die "segmentation_node exited with an error after SIGINT"; NODE_PID=""
-grep -q "class map $WORK/class_map.yaml: free <- floor; obstacle <- pallet, wall" "$WORK/own.log" \
+grep -q "class map $WORK/class_map.yaml: free <- pallet; obstacle <- floor, wall" "$WORK/own.log" \
   || { cat "$WORK/own.log" >&2; die "the node did not log its class map"; }
 grep -q "vision_msgs is not installed" "$WORK/own.log" || die "no line about ~/label_info without vision_msgs"
 

@@ -17,8 +17,8 @@ import numpy as np
 
 CLASSES = (("floor", (128, 64, 128)), ("pallet", (250, 170, 30)), ("wall", (70, 70, 70)))
 CLASS_MAP = """classes:
-  - {name: free, color: [0, 255, 0], from: [floor]}
-  - {name: obstacle, color: [255, 0, 0], from: [pallet, wall]}
+  - {name: free, color: [0, 255, 0], from: [pallet]}
+  - {name: obstacle, color: [255, 0, 0], from: [floor, wall]}
 """
 COLORS = np.array([(0, 255, 0), (255, 0, 0)], np.uint8)
 TOPICS = ("mask", "color_mask", "confidence")
@@ -33,6 +33,13 @@ def make(directory: Path) -> None:
 
     torch.manual_seed(0)
     model = build_liteseg("mobilenetv2", num_classes=len(CLASSES)).eval()
+    with torch.no_grad():  # random BatchNorm statistics and no classifier bias: the classes follow the image
+        model.last_conv[6].bias.zero_()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.2)
+                module.running_var.fill_(0.25)
     classes = ClassSet(tuple(name for name, _ in CLASSES), tuple(color for _, color in CLASSES))
     save_checkpoint(directory / "robot.pt", model, CheckpointMeta.for_model(model, classes=classes))
     (directory / "class_map.yaml").write_text(CLASS_MAP, encoding="utf-8")
@@ -74,7 +81,8 @@ def check() -> int:
         return fail("the colour mask is not in the class map's colours")
     if confidence.encoding != "mono8" or confidence.header.frame_id != "road_camera":
         return fail(f"confidence is {confidence.encoding} with frame {confidence.header.frame_id!r}")
-    print(f"road: own classes merged by the class map: ids {sorted(int(v) for v in np.unique(ids))}, colours and "
+    counts = dict(zip(*(v.tolist() for v in np.unique(ids, return_counts=True))))
+    print(f"road: own classes merged by the class map: pixels per id {counts}, colours and "
           f"confidence (median {int(np.median(np.frombuffer(bytes(confidence.data), np.uint8)))}) as asked")
     return 0
 
