@@ -184,6 +184,32 @@ def test_a_managed_node_with_a_bad_class_map_fails_configure_and_says_why(ros_cl
     assert len(errors) == 1 and "'floor', which the model does not have" in errors[0], node.stderr()
 
 
+def test_live_replay_scores_with_the_class_set_of_the_node_label_info(ros_client, tmp_path, robot_weights,
+                                                                      vision_msgs_environment):
+    from bag_factory import write_bag
+    from conftest import installed_script
+
+    bag = write_bag(tmp_path / "in", frames=3, gt=True)
+    node = spawn_node(tmp_path / "node", "/live", {**NODE_SIZE, "weights": robot_weights, "publish_mask": "always"},
+                      extra_args=("-r", "image:=/camera/image_raw"), env=vision_msgs_environment)
+    try:
+        run = subprocess.run([installed_script("liteseg-replay"), bag, "--out", tmp_path / "out", "--live",
+                              "--node-namespace", "/live/liteseg", "--gt-topic", "/camera/labels",
+                              "--gt-encoding", "trainids", "--json"], capture_output=True, text=True, timeout=180,
+                             env={**node_environment(), **vision_msgs_environment})
+        with_labelids = subprocess.run([installed_script("liteseg-replay"), bag, "--out", tmp_path / "out2", "--live",
+                                        "--node-namespace", "/live/liteseg", "--gt-topic", "/camera/labels"],
+                                       capture_output=True, text=True, timeout=180,
+                                       env={**node_environment(), **vision_msgs_environment})
+    finally:
+        node.stop(signal.SIGINT)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["classes"]["names"] == list(ROBOT.names) and list(report["per_class"]) == list(ROBOT.names)
+    assert report["frames"] == 3 and report["per_category"] == {}
+    assert with_labelids.returncode == 2 and "--gt-encoding trainids" in with_labelids.stderr
+
+
 def test_without_vision_msgs_the_node_says_so_once_and_works(ros_client, tmp_path, tiny_weights):
     image = unseen_frames(1, 90, 160)[0].image
     node = spawn_node(tmp_path, "/plain_labels", {**NODE_SIZE, "weights": tiny_weights, "publish_mask": "always"})

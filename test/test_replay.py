@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from liteseg_ros.labels import ID_TO_TRAIN_ID, TRAIN_ID_TO_ID
+from liteseg_ros.labels import CITYSCAPES, ID_TO_TRAIN_ID, TRAIN_ID_TO_ID
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.replay.offline import ReplayOptions, run_offline
@@ -352,6 +352,7 @@ def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, 
     report = json.loads(run.stdout)
     assert (report["mode"], report["published_frames"], report["frames"], report["dropped_frames"]) == ("live", 5, 5, 0)
     assert report["gt_frames"] == 5 and 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["max"] < 10_000
+    assert report["classes"]["names"] == list(CITYSCAPES.names)  # no vision_msgs here: scored as Cityscapes
     out = read_bag(tmp_path / "out" / "bag")
     inputs = read_bag(bag)["/camera/image_raw"]
     assert [_stamp(m) for _, m in out["/liteseg/mask"]] == [_stamp(m) for _, m in inputs]

@@ -1,8 +1,9 @@
 """Live replay: play a bag over ROS 2 into a running segmentation_node and measure what comes back.
 
 This is the ``ros2 bag play`` + node path: images are published at the recorded rate (times ``rate``),
-the node's mask / colour / overlay outputs are recorded into the output bag, end-to-end latency is
-publish-to-mask-receipt, and frames the node never answered count as dropped.
+the node's outputs are recorded into the output bag, end-to-end latency is publish-to-mask-receipt, and frames
+the node never answered count as dropped. The node's class set comes from its ``~/label_info`` (where
+vision_msgs is installed); without one, the masks are scored as Cityscapes trainIds.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import BagError
-from liteseg_ros.outputs import OUTPUT_TOPICS
+from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TOPICS
 from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
@@ -23,6 +26,7 @@ from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 LOG = logging.getLogger(__name__)
 DISCOVERY_TIMEOUT_S = 60.0
 DRAIN_IDLE_S = 3.0
+LABEL_INFO_TIMEOUT_S = 5.0  # after the node was found: a transient-local message arrives at once if there is one
 
 
 @dataclass
@@ -34,6 +38,7 @@ class _LiveState:
     # (output name, receipt time, serialised Image) from the executor thread; the bag writer (sqlite3 objects
     # are bound to their thread) and the bookkeeping stay in the main thread.
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    class_names: list[str] | None = None  # from the node's ~/label_info
 
 
 class LivePlayer:
@@ -59,6 +64,7 @@ class LivePlayer:
             self.node.create_subscription(Image, f"{namespace}/{topic}", self._callback(name), qos, raw=True)
             for name, topic in OUTPUT_TOPICS.items()
         ]
+        self.label_info = _subscribe_label_info(self.node, f"{namespace}/{LABEL_INFO_TOPIC}", self.state)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -121,6 +127,22 @@ class LivePlayer:
             f"and publishes {mask_topic}; start one with image remapped to {self.source.image_topic}"
         )
 
+    def node_classes(self, timeout: float = LABEL_INFO_TIMEOUT_S) -> ClassSet:
+        """The class set the node publishes (its ``~/label_info``; colours are not in it), or Cityscapes' with a
+        log line saying why."""
+        if self.label_info is None:
+            LOG.info("vision_msgs is not installed here: the node's masks are scored as Cityscapes trainIds")
+            return CITYSCAPES
+        deadline = time.monotonic() + timeout
+        while self.state.class_names is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        names = self.state.class_names
+        if names is None:
+            LOG.warning("no %s from the node within %.0f s: its masks are scored as Cityscapes trainIds",
+                        self.label_info.topic_name, timeout)
+            return CITYSCAPES
+        return CITYSCAPES if tuple(names) == CITYSCAPES.names else ClassSet.from_names(names)
+
     def play(self) -> None:
         """Publish the bag's images at the recorded rate (times options.rate); feed ground truth to the matcher."""
         from rclpy.serialization import deserialize_message
@@ -167,6 +189,23 @@ class LivePlayer:
         self.thread.join(timeout=2.0)
 
 
+def _subscribe_label_info(node, topic: str, state: _LiveState):
+    """A transient-local subscription to the node's LabelInfo that stores its class names (ids in order), or None
+    where vision_msgs is not installed."""
+    from liteseg_ros.ros.label_info import LABEL_INFO_QOS, label_info_types
+
+    types = label_info_types()
+    if types is None:
+        return None
+
+    def store(message) -> None:
+        entries = sorted(message.class_map, key=lambda entry: entry.class_id)
+        if [entry.class_id for entry in entries] == list(range(len(entries))):  # ids 0..N-1, as the node sends
+            state.class_names = [entry.class_name for entry in entries]
+
+    return node.create_subscription(types[0], topic, store, LABEL_INFO_QOS)
+
+
 def _message_class(msgtype: str):
     from sensor_msgs.msg import CompressedImage, Image
 
@@ -195,13 +234,16 @@ def run_live(options: ReplayOptions, model_description: str = "the running segme
     """
     source = open_bag(options)
     sink = BagSink(options.out_bag, source, options.storage, options.compression)
-    matcher = StampMatcher(options.gt_encoding) if source.gt_topic else None
     report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="live", model=model_description,
                           latency_definition="end to end: publish to mask receipt, through DDS and the node")
     player = None
     try:
-        player = LivePlayer(options, source, sink, matcher)
+        player = LivePlayer(options, source, sink, None)
         player.wait_for_node(node_alive=node_alive)
+        classes = player.node_classes()
+        report.classes = classes.to_dict()
+        if source.gt_topic:  # ground truth is read while playing, after this
+            player.matcher = StampMatcher(options.gt_encoding, classes=classes)
         player.play()
         player.drain()
     except KeyboardInterrupt:
