@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from liteseg_ros.class_map import LogitMerge, parse_class_map
 from liteseg_ros.inference.confidence import ConfidenceRows
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.resampling import bilinear_map, compose
 from liteseg_ros.inference.resize_argmax import along_rows, resize_argmax
 from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.outputs import OUTPUTS
 
 from segmenter_fixtures import (  # noqa: F401  (one_torch_thread is an autouse fixture)
@@ -79,3 +81,25 @@ def test_confidence_only_when_asked_and_at_the_output_size(model):
     assert segmenter.segment(rgb, outputs=("mask",)).confidence is None
     result = segmenter.segment(rgb, outputs=("confidence",))
     assert result.confidence.shape == (48, 80) and result.mask is None
+
+
+def test_the_cuda_stages_merge_classes_as_the_cpu_path(model):
+    """A class map is part of the network both paths run: the CUDA stages on CPU tensors give the CPU path's
+    merged classes and confidence."""
+    class_map = parse_class_map({"classes": [{"name": "flat", "color": [1, 1, 1], "from": ["road", "sidewalk"]}],
+                                 "other": {"name": "rest", "color": [2, 2, 2]}}, CITYSCAPES)
+    cpu = Segmenter(model, device="cpu", input_size=SIZE, optimize="none", class_map=class_map)
+    merge = LogitMerge(class_map.groups)
+    whole = copy.deepcopy(model).eval()
+    stages = dataclasses.replace(cpu.stages, network=lambda x: merge(whole(x)))
+    rgb = street_image(96, 160, seed=4)
+    with torch.inference_mode():
+        outputs = stages.run(torch.from_numpy(rgb), "rgb8", frozenset(OUTPUTS))
+    expected = cpu.segment(rgb, outputs=("mask", "confidence"))
+    # the CPU path merges the logits before the network's last upsampling (which it fuses with the argmax), the
+    # CUDA stages after it; log-sum-exp and interpolation do not commute, so boundary pixels may differ (0.4 %)
+    assert np.mean(outputs["mask"].numpy() == expected.mask) >= 0.99
+    assert set(np.unique(expected.mask)) == {0, 1}
+    same = outputs["mask"].numpy() == expected.mask
+    difference = np.abs(outputs["confidence"].numpy().astype(int) - expected.confidence)[same]
+    assert np.median(difference) <= 2 and np.mean(difference <= 8) >= 0.95

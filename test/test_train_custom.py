@@ -73,6 +73,50 @@ def test_fine_tuning_starts_a_new_classifier_and_the_run_carries_the_labelmap(fi
     assert set(record["val_per_class"]) == set(ROBOT_CLASS_SET.names)
 
 
+@pytest.mark.ros
+def test_the_fine_tuned_model_runs_in_the_node_with_the_labelmap(fine_tuned, export, ros_client, tmp_path,
+                                                                 vision_msgs_environment):
+    """As a ROS client sees it: masks, colour masks and overlays in the labelmap's colours, confidence, and
+    LabelInfo with the labelmap's names, from the model liteseg-train wrote."""
+    from sensor_msgs.msg import Image
+    from test_label_info import listen
+    from test_node_io import raw_message
+
+    from liteseg_ros.images.conversions import image_msg_to_array
+
+    from conftest import spawn_node, wait_until_ready
+
+    weights = fine_tuned[0] / "model_final.pt"
+    image = open_split(export, "val")[0][0]
+    topics = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
+    parameters = {"weights": weights, "device": "cpu", "input_height": 96, "input_width": 128,
+                  **{f"publish_{name}": "always" for name in topics}}
+    node = spawn_node(tmp_path, "/robot", parameters, env=vision_msgs_environment)
+    try:
+        wait_until_ready(ros_client, node, "/robot/image")
+        collectors = {name: ros_client.collector(Image, f"/robot/liteseg/{topic}") for name, topic in topics.items()}
+        publisher = ros_client.publisher(Image, "/robot/image")
+        sent = raw_message(image, "rgb8")
+
+        def answered():
+            publisher.publish(sent)
+            found = {name: c.find(lambda m: m.header.stamp == sent.header.stamp) for name, c in collectors.items()}
+            return found if all(found.values()) else None
+
+        found = ros_client.wait_for(answered, 60, "the four outputs")
+        labels = listen("/robot/liteseg/label_info", vision_msgs_environment)
+    finally:
+        node.stop()
+    outputs = {name: image_msg_to_array(message) for name, message in found.items()}
+    expected = Segmenter(weights, device="cpu", input_size=(96, 128)).segment(image)
+    assert labels["names"] == list(ROBOT_CLASS_SET.names)
+    assert np.mean(outputs["mask"] == expected.mask) >= 0.999 and len(np.unique(outputs["mask"])) > 1
+    np.testing.assert_array_equal(outputs["color"], ROBOT_CLASS_SET.palette()[outputs["mask"]])
+    same = outputs["mask"] == expected.mask
+    np.testing.assert_array_equal(outputs["overlay"][same], expected.overlay[same])
+    assert outputs["confidence"].shape == image.shape[:2] and outputs["confidence"].min() >= 255 // 5
+
+
 def test_liteseg_eval_scores_the_fine_tuned_model_with_its_names(fine_tuned, export):
     out, _ = fine_tuned
     result = run("liteseg_ros.training.evaluate", "--weights", str(out / "model_final.pt"), "--data", str(export),
