@@ -1,4 +1,5 @@
-"""Dataset readers (Cityscapes layout)."""
+"""Data set readers: Cityscapes (:mod:`.cityscapes`), CVAT / PASCAL VOC and the plain layout (:mod:`.folders`,
+:mod:`.voc`); :func:`~liteseg_ros.datasets.folders.open_split` detects which."""
 
 from liteseg_ros.datasets.cityscapes import (
     CityscapesDataset,
