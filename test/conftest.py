@@ -7,6 +7,7 @@ rclpy.init, so child processes inherit them. Nothing here mocks ROS.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -41,6 +42,57 @@ def installed_script(name: str) -> Path:
 
 
 _SESSION_ROS_ENV: dict[str, str] = {}
+
+# Every process a test starts (start_process) is ended when the test ends, pass or fail: those started while a
+# test function runs right after it, those started by fixtures (module or session scope; their finalizers stop
+# them first) at the end of the session, and at interpreter exit whatever is left. Each runs in its own process
+# group, which is killed as a whole.
+SESSION = "session"
+_STARTED: dict[str, list[subprocess.Popen]] = {}
+_RUNNING_TEST = [SESSION]
+
+
+def start_process(args: list[Any], **popen_options: Any) -> subprocess.Popen:
+    """subprocess.Popen in a new process group, ended at the latest when the test that started it ends."""
+    process = subprocess.Popen(args, start_new_session=True, **popen_options)
+    _STARTED.setdefault(_RUNNING_TEST[0], []).append(process)
+    return process
+
+
+def end_processes(processes: list[subprocess.Popen]) -> None:
+    """Kill the process group of each process still running and reap it."""
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _end_all_processes() -> None:
+    for key in list(_STARTED):
+        end_processes(_STARTED.pop(key))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    _RUNNING_TEST[0] = item.nodeid
+    try:
+        yield
+    finally:
+        _RUNNING_TEST[0] = SESSION
+        end_processes(_STARTED.pop(item.nodeid, []))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _end_all_processes()
+
+
+atexit.register(_end_all_processes)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -195,7 +247,7 @@ def spawn_node(
         args += ["-p", f"{name}:={value}"]
     args += list(extra_args)
     with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
-        process = subprocess.Popen(args, stdout=out, stderr=err, env={**node_environment(), **(env or {})}, cwd=ROOT)
+        process = start_process(args, stdout=out, stderr=err, env={**node_environment(), **(env or {})}, cwd=ROOT)
     return NodeProcess(process, log_dir, namespace)
 
 

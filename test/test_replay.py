@@ -18,7 +18,7 @@ from liteseg_ros.model import build_liteseg, save_checkpoint
 from liteseg_ros.replay.offline import ReplayOptions, run_offline
 
 from bag_factory import needs_rosbags, read_bag, write_bag
-from conftest import installed_script
+from conftest import installed_script, start_process
 
 pytestmark = needs_rosbags
 
@@ -285,7 +285,7 @@ def test_interrupted_replay_leaves_a_readable_bag_and_a_report(tmp_path, weights
 
 def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
     bag = write_bag(tmp_path / "in", frames=2)
-    proc = subprocess.Popen(
+    proc = start_process(
         [installed_script("liteseg-replay"), bag, "--out", tmp_path / "out", "--live", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

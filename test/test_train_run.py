@@ -21,6 +21,8 @@ from liteseg_ros.model import load_checkpoint
 from liteseg_ros.tools.synthetic import write_cityscapes_tree
 from liteseg_ros.training.train import TRAIN_EXTRA_MODULES, main
 
+from conftest import start_process
+
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in TRAIN_EXTRA_MODULES),
     reason="training needs the train extra (pip install 'liteseg_ros[train]')",
@@ -124,7 +126,7 @@ def test_sigkill_then_resume_gives_identical_weights(data_root, tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(train_command(data_root, reference, *overrides), env=run_env(), check=True, capture_output=True)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
+    process = start_process(
         train_command(data_root, killed, *overrides), env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     wait_for_checkpoint(process, killed / "checkpoints" / "last.pt")
@@ -141,7 +143,7 @@ def test_sigkill_then_resume_gives_identical_weights(data_root, tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(
+    process = start_process(
         train_command(data_root, out, "fine.epochs=50", "checkpoint.every_iterations=2"),
         env=run_env(),
         stdout=subprocess.DEVNULL,
