@@ -14,7 +14,7 @@ from liteseg_ros.class_map import LogitMerge, parse_class_map
 from liteseg_ros.inference.confidence import ConfidenceRows
 from liteseg_ros.inference.cuda import CudaPipeline
 from liteseg_ros.inference.resampling import bilinear_map, compose
-from liteseg_ros.inference.resize_argmax import along_rows, resize_argmax
+from liteseg_ros.inference.resize_argmax import ResizeArgmax, along_rows, resize_argmax
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.outputs import OUTPUTS
@@ -49,7 +49,7 @@ def test_the_banded_confidence_equals_the_dense_reference(shape):
     rows = compose(bilinear_map(16, 64, align_corners=True), bilinear_map(64, shape[0], align_corners=False))
     cols = compose(bilinear_map(32, 128, align_corners=True), bilinear_map(128, shape[1], align_corners=False))
     classes = resize_argmax(logits, rows, cols)
-    confidence = ConfidenceRows(logits, rows, cols)
+    confidence = ConfidenceRows(ResizeArgmax(logits, rows, cols))
     bands = torch.cat([confidence.band(first, min(first + 50, shape[0]), classes[first:first + 50])
                        for first in range(0, shape[0], 50)])
     expected = dense_confidence(logits, rows, cols, classes)

@@ -8,29 +8,24 @@ much as the dense argmax of a fully fragmented frame; it is computed only when a
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from liteseg_ros.inference.resampling import AxisMap
-from liteseg_ros.inference.resize_argmax import dense_values
+from liteseg_ros.inference.resize_argmax import ResizeArgmax, dense_values
 
 
 class ConfidenceRows:
-    """The confidence of any band of output rows, given the band's classes (the mask's rows)."""
+    """The confidence of any band of output rows of a :class:`ResizeArgmax` (same logits and maps, whose column
+    windows it shares), given the band's classes (the mask's rows)."""
 
-    def __init__(self, logits: torch.Tensor, rows: AxisMap, cols: AxisMap):
-        self.logits, self.rows, self.cols = logits.float(), rows, cols
-
-    @functools.cached_property
-    def column_windows(self) -> torch.Tensor:
-        """The logits' columns each column block reads, C x h x (blocks * span) (made once per frame)."""
-        return self.logits.index_select(2, self.cols.banded.index)
+    def __init__(self, classes: ResizeArgmax):
+        self.rows, self.cols, self.classes = classes.rows, classes.cols, classes
 
     def band(self, first: int, end: int, classes: torch.Tensor) -> torch.Tensor:
         """Rows ``first:end`` as an (end - first) x W uint8 tensor; ``classes`` are the mask's same rows."""
         rows = AxisMap(self.rows.index[first:end], self.rows.weight[first:end], self.rows.in_size)
-        values = dense_values(self.column_windows, rows, self.cols.banded)  # blocks x C x rows x block
+        windows = self.classes.column_windows.float()  # a no-op for float32 logits
+        values = dense_values(windows, rows, self.cols.banded)  # blocks x C x rows x block
         blocks, count, height, block = values.shape
         values = values.permute(1, 2, 0, 3).reshape(count, height, blocks * block)[:, :, : self.cols.out_size]
         winner = values.gather(0, classes.long().unsqueeze(0))

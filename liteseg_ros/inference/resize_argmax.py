@@ -68,7 +68,7 @@ class ResizeArgmax:
     @functools.cached_property
     def column_windows(self) -> torch.Tensor:
         """The dense way's input, C x h x (blocks * span): the logits' columns each column block reads. Made on the
-        first dense chunk (two band threads may both make it: the same tensor)."""
+        first dense chunk or confidence band (two band threads may both make it: the same tensor)."""
         return self.logits.index_select(2, self.cols.banded.index)
 
     def band(self, first: int, end: int) -> torch.Tensor:

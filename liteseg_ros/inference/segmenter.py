@@ -319,10 +319,10 @@ class Segmenter:
         when ``confidence``, the confidence's rows alike."""
         rows, cols = self._resampling_maps(height, width)
         if self.upsample == "logits":
-            return (ResizeArgmax(logits, rows, cols, self._bands),
-                    ConfidenceRows(logits, rows, cols) if confidence else None)
+            classes = ResizeArgmax(logits, rows, cols, self._bands)
+            return classes, ConfidenceRows(classes) if confidence else None
         at_input = ResizeArgmax(logits, *self._source_maps, self._bands)
-        confidence_at_input = ConfidenceRows(logits, *self._source_maps) if confidence else None
+        confidence_at_input = ConfidenceRows(at_input) if confidence else None
         classes = torch.empty(self.input_size, dtype=torch.uint8)
         certainty = torch.empty(self.input_size, dtype=torch.uint8)
 
