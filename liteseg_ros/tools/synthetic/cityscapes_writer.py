@@ -17,8 +17,6 @@ end, so an interrupted run leaves no half-written tree.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from PIL import Image
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import ID_PALETTE
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
+from liteseg_ros.tools.synthetic.staging import staged_tree
 
 LOG = logging.getLogger(__name__)
 
@@ -81,20 +80,13 @@ def write_cityscapes_tree(out: str | Path, *, train: int, val: int, height: int,
     _check_arguments(out, train, val, test, extra, coarse, height, width)
     check_seed(seed)
     counts = {"train": train, "val": val, "test": test, "train_extra": extra}
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     files = 0
-    try:
+    with staged_tree(out) as staging:
         for split, count in counts.items():
             for index in range(count):
                 files += _write_frame(staging, split, index, height, width, seed, coarse)
             if count:
                 LOG.info("wrote %d %s frames", count, split)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     annotations = {"gtFine": tuple(s for s in ("train", "val", "test") if counts[s])}
     if coarse:
         annotations["gtCoarse"] = tuple(s for s in ("train", "val", "train_extra") if counts[s])

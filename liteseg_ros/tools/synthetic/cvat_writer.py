@@ -14,8 +14,6 @@ The tree is written next to ``out`` and renamed into place at the end (no half-w
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import LABEL_BY_NAME
 from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
+from liteseg_ros.tools.synthetic.staging import staged_tree
 
 #: A delivery robot's classes and the Cityscapes labels each takes; every other label is background (id 0).
 ROBOT_CLASSES: tuple[tuple[str, tuple[int, int, int], tuple[str, ...]], ...] = (
@@ -73,15 +72,8 @@ def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, wid
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an empty directory: choose a new output path")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_tree(out) as staging:
         _write_tree(staging, {"train": train, "val": val}, height, width, seed)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportSummary(out, height, width, seed, {"train": train, "val": val}, ROBOT_CLASS_SET.names)
 
 
