@@ -17,6 +17,7 @@ CUDA after it, so the two devices can differ at a few boundary pixels (0.4 % of 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,17 @@ class ClassMap:
             {"name": name, "color": list(color), "from": [self.source.names[i] for i in group]}
             for name, color, group in zip(self.classes.names, self.classes.colors, self.groups)]}
 
-    def mask(self, model_mask: torch.Tensor) -> torch.Tensor:
-        """Model class ids -> published class ids (255 stays 255); for ground truth, not for predictions."""
+    @functools.cached_property
+    def lookup(self) -> torch.Tensor:
+        """256 uint8: published class id of each model class id (255 elsewhere), made once."""
         lut = torch.full((256,), 255, dtype=torch.uint8)
         for target, group in enumerate(self.groups):
             lut[list(group)] = target
-        return lut[model_mask.long()]
+        return lut
+
+    def mask(self, model_mask: torch.Tensor) -> torch.Tensor:
+        """Model class ids -> published class ids (255 stays 255); for ground truth, not for predictions."""
+        return self.lookup[model_mask.long()]
 
 
 def merge_logits(logits: torch.Tensor, groups: tuple[tuple[int, ...], ...], dim: int = 1) -> torch.Tensor:
