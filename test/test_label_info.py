@@ -22,6 +22,7 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.images.conversions import image_msg_to_array
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.outputs import OUTPUT_TOPICS
 from liteseg_ros.tools.backends import unseen_frames
 
 from conftest import ROOT, node_environment, random_weights, spawn_node, wait_until_ready
@@ -118,15 +119,17 @@ def test_the_managed_node_sends_label_info_at_configure_and_again_for_a_new_clas
     assert own["names"] == list(CITYSCAPES.names) and own["ids"] == list(range(19))
 
 
-def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, image: np.ndarray) -> dict:
-    """Start a node that publishes mask, color_mask and confidence always; send ``image`` until all three come
-    back for it; return them as arrays."""
-    topics = {"mask": "mask", "color": "color_mask", "confidence": "confidence"}
-    switches = {"publish_mask": "always", "publish_color": "always", "publish_confidence": "always"}
-    node = spawn_node(log_dir, namespace, {**parameters, **switches})
+def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, image: np.ndarray,
+                      outputs: tuple[str, ...] = ("mask", "color", "confidence"), env: dict | None = None,
+                      while_running=None) -> dict:
+    """Start a node that publishes ``outputs`` always; send ``image`` until all of them come back for it; call
+    ``while_running`` (if given) before stopping the node; return the outputs as arrays (and its result under
+    ``"while_running"``)."""
+    switches = {f"publish_{name}": "always" for name in outputs}
+    node = spawn_node(log_dir, namespace, {**parameters, **switches}, env=env)
     try:
         wait_until_ready(client, node, f"{namespace}/image")
-        collectors = {name: client.collector(Image, f"{namespace}/liteseg/{topic}") for name, topic in topics.items()}
+        collectors = {name: client.collector(Image, f"{namespace}/liteseg/{OUTPUT_TOPICS[name]}") for name in outputs}
         publisher = client.publisher(Image, f"{namespace}/image")
         sent = raw_message(image, "rgb8")
 
@@ -135,11 +138,12 @@ def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, i
             found = {name: c.find(lambda m: m.header.stamp == sent.header.stamp) for name, c in collectors.items()}
             return found if all(found.values()) else None
 
-        found = client.wait_for(answers, 60, "mask, color_mask and confidence")
+        found = client.wait_for(answers, 60, ", ".join(outputs))
+        extra = while_running() if while_running else None
     finally:
         node.stop(signal.SIGINT)
     assert found["confidence"].encoding == "mono8" and found["confidence"].header.frame_id == sent.header.frame_id
-    return {name: image_msg_to_array(message) for name, message in found.items()}
+    return {**{name: image_msg_to_array(message) for name, message in found.items()}, "while_running": extra}
 
 
 def test_the_node_publishes_its_own_classes_colours_and_confidence(ros_client, tmp_path, robot_weights):

@@ -78,36 +78,17 @@ def test_the_fine_tuned_model_runs_in_the_node_with_the_labelmap(fine_tuned, exp
                                                                  vision_msgs_environment):
     """As a ROS client sees it: masks, colour masks and overlays in the labelmap's colours, confidence, and
     LabelInfo with the labelmap's names, from the model liteseg-train wrote."""
-    from sensor_msgs.msg import Image
-    from test_label_info import listen
-    from test_node_io import raw_message
+    from test_label_info import listen, outputs_from_node
 
-    from liteseg_ros.images.conversions import image_msg_to_array
-
-    from conftest import spawn_node, wait_until_ready
+    from liteseg_ros.outputs import OUTPUTS
 
     weights = fine_tuned[0] / "model_final.pt"
     image = open_split(export, "val")[0][0]
-    topics = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
-    parameters = {"weights": weights, "device": "cpu", "input_height": 96, "input_width": 128,
-                  **{f"publish_{name}": "always" for name in topics}}
-    node = spawn_node(tmp_path, "/robot", parameters, env=vision_msgs_environment)
-    try:
-        wait_until_ready(ros_client, node, "/robot/image")
-        collectors = {name: ros_client.collector(Image, f"/robot/liteseg/{topic}") for name, topic in topics.items()}
-        publisher = ros_client.publisher(Image, "/robot/image")
-        sent = raw_message(image, "rgb8")
-
-        def answered():
-            publisher.publish(sent)
-            found = {name: c.find(lambda m: m.header.stamp == sent.header.stamp) for name, c in collectors.items()}
-            return found if all(found.values()) else None
-
-        found = ros_client.wait_for(answered, 60, "the four outputs")
-        labels = listen("/robot/liteseg/label_info", vision_msgs_environment)
-    finally:
-        node.stop()
-    outputs = {name: image_msg_to_array(message) for name, message in found.items()}
+    parameters = {"weights": weights, "device": "cpu", "input_height": 96, "input_width": 128}
+    outputs = outputs_from_node(ros_client, tmp_path, "/robot", parameters, image, outputs=OUTPUTS,
+                                env=vision_msgs_environment,
+                                while_running=lambda: listen("/robot/liteseg/label_info", vision_msgs_environment))
+    labels = outputs["while_running"]
     expected = Segmenter(weights, device="cpu", input_size=(96, 128)).segment(image)
     assert labels["names"] == list(ROBOT_CLASS_SET.names)
     assert np.mean(outputs["mask"] == expected.mask) >= 0.999 and len(np.unique(outputs["mask"])) > 1
