@@ -93,11 +93,16 @@ class PipelineStages:
         """1 x C x h' x w' logits -> H x W class indices (int64): bilinear logits then argmax (``logits``), or
         argmax then the ``nearest`` (row, column) index tensors (``mask``)."""
         if self.upsample == "logits":
-            if tuple(logits.shape[2:]) != (height, width):
-                logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
-            return logits[0].argmax(dim=0)
+            return self.at_size(logits, height, width)[0].argmax(dim=0)
         rows, cols = nearest
         return logits[0].argmax(dim=0).index_select(0, rows).index_select(1, cols)
+
+    @staticmethod
+    def at_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """1 x C x h' x w' logits resized bilinearly (float32) to ``height`` x ``width``, or as they are."""
+        if tuple(logits.shape[2:]) == (height, width):
+            return logits
+        return F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
 
     def confidence(self, logits: torch.Tensor, classes: torch.Tensor,
                    nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -109,9 +114,7 @@ class PipelineStages:
             probabilities = torch.softmax(logits[0].float(), dim=0)
             winner = probabilities.max(dim=0).values.index_select(0, rows).index_select(1, cols)
         else:
-            if tuple(logits.shape[2:]) != tuple(classes.shape):
-                logits = F.interpolate(logits.float(), size=tuple(classes.shape), mode="bilinear", align_corners=False)
-            probabilities = torch.softmax(logits[0].float(), dim=0)
+            probabilities = torch.softmax(self.at_size(logits, *classes.shape)[0].float(), dim=0)
             winner = probabilities.gather(0, classes.long().unsqueeze(0))[0]
         return winner.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
@@ -128,6 +131,8 @@ class PipelineStages:
         """H x W x C uint8 image on the device -> the wanted uint8 outputs on the device (no host syncs)."""
         height, width = self.output_shape(*image.shape[:2])
         logits = self.network(self.network_input(image_to_batch(image, encoding)))
+        if self.upsample == "logits":  # resized once, for the classes and the confidence
+            logits = self.at_size(logits, height, width)
         classes = self.classes(logits, height, width, nearest)
         outputs = {"mask": classes.to(torch.uint8)}
         if "confidence" in wanted:
