@@ -9,16 +9,20 @@ namespace, like the node's outputs; an absolute one stays where it is. rviz:=tru
 installed logs a warning and starts the node alone. managed:=true starts the lifecycle node
 (segmentation_lifecycle_node); autostart:=true then configures and activates it, otherwise a
 lifecycle manager (Nav2's, or ros2 lifecycle set) does. The node gets config/fastdds_large_images.xml as its Fast
-DDS profile unless the environment names one (dds_profile:="" leaves it alone).
+DDS profile unless the environment names one (dds_profile:="" leaves it alone). When the node cannot start (its
+one error line says why), launch shuts down and exits with a non-zero status, so a script or a systemd unit sees
+the failure.
 """
 
 import os
 import tempfile
 from pathlib import Path
 
+import launch.logging
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
@@ -27,8 +31,9 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
+from liteseg_ros.outputs import NODE_NAME
+
 PACKAGE = "liteseg_ros"
-NODE_NAME = "liteseg"
 RVIZ_TOPIC_PREFIX = f"/{NODE_NAME}/"
 DDS_PROFILE_NAME = "fastdds_large_images.xml"
 DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
@@ -102,7 +107,8 @@ def _rviz2_missing():
     try:
         get_package_share_directory("rviz2")
     except PackageNotFoundError:
-        return ("rviz:=true, but rviz2 is not installed (sudo apt install ros-$ROS_DISTRO-rviz2): "
+        distro = os.environ.get("ROS_DISTRO") or "<distro>"
+        return (f"rviz:=true, but rviz2 is not installed (sudo apt install ros-{distro}-rviz2): "
                 "starting the node without rviz2")
     return None
 
@@ -136,19 +142,33 @@ def _launch_setup(context):
         segmentation_node = LifecycleNode(executable="segmentation_lifecycle_node", namespace="", **node_options)
     else:
         segmentation_node = Node(executable="segmentation_node", **node_options)
-    actions = [segmentation_node]
+    actions = [segmentation_node, _fail_when_node_fails(segmentation_node)]
     if managed and LaunchConfiguration("autostart").perform(context) == "true":
         actions += _autostart(segmentation_node)
     if LaunchConfiguration("rviz").perform(context) == "true":
         missing = _rviz2_missing()  # checked before anything starts: no orphaned node when rviz2 is absent
         if missing:
-            actions.insert(0, LogInfo(msg=f"WARNING: {missing}"))
+            launch.logging.get_logger("launch").warning(missing)
         else:
             actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
                                 arguments=["-d", _rviz_config(namespace)]))
     if namespace:
         return [GroupAction([PushRosNamespace(namespace), *actions])]
     return actions
+
+
+class NodeFailed(RuntimeError):
+    """The segmentation node exited with a non-zero status before launch was shutting down."""
+
+
+def _fail_when_node_fails(node):
+    """End launch with a non-zero status when the node exits with one (it could not start, or crashed): launch
+    turns an exception in an event handler into a shutdown and exit status 1; a Shutdown action would exit 0."""
+    def on_exit(event, context):
+        if event.returncode != 0 and not context.is_shutdown:
+            raise NodeFailed(f"{event.process_name} exited with status {event.returncode} (its error is logged "
+                             "above): shutting down")
+    return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit))
 
 
 def _dds_environment(profile):

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from liteseg_ros.classes import ClassSet, parse_color
-from liteseg_ros.errors import ClassSetError
+from liteseg_ros.errors import ClassSetError, first_line
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ def load_class_map(path: str | os.PathLike, source: ClassSet) -> ClassMap:
     except FileNotFoundError:
         raise ClassSetError(f"{what} does not exist; give the path of a class map YAML file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ClassSetError(f"{what} cannot be read: {first}") from None
+        raise ClassSetError(f"{what} cannot be read: {first_line(error)}") from None
     return parse_class_map(data, source, what, str(path))
 
 

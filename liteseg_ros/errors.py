@@ -1,4 +1,8 @@
-"""Typed errors of liteseg_ros. Each message says what is wrong and what to do."""
+"""Typed errors of liteseg_ros. Each message says what is wrong and what to do; and the exit statuses of its
+programs."""
+
+EXIT_ERROR = 2  # a configuration, data or input error: one line on stderr, nothing done
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), what a shell reports for an interrupted program
 
 
 class LiteSegError(Exception):
@@ -42,3 +46,11 @@ class DatasetError(LiteSegError):
 
 class BagError(LiteSegError):
     """A rosbag2 bag that cannot be replayed: missing, not a bag, corrupt, no image topic."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's first line (at most ``limit`` characters) for a one-line message; prefixed by its type
+    unless it is one of ours, whose messages say what to do on their own."""
+    text = str(error).strip()
+    text = text.splitlines()[0][:limit] if text else type(error).__name__
+    return text if isinstance(error, LiteSegError) else f"{type(error).__name__}: {text}"

@@ -3,6 +3,7 @@
 ``/<NODE_NAME>/<topic>``, as the node publishes them). No imports."""
 
 NODE_NAME = "liteseg"
+NODE_NAMESPACE = f"/{NODE_NAME}"  # where a node of the default name publishes its outputs
 OUTPUTS = ("mask", "color", "overlay", "confidence")  # SegmentationResult fields, `outputs=` of Segmenter.segment
 OUTPUT_TOPICS = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
 OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
@@ -11,4 +12,4 @@ LABEL_INFO_TOPIC = "label_info"  # vision_msgs/LabelInfo of the published class 
 
 def replay_topic(output: str) -> str:
     """The topic of ``output`` in a replayed bag: where a node with the default name publishes it."""
-    return f"/{NODE_NAME}/{OUTPUT_TOPICS[output]}"
+    return f"{NODE_NAMESPACE}/{OUTPUT_TOPICS[output]}"

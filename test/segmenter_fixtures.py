@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD, build_liteseg
 from liteseg_ros.tools.synthetic import render_scene
+from liteseg_ros.tools.synthetic.batchnorm_statistics import with_street_statistics
 
 
 def street_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -43,21 +44,7 @@ def calibrated_model(backbone: str = "mobilenetv2", seed: int = 0, size: tuple[i
     """
     torch.manual_seed(seed)
     model = build_liteseg(backbone, num_classes=num_classes)
-    generator = torch.Generator().manual_seed(seed)
-    batchnorms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for bn in batchnorms:
-            bn.weight.copy_(torch.empty_like(bn.weight).uniform_(0.5, 1.5, generator=generator))
-            bn.bias.copy_(torch.randn(bn.bias.shape, generator=generator) * 0.1)
-            bn.reset_running_stats()
-            bn.momentum = None
-        images = np.stack([street_image(*size, seed=seed + i) for i in range(2)])
-        model.train()
-        model(normalise(torch.from_numpy(images).permute(0, 3, 1, 2)))
-        model(normalise(torch.from_numpy(images[:, :, ::-1].copy()).permute(0, 3, 1, 2)))
-    for bn in batchnorms:
-        bn.momentum = 0.1
-    return model.eval()
+    return with_street_statistics(model, size=size, seed=seed, random_affine=True)
 
 
 def network_input(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

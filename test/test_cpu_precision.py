@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg_ros.inference.arguments import auto_cpu_precision
 from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
+from liteseg_ros.inference.plan import Machine, auto_cpu_precision
 from liteseg_ros.inference.runtimes import onnx_available, openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.metrics import ConfusionMatrix
@@ -45,22 +45,23 @@ def test_native_bf16_needs_avx512_bf16_or_amx(cpuinfo, native):
     assert native_bf16_flags(cpu_flags(cpuinfo)) == native
 
 
+def _auto(cpuinfo: str, optimize: str = "auto", packages=frozenset({"onnx", "onnxruntime", "openvino"})):
+    return auto_cpu_precision(optimize, Machine(cpu_flags=cpu_flags(cpuinfo), packages=packages))
+
+
 def test_auto_is_fp32_without_native_bf16_and_says_why():
-    precision, why = auto_cpu_precision(flags=cpu_flags(SKYLAKE))
+    precision, why = _auto(SKYLAKE)
     assert precision == "fp32" and "no native bf16 (amx_bf16 or avx512_bf16)" in why
 
 
-def test_auto_is_fp32_without_openvino_and_says_how_to_get_bf16(monkeypatch):
-    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` fails as if it were not installed
-    precision, why = auto_cpu_precision(flags=cpu_flags(ZEN4))
+def test_auto_is_fp32_without_openvino_and_says_how_to_get_bf16():
+    precision, why = _auto(ZEN4, packages=frozenset({"onnx", "onnxruntime"}))
     assert precision == "fp32" and "avx512_bf16 but OpenVINO" in why and "liteseg_ros[openvino]" in why
 
 
-@needs_openvino
 def test_auto_is_bf16_with_native_bf16_and_openvino_unless_optimize_excludes_it():
-    assert auto_cpu_precision(flags=cpu_flags(ZEN4)) == (
-        "bf16", "the CPU has avx512_bf16; OpenVINO runs bf16 natively")
-    precision, why = auto_cpu_precision("fold_bn,onnxruntime", flags=cpu_flags(SAPPHIRE_RAPIDS))
+    assert _auto(ZEN4) == ("bf16", "auto: the CPU has avx512_bf16; OpenVINO runs bf16 natively")
+    precision, why = _auto(SAPPHIRE_RAPIDS, "fold_bn,onnxruntime")
     assert precision == "fp32" and "does not run OpenVINO" in why
 
 
@@ -98,8 +99,11 @@ def test_auto_precision_is_logged_with_its_reason(frames):
     with core_log(level=20) as logged:
         segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE)
     ready = [line for line in logged if line.startswith("segmenter ready:")]
-    assert len(ready) == 1 and f"precision auto -> {segmenter.precision}: " in ready[0], logged
-    expected, _ = auto_cpu_precision()
+    plans = [line for line in logged if line.startswith("plan:\n")]
+    expected, why = auto_cpu_precision("auto", Machine.detect())
+    assert len(ready) == 1 and ready[0] == f"segmenter ready: {segmenter.description}", logged
+    assert len(plans) == 1 and plans[0] == f"plan:\n{segmenter.plan.describe()}"
+    assert f"precision  {expected}" in plans[0] and why in plans[0] and why.startswith("auto: ")
     assert segmenter.precision == expected
 
 

@@ -116,7 +116,7 @@ def test_launched_executables_exist(launch_tree, setup_kwargs):
     options = next(node.value for node in ast.walk(launch_tree) if isinstance(node, ast.Assign)
                    and getattr(node.targets[0], "id", "") == "node_options")
     assert _keyword(options, "name").id == "NODE_NAME"  # both segmentation nodes are named liteseg
-    assert f'NODE_NAME = "{NODE_NAME}"' in LAUNCH_FILE.read_text()
+    assert "from liteseg_ros.outputs import NODE_NAME" in LAUNCH_FILE.read_text() and NODE_NAME == "liteseg"
     scripts = {
         entry.split("=")[0].strip(): entry.split("=")[1].strip()
         for entry in setup_kwargs["entry_points"]["console_scripts"]
@@ -205,11 +205,13 @@ def test_rviz_without_rviz2_is_a_warning_and_no_process(launch_tree, tmp_path, m
     rviz2, and the rviz2 Node only created where that check found it (so nothing is left running)."""
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-    scope = {"get_package_share_directory": get_package_share_directory, "PackageNotFoundError": PackageNotFoundError}
+    scope = {"get_package_share_directory": get_package_share_directory, "PackageNotFoundError": PackageNotFoundError,
+             "os": os}
     check = ast.Module(body=[_function(launch_tree, "_rviz2_missing")], type_ignores=[])
     exec(compile(check, str(LAUNCH_FILE), "exec"), scope)
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
-    assert "rviz2 is not installed" in scope["_rviz2_missing"]()
+    monkeypatch.setenv("ROS_DISTRO", "jazzy")
+    assert "rviz2 is not installed (sudo apt install ros-jazzy-rviz2)" in scope["_rviz2_missing"]()
     (tmp_path / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
     (tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").touch()
     (tmp_path / "share" / "rviz2").mkdir()
@@ -227,6 +229,40 @@ def test_rviz_without_rviz2_is_a_warning_and_no_process(launch_tree, tmp_path, m
     assigned = [node for node in ast.walk(setup) if isinstance(node, ast.Assign)
                 and getattr(node.targets[0], "id", "") == "missing"]
     assert len(assigned) == 1 and assigned[0].value.func.id == "_rviz2_missing"
+
+
+def test_launch_fails_with_the_node_and_only_then(launch_tree):
+    """The handler the launch file registers on the node's exit, run: a non-zero exit before shutdown raises (launch
+    then shuts down and returns 1), a clean exit or one during shutdown does not; _launch_setup registers it."""
+    registered = []
+    scope = {"RegisterEventHandler": lambda handler: registered.append(handler) or handler,
+             "OnProcessExit": lambda **kwargs: kwargs}
+    exec(compile(ast.Module(body=[_class(launch_tree, "NodeFailed"), _function(launch_tree, "_fail_when_node_fails")],
+                            type_ignores=[]), str(LAUNCH_FILE), "exec"), scope)
+    node = object()
+    handler = scope["_fail_when_node_fails"](node)
+    assert registered == [handler] and handler["target_action"] is node
+
+    class Exited:
+        process_name, returncode = "segmentation_node-1", 1
+
+    class Context:
+        is_shutdown = False
+
+    with pytest.raises(scope["NodeFailed"], match="segmentation_node-1 exited with status 1"):
+        handler["on_exit"](Exited(), Context())
+    Exited.returncode = 0
+    assert handler["on_exit"](Exited(), Context()) is None
+    Exited.returncode, Context.is_shutdown = -2, True
+    assert handler["on_exit"](Exited(), Context()) is None
+    setup = _function(launch_tree, "_launch_setup")
+    calls = [call for call in ast.walk(setup) if isinstance(call, ast.Call)
+             and getattr(call.func, "id", "") == "_fail_when_node_fails"]
+    assert len(calls) == 1 and calls[0].args[0].id == "segmentation_node"
+
+
+def _class(tree: ast.Module, name: str) -> ast.ClassDef:
+    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
 
 
 def test_the_node_gets_the_dds_profile_unless_the_environment_names_one(launch_tree, setup_kwargs, monkeypatch):

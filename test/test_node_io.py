@@ -298,14 +298,15 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert float(status["processing latency p50 (ms)"]) > 0
     assert float(status["end-to-end latency p95 (ms)"]) > 0
     assert status["input topic"] == "/io_raw/image"
-    from liteseg_ros.inference.arguments import auto_cpu_precision
-    from liteseg_ros.inference.optimize import onnx_available, onnxruntime_available
+    from liteseg_ros.inference.plan import Machine, Request, make_plan
 
-    precision, _ = auto_cpu_precision()  # bf16 runs on OpenVINO, fp32 on onnxruntime (both need onnx)
-    runner = "onnxruntime" if onnx_available() and onnxruntime_available() else "torchscript"
-    runner = "openvino" if precision == "bf16" and onnx_available() else runner
-    assert f" {precision} cpu " in status["model"], status["model"]
-    assert status["model"].endswith(f"(bn-folded, {runner})"), status["model"]  # optimize=auto on a CPU
+    plan = make_plan(Request(device="cpu"), Machine.detect())  # what the node's own process plans, here
+    tag = {"torchscript_freeze": "torchscript"}.get(plan.runner, plan.runner)
+    assert f" {plan.precision} cpu " in status["model"], status["model"]
+    assert status["model"].endswith(f"(bn-folded, {tag})"), status["model"]  # optimize=auto on a CPU
+    assert status["plan"] == plan.summary()
+    assert status["plan runner"].startswith(f"{plan.runner} (auto: ")
+    assert status["plan fallbacks"].startswith(" -> ".join(f"{r} {p}" for r, p in plan.fallbacks) or "none")
     eager = wait_for_counter(ros_client, diagnostics, nodes["compressed"], "processed frames", 0)
     assert eager["model"].endswith("(eager)")  # optimize=none
 

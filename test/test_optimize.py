@@ -16,7 +16,13 @@ from torch.nn import functional as F
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
-from liteseg_ros.inference.optimize import OptimizeOptions, keep_freed_memory, onnxruntime_available, resolve_optimize
+from liteseg_ros.inference.optimize import (
+    OptimizeOptions,
+    auto_options,
+    keep_freed_memory,
+    onnxruntime_available,
+    resolve_optimize,
+)
 from liteseg_ros.inference.runtimes import openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg
@@ -151,18 +157,21 @@ def _fallback_warnings(messages: list[str]) -> list[str]:
 
 @pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
 @pytest.mark.parametrize("optimize", ["auto", "onnxruntime"])
-def test_onnxruntime_without_onnx_falls_back_to_torchscript_with_one_warning(
-    model, street, optimize, monkeypatch
-):
-    """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run, so the Segmenter
-    warns once and runs the next fastest CPU path instead of failing."""
+def test_onnxruntime_without_onnx_runs_torchscript(model, street, optimize, monkeypatch):
+    """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run. ``auto`` plans
+    TorchScript and says why; onnxruntime asked for by name is tried, and falls back with one warning."""
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail as if it were not installed
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     with core_log() as logged:
         segmenter = Segmenter(model, device="cpu", input_size=SIZE, optimize=optimize, precision="fp32")
     warnings = _fallback_warnings(logged)
-    assert len(warnings) == 1 and "onnx is not installed; pip install onnx" in warnings[0], warnings
-    assert "using torchscript_freeze instead" in warnings[0]
+    if optimize == "auto":
+        assert warnings == [] and segmenter.plan.reasons["runner"] == "auto: onnx not installed"
+    else:
+        assert len(warnings) == 1 and "onnx is not installed; pip install onnx" in warnings[0], warnings
+        assert "using torchscript_freeze (fp32) instead" in warnings[0]
+        assert segmenter.plan.history == ("onnxruntime fp32 -> torchscript_freeze fp32: onnx is not installed; "
+                                          "pip install onnx",)
     assert segmenter.options.torchscript_freeze and not segmenter.options.onnxruntime
     assert "torchscript" in segmenter.description and "onnxruntime" not in segmenter.description
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
@@ -201,7 +210,7 @@ def test_a_runner_that_fails_falls_back_to_eager(model, street):
         segmenter = Segmenter(_DictOutput(model), device="cpu", input_size=SIZE, optimize="torchscript_freeze,warmup=1")
     warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and "torchscript_freeze could not be set up (RuntimeError: cannot trace" in warnings[0]
-    assert "using eager PyTorch instead" in warnings[0]
+    assert "using eager PyTorch (fp32) instead" in warnings[0]
     assert not segmenter.options.torchscript_freeze
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
@@ -209,8 +218,8 @@ def test_a_runner_that_fails_falls_back_to_eager(model, street):
 
 def test_optimize_argument_forms():
     assert resolve_optimize("none", "cpu") == OptimizeOptions.none()
-    assert resolve_optimize("auto", "cpu") == OptimizeOptions.auto("cpu")
-    cpu = OptimizeOptions.auto("cpu")
+    assert resolve_optimize("auto", "cpu") == auto_options("cpu")
+    cpu = auto_options("cpu")
     assert cpu.fold_bn and not cpu.cuda_graphs
     assert (cpu.onnxruntime, cpu.torchscript_freeze) == ((True, False) if onnxruntime_available() else (False, True))
     bf16 = resolve_optimize("auto", "cpu", torch.bfloat16)  # onnxruntime runs fp32 only; OpenVINO bf16 too
@@ -220,10 +229,8 @@ def test_optimize_argument_forms():
         resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
     with pytest.raises(ConfigError, match="openvino runs fp32 or bf16 only"):
         resolve_optimize("openvino", "cpu", torch.float16)
-    assert OptimizeOptions.auto("cuda").cuda_graphs and not OptimizeOptions.auto("cuda").torchscript_freeze
-    assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(
-        OptimizeOptions.auto("cpu"), malloc_tuning=False
-    )
+    assert auto_options("cuda").cuda_graphs and not auto_options("cuda").torchscript_freeze
+    assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(auto_options("cpu"), malloc_tuning=False)
     listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
     assert listed == OptimizeOptions(fold_bn=True, channels_last=False, torchscript_freeze=True, warmup=5)
     assert listed.tags() == ["bn-folded", "torchscript"]

@@ -33,7 +33,7 @@ from liteseg_ros.datasets import read_label_ids
 from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.common import add_run_arguments, parse_size, run_cli
 
 PROG = "liteseg-eval"
 GT_SUFFIX = "_gtFine_labelIds.png"
@@ -209,10 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--split", default="val", help="dataset split (default: val)")
     model.add_argument("--input-size", type=parse_size, metavar="HxW",
                        help="network input size (default: the checkpoint's, else the images' full resolution)")
-    model.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    model.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                       help="network precision (default: auto, as the node: fp16 on CUDA; on a CPU bf16 where it is "
-                            "native and OpenVINO is installed, else fp32; fp32 for reference numbers)")
+    add_run_arguments(model)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--plots", metavar="DIR", help="also write class_iou.png and confusion_matrix.png to DIR")
     parser.add_argument("--workers", type=int, default=4, help="threads reading PNG files (default: 4)")

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liteseg_ros.errors import ConfigError, LiteSegError
+from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, ConfigError, LiteSegError
 from liteseg_ros.training.config import TrainConfig, dump_config, load_config
 from liteseg_ros.training.distributed import DistContext, init_distributed, shutdown
 
 log = logging.getLogger("liteseg-train")
-EXIT_CONFIG_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", error)  # to stderr and RUN_DIR/train.log
         else:  # before the run directory is set up (config, data set): nothing is written there
             print(f"liteseg-train: error: {error}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return EXIT_ERROR
     finally:
         if context is not None:
             shutdown(context)

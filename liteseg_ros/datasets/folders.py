@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from liteseg_ros.classes import IGNORE_INDEX, ClassSet
 from liteseg_ros.datasets import voc
 from liteseg_ros.datasets.cityscapes import CityscapesDataset, read_rgb
-from liteseg_ros.errors import ClassSetError, DatasetError
+from liteseg_ros.errors import ClassSetError, DatasetError, first_line
 from liteseg_ros.labels import CITYSCAPES
 
 CLASSES_FILE = "classes.yaml"
@@ -73,7 +73,7 @@ def read_classes_yaml(path: Path) -> ClassSet:
             raise DatasetError(f"{path} needs 'classes:', a list of {{name: ..., color: [r, g, b]}}")
         return ClassSet(tuple(entry.get("name") for entry in entries), tuple(entry.get("color") for entry in entries))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise DatasetError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
+        raise DatasetError(f"{path} cannot be read: {first_line(error)}") from None
     except ClassSetError as error:
         raise DatasetError(f"{path}: {error}") from None
 

@@ -9,10 +9,11 @@ runs its torch operations on one thread; NumPy and torch release the GIL in them
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -79,3 +80,17 @@ class BandPool:
         if self._helpers is not None:
             self._helpers.shutdown(wait=True)
             self._helpers = None
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Run the enclosed torch CPU ops on one intra-op thread, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

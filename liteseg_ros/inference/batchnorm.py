@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from liteseg_ros.errors import OptimizationError
+from liteseg_ros.errors import ConfigError, OptimizationError
 
 LOG = logging.getLogger(__name__)
 
@@ -124,3 +124,16 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     parent._modules[child] = new
+
+
+def small_probe(model: nn.Module, device: torch.device) -> torch.Tensor | None:
+    """A small valid fp32 input for finding BatchNorm pairs (64 x 64 suits every LiteSeg backbone), or None."""
+    side = 64
+    check = getattr(model, "check_input_size", None)
+    if check is None:
+        return None
+    try:
+        check(side, side)
+    except ConfigError:
+        return None
+    return torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(device)

@@ -2,8 +2,7 @@
 
 With ``cuda_graphs`` the device part (the stages of :class:`~liteseg_ros.inference.pipeline.PipelineStages`:
 normalise, resize, network, resize + argmax, palette, blend) is one CUDA graph per (image shape, encoding,
-outputs). Written for CUDA but not run on a GPU in this project's
-development (no GPU was available; see docs/benchmarks.md).
+outputs). GPU figures, where measured: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -11,10 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 import torch
 
+from liteseg_ros.errors import first_line
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.optimize import OptimizeOptions
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
@@ -27,10 +28,12 @@ MAX_CACHED_SHAPES = 4
 
 class CudaPipeline:
     """Runs a Segmenter's :class:`PipelineStages` on CUDA: the transfers, and the CUDA graphs (see the module
-    docstring). A graph that cannot be captured falls back to running the stages eagerly, with a warning."""
+    docstring). A graph that cannot be captured falls back to running the stages eagerly, with a warning, and
+    ``on_fallback(reason)`` (the Segmenter's new plan)."""
 
-    def __init__(self, stages: PipelineStages, device: torch.device, options: OptimizeOptions):
-        self.stages, self.device, self.options = stages, device, options
+    def __init__(self, stages: PipelineStages, device: torch.device, options: OptimizeOptions,
+                 on_fallback: Callable[[str], None] = lambda reason: None):
+        self.stages, self.device, self.options, self.on_fallback = stages, device, options, on_fallback
         self.use_graphs = options.cuda_graphs
         self.graphs: OrderedDict[tuple, CudaGraphRunner] = OrderedDict()
         self.buffers: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
@@ -65,9 +68,10 @@ class CudaPipeline:
             try:
                 return self._graph(key, image, encoding, wanted, nearest)()
             except Exception as error:  # an optimisation must never stop the node
-                LOG.warning("optimize: cuda_graphs could not be set up (%s: %s); running the stages eagerly",
-                            type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+                LOG.warning("optimize: cuda_graphs could not be set up (%s); running the stages eagerly",
+                            first_line(error))
                 self.use_graphs = False
+                self.on_fallback(first_line(error))
         return self.stages.run(image, encoding, wanted, nearest)
 
     def _nearest_indices(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

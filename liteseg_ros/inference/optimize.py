@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from liteseg_ros.errors import ConfigError, OptimizationError
+from liteseg_ros.errors import ConfigError, OptimizationError, first_line
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import (  # noqa: F401  (export_onnx: its public name here since 0.1)
     OnnxRuntimeNetwork,
@@ -31,13 +31,12 @@ from liteseg_ros.inference.runtimes import (  # noqa: F401  (export_onnx: its pu
     onnx_available,
     onnxruntime_available,
     openvino_available,
+    package_available,
 )
 
 LOG = logging.getLogger(__name__)
 
 RUNNERS = ("openvino", "onnxruntime", "torchscript_freeze", "compile")
-# the next fastest (OpenVINO's fallback runs fp32); the others fall back to eager
-RUNNER_FALLBACK = {"openvino": "onnxruntime", "onnxruntime": "torchscript_freeze"}
 # the runners that take the network exported to ONNX (the onnx package), CPU only, with their precisions
 ONNX_RUNNER_PRECISIONS = {"openvino": {"fp32": torch.float32, "bf16": torch.bfloat16},
                           "onnxruntime": {"fp32": torch.float32}}
@@ -46,7 +45,7 @@ ONNX_RUNNERS = tuple(ONNX_RUNNER_PRECISIONS)
 
 @dataclass(frozen=True)
 class OptimizeOptions:
-    """Which deployment optimisations to apply. ``OptimizeOptions.auto(device)`` gives the measured defaults."""
+    """Which deployment optimisations to apply. :func:`auto_options` gives the measured defaults."""
 
     fold_bn: bool = True  # fold BatchNorm (and separable 1x1 depthwise scales) into the convolutions
     channels_last: bool = True  # NHWC memory format for the network and its input
@@ -62,20 +61,6 @@ class OptimizeOptions:
     def none(cls) -> "OptimizeOptions":
         """Plain eager execution, nothing changed."""
         return cls(fold_bn=False, channels_last=False, warmup=0)
-
-    @classmethod
-    def auto(cls, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "OptimizeOptions":
-        """The defaults: measured fastest on CPU (docs/benchmarks.md): OpenVINO for bf16 and onnxruntime for fp32
-        when installed, else TorchScript freezing; on GPU fp16 + CUDA graphs (chosen by reasoning, not measured).
-
-        An optimisation that cannot be set up later falls back (see :func:`prepare_network`)."""
-        if torch.device(device).type == "cuda":
-            return cls(fold_bn=True, channels_last=True, warmup=3, cuda_graphs=True)
-        if dtype == torch.bfloat16 and openvino_available():
-            return cls(fold_bn=True, channels_last=False, warmup=3, openvino=True)
-        if dtype == torch.float32 and onnxruntime_available():
-            return cls(fold_bn=True, channels_last=False, warmup=3, onnxruntime=True)
-        return cls.cpu_fallback()
 
     @classmethod
     def cpu_fallback(cls) -> "OptimizeOptions":
@@ -119,8 +104,32 @@ def _check_onnx_runner(runner: str, precisions: Mapping[str, torch.dtype], devic
 OPTION_NAMES = tuple(f.name for f in fields(OptimizeOptions) if f.name != "warmup")
 
 
-def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dtype = torch.float32) -> OptimizeOptions:
-    """Turn the ``optimize=`` argument into validated options.
+# the packages a runner needs: the ONNX runners take the network exported to ONNX (the onnx package)
+RUNNER_PACKAGES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
+
+
+def runner_installed(runner: str, package_installed: Callable[[str], bool] = package_available) -> bool:
+    """Whether ``runner``'s packages (:data:`RUNNER_PACKAGES`) are installed, as ``package_installed`` says."""
+    return all(package_installed(package) for package in RUNNER_PACKAGES.get(runner, ()))
+
+
+def auto_options(device: torch.device | str, dtype: torch.dtype = torch.float32,
+                 installed: Callable[[str], bool] = runner_installed) -> OptimizeOptions:
+    """``optimize=auto``, measured fastest on the CPU (docs/benchmarks.md): OpenVINO for bf16 and onnxruntime for
+    fp32 where ``installed`` says they can run, else TorchScript freezing; on CUDA BatchNorm folding,
+    channels-last and CUDA graphs (chosen by reasoning, not measured)."""
+    if torch.device(device).type == "cuda":
+        return OptimizeOptions(fold_bn=True, channels_last=True, cuda_graphs=True)
+    if dtype == torch.bfloat16 and installed("openvino"):
+        return OptimizeOptions(fold_bn=True, channels_last=False, openvino=True)
+    if dtype == torch.float32 and installed("onnxruntime"):
+        return OptimizeOptions(fold_bn=True, channels_last=False, onnxruntime=True)
+    return OptimizeOptions.cpu_fallback()
+
+
+def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dtype = torch.float32,
+                     installed: Callable[[str], bool] = runner_installed) -> OptimizeOptions:
+    """Turn the ``optimize=`` argument into validated options (``auto`` per :func:`auto_options`).
 
     Accepts ``"auto"``, ``"none"`` (or None/False), an :class:`OptimizeOptions`, a mapping of fields overriding
     the auto defaults (e.g. ``{"cuda_graphs": False}``), or a comma-separated list of the optimisations to enable
@@ -131,13 +140,13 @@ def resolve_optimize(optimize: Any, device: torch.device | str, dtype: torch.dty
     elif optimize is None or optimize is False or optimize == "none":
         options = OptimizeOptions.none()
     elif optimize is True or optimize == "auto":
-        options = OptimizeOptions.auto(device, dtype)
+        options = auto_options(device, dtype, installed)
     elif isinstance(optimize, Mapping):
         unknown = set(optimize) - {f.name for f in fields(OptimizeOptions)}
         if unknown:
             raise ConfigError(f"unknown optimize option(s) {sorted(unknown)}: "
                               f"choose from {', '.join(OPTION_NAMES)}, warmup")
-        options = replace(OptimizeOptions.auto(device, dtype), **optimize)
+        options = replace(auto_options(device, dtype, installed), **optimize)
     elif isinstance(optimize, str):
         options = parse_option_list(optimize)
     else:
@@ -165,55 +174,31 @@ def parse_option_list(text: str) -> OptimizeOptions:
 
 
 # ----------------------------------------------------------------------------------------------- preparing a model
-def prepare_network(
-    model: nn.Module, options: OptimizeOptions, example_input: torch.Tensor, *, probe_input: torch.Tensor | None = None,
-    precision: str = "fp32",
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
-    """Apply ``options`` (except cuda_graphs, which needs the whole pipeline) to an eval-mode network.
-
-    ``example_input`` has the deployment shape, dtype, device and memory format; ``probe_input`` (default: the
-    example) is a cheaper fp32 input on the model's device used to find and check the BatchNorm pairs.
-    ``precision`` is OpenVINO's inference precision (its input stays fp32); the other runners follow the input.
-    Returns a callable ``x -> logits``, already warmed up ``options.warmup`` times, and the options actually
-    applied: an optimisation that cannot be set up (a missing package, a network it cannot handle) is logged as
-    one warning and replaced by the next fastest (OpenVINO -> onnxruntime (fp32) -> TorchScript freezing -> eager;
-    without the onnx package straight to TorchScript), never fatal.
-    ``model`` is not modified.
-    """
+def prepare_module(model: nn.Module, options: OptimizeOptions, dtype: torch.dtype, device: torch.device | str,
+                   probe_input: torch.Tensor | None) -> tuple[nn.Module, str | None]:
+    """A copy of the eval-mode ``model`` on ``device`` with BatchNorm folded (checked on the fp32 ``probe_input``),
+    cast to ``dtype`` and in channels-last when ``options`` say so; and why folding failed (None when it did not
+    or was not asked for). ``model`` is not modified."""
     if options.malloc_tuning:
         keep_freed_memory()
-    network = copy.deepcopy(model).eval().to(device=example_input.device, dtype=torch.float32)
-    if options.fold_bn:
-        probe = probe_input if probe_input is not None else example_input
+    network = copy.deepcopy(model).eval().to(device=device, dtype=torch.float32)
+    fold_failure = None
+    if options.fold_bn and probe_input is not None:
         try:
-            network = fold_batchnorm(network, probe.float())
+            network = fold_batchnorm(network, probe_input.float())
         except OptimizationError as error:
-            _warn_fallback("fold_bn", error, "unfolded BatchNorm")
-            options = replace(options, fold_bn=False)
-    network = network.to(example_input.dtype)
+            fold_failure = first_line(error)
+    network = network.to(dtype)
     if options.channels_last:
         network = network.to(memory_format=torch.channels_last)
-    return _build_runner(network, options, example_input, precision)
+    return network, fold_failure
 
 
-def _build_runner(network: nn.Module, options: OptimizeOptions, example_input: torch.Tensor,
-                  precision: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], OptimizeOptions]:
-    """The chosen runner (or the eager network), warmed up; falls back along RUNNER_FALLBACK on failure."""
-    chosen = next((name for name in RUNNERS if getattr(options, name)), None)
-    while chosen is not None:
-        try:
-            runner = _RUNNER_BUILDERS[chosen](network, example_input, precision)
-            runner = warmed_up(runner, example_input, options.warmup)
-            return runner, options
-        except Exception as error:  # an optimisation must never stop start-up
-            fallback = RUNNER_FALLBACK.get(chosen)
-            while fallback in ONNX_RUNNERS and not onnx_available():  # both need the export: skip, one warning
-                fallback = RUNNER_FALLBACK.get(fallback)
-            _warn_fallback(chosen, error, f"{fallback} (fp32)" if chosen == "openvino" and fallback
-                           else fallback or "eager PyTorch")
-            options = replace(options, **{chosen: False}, **({fallback: True} if fallback else {}))
-            chosen = fallback
-    return warmed_up(network, example_input, options.warmup), options
+def build_runner(runner: str, network: nn.Module, example_input: torch.Tensor,
+                 precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``network`` run by ``runner`` (a name of :data:`RUNNERS`, or ``eager``) for ``example_input``'s shape;
+    ``precision`` is OpenVINO's inference precision (its input stays fp32). Raises whatever the runner raises."""
+    return _RUNNER_BUILDERS[runner](network, example_input, precision)
 
 
 def warmed_up(runner: Callable[[torch.Tensor], torch.Tensor], example_input: torch.Tensor,
@@ -236,18 +221,12 @@ def _compile(network: nn.Module, example_input: torch.Tensor) -> Callable[[torch
 
 
 _RUNNER_BUILDERS: dict[str, Callable[[nn.Module, torch.Tensor, str], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "eager": lambda network, example, precision: network,
     "openvino": lambda network, example, precision: OpenVinoNetwork.from_network(network, example, precision=precision),
     "onnxruntime": lambda network, example, precision: OnnxRuntimeNetwork.from_network(network, example),
     "torchscript_freeze": lambda network, example, precision: _torchscript_freeze(network, example),
     "compile": lambda network, example, precision: _compile(network, example),
 }
-
-
-def _warn_fallback(optimisation: str, error: BaseException, instead: str) -> None:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if not isinstance(error, OptimizationError):
-        reason = f"{type(error).__name__}: {reason}"
-    LOG.warning("optimize: %s could not be set up (%s); using %s instead", optimisation, reason, instead)
 
 
 _MALLOC_TUNED = False

@@ -18,13 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, OptimizationError, WeightsError
-from liteseg_ros.inference.runtimes import (
-    OPENVINO_INSTALL,
-    OnnxRuntimeNetwork,
-    OpenVinoNetwork,
-    openvino_available,
-)
+from liteseg_ros.errors import IncompatibleWeightsError, OptimizationError, WeightsError
+from liteseg_ros.inference.runtimes import OnnxRuntimeNetwork, OpenVinoNetwork
 from liteseg_ros.model.checkpoint import CheckpointMeta
 
 LOG = logging.getLogger(__name__)
@@ -47,20 +42,13 @@ class QuantizedModel:
     def backbone(self) -> str:
         return self.meta.backbone
 
-    def runner(self, threads: int, runtime: str | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-        """(``x -> logits``, runtime name): ``runtime`` (``openvino`` or ``onnxruntime``), or by default OpenVINO
-        when installed and working, else onnxruntime."""
-        if runtime == "openvino" and not openvino_available():
-            raise ConfigError(f"optimize=openvino for {self.path.name}, but OpenVINO is not installed: "
-                              f"{OPENVINO_INSTALL}")
-        if runtime != "onnxruntime" and openvino_available():
-            try:
-                return OpenVinoNetwork(self.path, precision="fp32", threads=threads), "openvino"
-            except Exception as error:  # an optimisation must never stop start-up
-                LOG.warning("optimize: OpenVINO could not run %s (%s); using onnxruntime instead", self.path.name,
-                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+    def runner(self, runtime: str, threads: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> logits`` on ``runtime`` (``openvino`` or ``onnxruntime``, as the plan says). Raises
+        OptimizationError when the runtime is missing, WeightsError when it cannot read the file."""
+        if runtime == "openvino":
+            return OpenVinoNetwork(self.path, precision="fp32", threads=threads)
         try:
-            return OnnxRuntimeNetwork(self.path, threads), "onnxruntime"
+            return OnnxRuntimeNetwork(self.path, threads)
         except OptimizationError:
             raise
         except Exception as error:

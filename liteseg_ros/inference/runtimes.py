@@ -23,19 +23,27 @@ OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 OPENVINO_INSTALL = "pip install 'liteseg_ros[openvino]' or pip install openvino"
 
 
+def package_available(name: str) -> bool:
+    """Whether the package ``name`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def onnxruntime_available() -> bool:
     """Whether onnxruntime can be imported (the export to ONNX also needs the ``onnx`` package)."""
-    return importlib.util.find_spec("onnxruntime") is not None
+    return package_available("onnxruntime")
 
 
 def onnx_available() -> bool:
     """Whether the ``onnx`` package, which torch.onnx.export needs, can be imported."""
-    return importlib.util.find_spec("onnx") is not None
+    return package_available("onnx")
 
 
 def openvino_available() -> bool:
     """Whether OpenVINO (the ``openvino`` extra) can be imported."""
-    return importlib.util.find_spec("openvino") is not None
+    return package_available("openvino")
 
 
 def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
@@ -112,6 +120,19 @@ def openvino_core() -> Any:
     return _CORE
 
 
+def openvino_config(precision: str = "fp32", threads: int | None = None) -> dict[str, Any]:
+    """OpenVINO's CPU compile settings for a Segmenter's network: latency mode, one stream, not pinned."""
+    return {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        # Pinned threads (OpenVINO's default) wait for a core another process holds: with one core busy,
+        # p95 latency 32.5 ms pinned vs 26.1 ms unpinned at 360x640 (docs/benchmarks.md); medians equal.
+        "ENABLE_CPU_PINNING": False,
+    }
+
+
 class OpenVinoNetwork:
     """An ONNX model compiled by OpenVINO for the CPU, latency mode, one stream.
 
@@ -126,15 +147,7 @@ class OpenVinoNetwork:
         core = openvino_core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise OptimizationError("this CPU has no native bf16 (OpenVINO lists no BF16 capability)")
-        config = {
-            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
-            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-            # Pinned threads (OpenVINO's default) wait for a core another process holds: with one core busy,
-            # p95 latency 32.5 ms pinned vs 26.1 ms unpinned at 360x640 (docs/benchmarks.md); medians equal.
-            "ENABLE_CPU_PINNING": False,
-        }
+        config = openvino_config(precision, threads)
         self.precision = precision
         self.compiled = core.compile_model(core.read_model(_model_argument(model)), "CPU", config)
         self.request = self.compiled.create_infer_request()
@@ -146,10 +159,6 @@ class OpenVinoNetwork:
         if example_input.device.type != "cpu":
             raise ConfigError("optimize: OpenVINO runs on the CPU here; on a GPU use cuda_graphs")
         return cls(export_onnx_bytes(network, example_input), precision=precision, threads=threads)
-
-    def execution_precision(self) -> str:
-        """The precision OpenVINO actually chose for the layers that are not quantized (``f32``, ``bf16``)."""
-        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         result = self.request.infer({0: x.contiguous().float().numpy()})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 
 import cv2
 import numpy as np
@@ -115,3 +116,10 @@ class NearestBands:
         if self.identity:
             return self.classes[first:end]
         return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])
+
+
+def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """A torch view of a (possibly read-only) uint8 array."""
+    with warnings.catch_warnings():  # read-only arrays (ROS buffers) are never written to
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(pixels)

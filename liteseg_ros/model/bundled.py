@@ -9,6 +9,7 @@ from liteseg_ros.errors import WeightsError
 
 PACKAGE_NAME = "liteseg_ros"
 DEFAULT_BACKBONE = "mobilenetv2"
+DEFAULT_INPUT_SIZE = (360, 640)  # (height, width) the bundled models were trained at: the default everywhere
 
 
 def package_data_dirs(folder: str) -> list[Path]:

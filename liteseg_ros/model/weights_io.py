@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from liteseg_ros.errors import WeightsError
+from liteseg_ros.errors import WeightsError, first_line
 
 _UNSAFE_MARKERS = ("Unsupported global", "GLOBAL ", "not an allowed global")
 
@@ -43,6 +43,5 @@ def read_weights_file(path: str | os.PathLike) -> Any:
         ) from None
     except Exception as error:  # garbage makes the unpickler raise almost anything (IndexError, struct.error, ...)
         raise WeightsError(
-            f"weights file {path} could not be read (truncated or corrupt?): {type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else ''}"
+            f"weights file {path} could not be read (truncated or corrupt?): {first_line(error, 200)}"
         ) from None

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.errors import BagError, ImageError
-from liteseg_ros.outputs import OUTPUTS
+from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
+from liteseg_ros.outputs import NODE_NAMESPACE, OUTPUTS
 from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
@@ -28,14 +29,14 @@ class ReplayOptions:
     image_topic: str | None = None
     gt_topic: str | None = None
     gt_encoding: str = "labelids"
-    input_size: tuple[int, int] = (360, 640)
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
     device: str = "auto"
     precision: str = "auto"
     storage: str = "sqlite3"
     compression: str = "none"  # of the output bag: none or zstd
     overlay_every: int = 0  # write every Nth overlay as PNG into OUT/overlays (0 = none)
     rate: float = 1.0  # live: multiple of the recorded rate
-    node_namespace: str = "/liteseg"  # live: where the node publishes mask/color_mask/overlay
+    node_namespace: str = NODE_NAMESPACE  # live: where the node publishes its outputs
     class_map: Path | None = None  # offline: merge the model's classes (liteseg_ros.class_map)
 
     @property

@@ -63,7 +63,8 @@ class SegmentationLifecycleNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.runtime = SegmentationRuntime(self, config, segmenter, self.create_lifecycle_publisher)
         self.state = "inactive"
-        self.get_logger().info(f"configured: {segmenter.description}; outputs {self.runtime.describe_outputs()}")
+        self.get_logger().info(f"configured: {segmenter.description}; plan {segmenter.plan.summary()}; "
+                               f"outputs {self.runtime.describe_outputs()}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

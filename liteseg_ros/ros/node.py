@@ -81,7 +81,11 @@ def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) ->
     values = {"lifecycle state": state, "device": segmenter.device if segmenter else "none",
               "model": segmenter.description if segmenter else "not loaded",
               "cameras": ", ".join(runtime.channels) if runtime and runtime.config.cameras else "image",
-              "classes": ", ".join(segmenter.classes.names) if segmenter else "none"}
+              "classes": ", ".join(segmenter.classes.names) if segmenter else "none",
+              "plan": segmenter.plan.summary() if segmenter else "none"}
+    if segmenter:  # each decision of the plan with its reason
+        values.update({f"plan {name}": f"{value} ({reason})" if reason else value
+                       for name, value, reason in segmenter.plan.decisions()})
     level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
     return DiagnosticStatus(level=level, name=f"{node.get_fully_qualified_name()}: model", message=state,
                             hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -138,7 +142,8 @@ class SegmentationNode(Node):
                           lambda: publish_diagnostics(self, self._diagnostics, "active", self.runtime))
         self.add_on_set_parameters_callback(lambda parameters: overlay_alpha_update(self, self.runtime, parameters))
         self.runtime.activate()
-        self.get_logger().info(f"segmenting with {segmenter.description}; outputs {self.runtime.describe_outputs()}")
+        self.get_logger().info(f"segmenting with {segmenter.description}; plan {segmenter.plan.summary()}; "
+                               f"outputs {self.runtime.describe_outputs()}")
 
     def close(self) -> None:
         """Stop the worker thread (waits for the frame in progress); a no-op before :meth:`start` finished."""

@@ -2,7 +2,7 @@
 
 Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) ->
 :func:`declare_parameters` -> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter.
-This module imports neither rclpy nor torch at import time (validation imports the model
+This module imports no rclpy (validation imports the model
 module), so tests and the launch file check can read :data:`PARAMETERS` cheaply.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from liteseg_ros.errors import ConfigError, WeightsError
-from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.inference.plan import AUTO_PRECISION_RULE, DEVICE_CHOICES, PRECISIONS
+from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE, bundled_model_path
 
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
@@ -142,15 +143,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "liteseg-quantize; CPU, its own input size), or 'cityscapes' (the "
                   "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
                   "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
-    ParameterSpec("input_width", 640, "Width the image is resized to for inference (pixels); the outputs' "
-                  "resolution is output_size.", integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("input_height", 360, "Height the image is resized to for inference (pixels).",
+    ParameterSpec("input_width", DEFAULT_INPUT_SIZE[1], "Width the image is resized to for inference (pixels); "
+                  "the outputs' resolution is output_size.", integer_range=(32, MAX_INPUT_SIDE)),
+    ParameterSpec("input_height", DEFAULT_INPUT_SIZE[0], "Height the image is resized to for inference (pixels).",
                   integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu, cuda or "
-                  "cuda:N. Asking for CUDA without CUDA is a start-up error."),
-    ParameterSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on a CPU bf16 where it is native "
-                  "(AVX512_BF16 or AMX) and OpenVINO is installed, else fp32; the start-up log says which and why), "
-                  "fp32, fp16 or bf16. An INT8 model (.onnx from liteseg-quantize) runs in int8."),
+    ParameterSpec("device", "auto", f"Inference device: {DEVICE_CHOICES} (auto: cuda:0 when available, else cpu). "
+                  "Asking for CUDA without CUDA is a start-up error."),
+    ParameterSpec("precision", "auto", f"Inference precision: {', '.join(PRECISIONS[1:])} or {AUTO_PRECISION_RULE}; "
+                  "the start-up plan says which and why (liteseg-info --plan shows it beforehand). An INT8 model "
+                  "(.onnx from liteseg-quantize) runs in int8."),
     ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
                   "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
     ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "

@@ -28,6 +28,7 @@ from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import label_ids_to_train_ids
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.tools.calibration import Frame
+from liteseg_ros.tools.quantize import prepared_network
 
 LOG = logging.getLogger(__name__)
 BASELINE = "0.2 auto"
@@ -75,22 +76,17 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
     import openvino
     from openvino.preprocess import PrePostProcessor
 
-    from liteseg_ros.inference.arguments import small_probe
-    from liteseg_ros.inference.batchnorm import fold_batchnorm
-    from liteseg_ros.inference.runtimes import export_onnx_bytes
-    from liteseg_ros.model import load_weights
+    from liteseg_ros.inference.runtimes import export_onnx_bytes, openvino_config
 
-    model, meta = load_weights(checkpoint)
-    network = _ArgmaxNetwork(fold_batchnorm(model.eval(), small_probe(model, torch.device("cpu"))))
+    network, meta = prepared_network(checkpoint, pre_upsample=False)
     core = openvino_core()
-    graph = core.read_model(export_onnx_bytes(network, torch.zeros(1, 3, *size)))
+    graph = core.read_model(export_onnx_bytes(_ArgmaxNetwork(network), torch.zeros(1, 3, *size)))
     ppp = PrePostProcessor(graph)
     ppp.input().tensor().set_element_type(openvino.Type.u8).set_layout(openvino.Layout("NHWC"))
     ppp.input().model().set_layout(openvino.Layout("NCHW"))
     ppp.input().preprocess().convert_element_type(openvino.Type.f32).mean([m * 255 for m in meta.mean]).scale(
         [s * 255 for s in meta.std])
-    compiled = core.compile_model(ppp.build(), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT":
-                                                       "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+    compiled = core.compile_model(ppp.build(), "CPU", openvino_config("fp32"))
     request = compiled.create_infer_request()
     example = np.zeros((1, *size, 3), dtype=np.uint8)
     palette = meta.classes.palette()

@@ -18,14 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from liteseg_ros.errors import LiteSegError
+from liteseg_ros.errors import EXIT_INTERRUPTED, LiteSegError
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.ros.environment import isolated_ros_environment, use_large_frames_dds_profile
 from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC
 
 LOG = logging.getLogger("liteseg_ros.tools.demo")
-IMAGE_TOPIC = "/camera/image_raw"
-GT_TOPIC = "/camera/labels"
 DEMO_SEED = 2024  # not among the seeds the demo model was trained on (see models/README.md)
 
 
@@ -44,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _start_node(weights: Path, size: tuple[int, int], log_dir: Path) -> subprocess.Popen:
     args = [
-        sys.executable, "-m", "liteseg_ros.ros.node", "--ros-args", "-r", f"image:={IMAGE_TOPIC}",
+        sys.executable, "-m", "liteseg_ros.ros.node", "--ros-args", "-r", f"image:={DEFAULT_IMAGE_TOPIC}",
         "-p", f"weights:={weights}", "-p", f"input_height:={size[0]}", "-p", f"input_width:={size[1]}",
         "-p", "publish_mask:=always", "-p", "publish_color:=always", "-p", "publish_overlay:=always",
     ]
@@ -80,19 +79,19 @@ def _main(argv: list[str] | None) -> int:
     drive = args.out / "drive"
     started = time.monotonic()
     write_drive_bag(drive, frames=args.frames, height=args.size[0], width=args.size[1], seed=args.seed,
-                    rate_hz=args.rate, image_topic=IMAGE_TOPIC, gt_topic=GT_TOPIC)
+                    rate_hz=args.rate, image_topic=DEFAULT_IMAGE_TOPIC, gt_topic=DEFAULT_GT_TOPIC)
     LOG.info("wrote a %d-frame synthetic drive to %s in %.1f s", args.frames, drive, time.monotonic() - started)
     node = _start_node(weights, args.size, args.out)
     try:
-        options = ReplayOptions(bag=drive, out=args.out / "replay", weights=weights, image_topic=IMAGE_TOPIC,
-                                gt_topic=GT_TOPIC, overlay_every=args.overlays, rate=1.0)
+        options = ReplayOptions(bag=drive, out=args.out / "replay", weights=weights, image_topic=DEFAULT_IMAGE_TOPIC,
+                                gt_topic=DEFAULT_GT_TOPIC, overlay_every=args.overlays, rate=1.0)
         report = run_live(options, model_description=f"segmentation_node with {weights.name}",
                           node_alive=lambda: node.poll() is None)
     finally:
         _stop_node(node, args.out / "node.log")
     print(report.to_markdown())
     print(f"Output bag: {report.output_bag}\nOverlays: {options.out / 'overlays'}\nReport: {options.out / 'report.md'}")
-    return 130 if report.interrupted else 0
+    return EXIT_INTERRUPTED if report.interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,15 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError, LiteSegError
-from liteseg_ros.inference.arguments import as_tensor, single_torch_thread, small_probe
+from liteseg_ros.inference.bands import single_torch_thread
+from liteseg_ros.inference.networks import prepared_module
+from liteseg_ros.inference.plan import Machine, Request, make_plan
 from liteseg_ros.inference.quantized import write_quantized_model
 from liteseg_ros.inference.runtimes import export_onnx_bytes, onnx_available
-from liteseg_ros.inference.segmenter import Segmenter
-from liteseg_ros.inference.stages import image_to_batch
+from liteseg_ros.inference.segmenter import DEFAULT_INPUT_SIZE, Segmenter
+from liteseg_ros.inference.stages import PreUpsampleLogits, as_tensor, image_to_batch
 from liteseg_ros.metrics import ConfusionMatrix
+from liteseg_ros.model import CheckpointMeta, load_weights
 from liteseg_ros.tools.calibration import Frame
 from liteseg_ros.tools.timing import environment, time_interleaved
 
@@ -49,6 +52,7 @@ class QuantizeReport:
     int8_runtime: str = ""
     fp32_runtime: str = ""
     machine: dict = field(default_factory=dict)
+    plans: dict = field(default_factory=dict)  # how each network ran here (Plan.describe), by name
 
     @property
     def miou_change(self) -> float | None:
@@ -144,15 +148,16 @@ def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibratio
         raise ConfigError(f"the source has {len(calibration_frames)} frames; --calibration asks for {calibration}")
     report = QuantizeReport(checkpoint=checkpoint.name, input_size=input_size,
                             calibration_frames=len(calibration_frames), holdout_frames=0,
-                            fp32_runtime=", ".join(fp32.options.tags()),
+                            fp32_runtime=fp32.plan.runner,
                             machine=environment(torch.device("cpu"), torch.get_num_threads()))
-    model, meta = _checkpoint(checkpoint)
+    network, meta = prepared_network(checkpoint, input_size=input_size)
     with tempfile.TemporaryDirectory(prefix="liteseg-quantize.") as workdir:
-        fp32_onnx = export_onnx_bytes(_folded_pre_upsample(model), fp32.example_input())
+        fp32_onnx = export_onnx_bytes(network, fp32.example_input())
         proto = quantize_onnx(fp32_onnx, calibration_inputs(fp32, calibration_frames), Path(workdir))
         candidate = write_quantized_model(proto, meta, input_size, {}, Path(workdir) / "candidate.onnx")
         int8 = Segmenter(candidate, device="cpu", input_size=input_size, optimize=runtime)
-        report.int8_runtime = ", ".join(int8.options.tags())
+        report.int8_runtime = int8.plan.runner
+        report.plans = {"fp32": fp32.plan.describe(), "int8": int8.plan.describe()}
         held_out = list(_take(frames, holdout))
         report.holdout_frames = len(held_out)
         compare(fp32, int8, held_out, report)
@@ -186,17 +191,12 @@ def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
         yield frame
 
 
-def _checkpoint(path: Path):
-    from liteseg_ros.model import load_weights
-
-    return load_weights(path)
-
-
-def _folded_pre_upsample(model: torch.nn.Module) -> torch.nn.Module:
-    """What the Segmenter runs on a CPU: BatchNorm folded, the logits before the final upsampling."""
-    from liteseg_ros.inference.batchnorm import fold_batchnorm
-    from liteseg_ros.inference.stages import PreUpsampleLogits
-
-    return fold_batchnorm(PreUpsampleLogits(model).eval(), small_probe(model, torch.device("cpu")))
-
-
+def prepared_network(checkpoint: Path, *, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+                     pre_upsample: bool = True) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """The checkpoint's network as a Segmenter prepares it for an ONNX runtime (the plan of precision fp32,
+    optimize fold_bn on the CPU: BatchNorm folded), before the final upsampling when ``pre_upsample``; and the
+    checkpoint's metadata."""
+    model, meta = load_weights(checkpoint)
+    plan = make_plan(Request(device="cpu", precision="fp32", optimize="fold_bn"), Machine.detect())
+    network, _ = prepared_module(PreUpsampleLogits(model) if pre_upsample else model, plan, input_size)
+    return network, meta

@@ -32,10 +32,12 @@ import torch
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
-from liteseg_ros.inference.segmenter import Segmenter, resolve_device
+from liteseg_ros.inference.plan import Machine, Request, make_plan
+from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.common import add_run_arguments, parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
+from liteseg_ros.tools.synthetic.batchnorm_statistics import with_street_statistics
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, fragmented_frame
 from liteseg_ros.tools.timing import environment, time_interleaved
 
@@ -73,6 +75,7 @@ class Row:
     optimisations: str
     postprocess_ms: float  # median of the Segmenter's post-processing in the end-to-end passes
     agreement_with_logits_mode: float | None = None
+    plan: str = ""  # the Segmenter's plan (Plan.describe)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,9 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", nargs="+", default=[DEFAULT_SIZES],
                         help=f"network input sizes HxW, space- or comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--image-size", type=parse_size, help="camera image HxW (default: the input size)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto",
-                        help="auto (fp16 on CUDA; CPU: bf16 where native with OpenVINO, else fp32), fp32, fp16, bf16")
+    add_run_arguments(parser)
     parser.add_argument("--optimize", default="auto", help="Segmenter optimize= (auto, none, or a list)")
     parser.add_argument("--upsample", default="logits", help="logits, mask or logits,mask (adds mask agreement)")
     parser.add_argument("--scenes", default=",".join(SCENE_KINDS),
@@ -115,31 +116,7 @@ def _model(args: argparse.Namespace, backbone: str) -> torch.nn.Module:
     if args.weights:
         return load_weights(args.weights, backbone=backbone)[0]
     torch.manual_seed(0)
-    return calibrate_batchnorm(build_liteseg(backbone))
-
-
-def calibrate_batchnorm(model: torch.nn.Module, size: tuple[int, int] = (128, 256)) -> torch.nn.Module:
-    """Give random weights' BatchNorms the statistics of street scenes (two train-mode passes, cumulative).
-
-    With default statistics a random network predicts one class everywhere, which would make the
-    post-processing (class boundaries) look cheaper than it is with real predictions.
-    """
-    from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
-
-    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in batchnorms:
-        bn.reset_running_stats()
-        bn.momentum = None
-    images = torch.from_numpy(np.stack([_street(*size, seed=seed) for seed in (1, 2)])).permute(0, 3, 1, 2)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    batch = (images.float() / 255 - mean) / std
-    model.train()
-    with torch.no_grad():
-        model(batch)
-        model(batch.flip(3))
-    for bn in batchnorms:
-        bn.momentum = 0.1
-    return model.eval()
+    return with_street_statistics(build_liteseg(backbone), size=(128, 256), seed=1)
 
 
 def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], device: torch.device) -> list[Row]:
@@ -166,7 +143,7 @@ def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], d
                 speedup_end_to_end=end_to_end.fps / timings["eager"].fps,
                 speedup_model=timings["model"].fps / timings["eager"].fps,
                 optimisations=", ".join(segmenter.options.tags()) or "none",
-                postprocess_ms=statistics.median(post[scene]) * 1e3,
+                postprocess_ms=statistics.median(post[scene]) * 1e3, plan=segmenter.plan.describe(),
             ))
     if "logits" in masks and "mask" in masks:
         agreement = float((masks["mask"] == masks["logits"]).mean())
@@ -291,7 +268,8 @@ def _check(args: argparse.Namespace) -> None:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     _check(args)
-    device = resolve_device("cpu" if args.backends and args.device == "auto" else args.device)
+    device = torch.device(make_plan(Request(device="cpu" if args.backends and args.device == "auto" else args.device),
+                                    Machine.detect()).device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     if args.backends:
@@ -312,6 +290,9 @@ def _main(argv: list[str] | None) -> int:
         print()
         return 0
     print(format_table(rows, args.markdown))
+    fence = "```\n" if args.markdown else ""
+    for plan in dict.fromkeys(row.plan for row in rows):
+        print(f"\nplan:\n{fence}{plan}\n{fence}".rstrip())
     print(
         f"\n{', '.join(f'{k}: {v}' for k, v in env.items())}; warm-up {args.warmup}, timed {args.iters} "
         f"passes per variant in {args.rounds} interleaved rounds; FPS = 1 / mean latency."

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from liteseg_ros.errors import ConfigError, LiteSegError
+from liteseg_ros.errors import ConfigError, LiteSegError, first_line
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
@@ -157,7 +157,7 @@ def _main(argv: list[str] | None) -> int:
     except (RuntimeError, ValueError, OSError) as error:
         if isinstance(error, LiteSegError):
             raise
-        raise ConfigError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
+        raise ConfigError(f"ONNX export failed: {first_line(error)}") from None
     outputs = "logits, mask" if args.include_argmax else "logits"
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB): {model.config.backbone}, input float32 "
           f"{args.batch}x3x{height}x{width}, outputs {outputs}, opset {args.opset}, "

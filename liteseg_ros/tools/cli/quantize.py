@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
 from liteseg_ros.replay.matching import GT_ENCODINGS
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.common import format_size, parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
 
 
@@ -34,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=Path, required=True, help="images folder, Cityscapes tree or bag")
     parser.add_argument("--calibration", type=int, default=32, help="calibration frames (default 32)")
     parser.add_argument("--holdout", type=int, default=16, help="held-out frames for the report (default 16)")
-    parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default "
-                                                                                  "360x640, the node's default)")
+    parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE,
+                        help="network input HxW (default %s, the node's)" % format_size(DEFAULT_INPUT_SIZE))
     parser.add_argument("--out", type=Path, help="output file (default: CHECKPOINT's name with .int8.onnx)")
     parser.add_argument("--min-speedup", type=float, default=1.0,
                         help="refuse unless INT8 is this many times faster than fp32 here (default 1.0; 0: never)")
@@ -79,6 +80,8 @@ def _main(argv: list[str] | None) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(f"wrote {out}\n{report.summary()}")
+        for name, plan in report.plans.items():
+            print(f"\n{name} plan:\n{plan}")
         if report.miou_change is not None and report.miou_change < -0.005:
             print(f"warning: INT8 loses {-report.miou_change:.4f} class mIoU on these frames; check on your data "
                   f"before deploying it", file=sys.stderr)

@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from liteseg_ros.errors import BagError
+from liteseg_ros.errors import EXIT_INTERRUPTED, BagError
+from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
+from liteseg_ros.outputs import NODE_NAMESPACE
 from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
-from liteseg_ros.tools.cli.common import parse_size, run_cli
-
-EXIT_INTERRUPTED = 130
+from liteseg_ros.tools.cli.common import add_run_arguments, format_size, parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="ground-truth values (default labelids)"
     )
-    parser.add_argument("--input-size", type=parse_size, default=(360, 640), help="network input HxW (default 360x640)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE,
+                        help="network input HxW (default %s, the node's)" % format_size(DEFAULT_INPUT_SIZE))
+    add_run_arguments(parser)
     parser.add_argument("--class-map", type=Path, help="a class map YAML merging the model's classes (offline)")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="none",
@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--rate", type=float, default=1.0, help="multiple of the recorded rate (default 1.0)")
     live.add_argument(
-        "--node-namespace", default="/liteseg", help="where the node publishes its outputs (default /liteseg)"
+        "--node-namespace", default=NODE_NAMESPACE,
+        help=f"where the node publishes its outputs (default {NODE_NAMESPACE})"
     )
     return parser
 

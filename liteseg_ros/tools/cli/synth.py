@@ -16,6 +16,7 @@ from dataclasses import asdict
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.tools.cli.common import run_cli
+from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,11 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     bag = parser.add_argument_group("drive bag (--bag)")
     bag.add_argument("--frames", type=int, default=100, help="frames in the drive (default 100)")
     bag.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
-    bag.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="bag storage (default sqlite3)")
+    bag.add_argument("--storage", choices=STORAGES, default=STORAGES[0], help=f"bag storage (default {STORAGES[0]})")
     bag.add_argument("--compressed", action="store_true",
                      help="camera as CompressedImage (JPEG q90) on <image-topic>/compressed")
-    bag.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (default /camera/image_raw)")
-    bag.add_argument("--gt-topic", default="/camera/labels", help="labelIds topic (default /camera/labels)")
+    bag.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC, help=f"camera topic (default {DEFAULT_IMAGE_TOPIC})")
+    bag.add_argument("--gt-topic", default=DEFAULT_GT_TOPIC, help=f"labelIds topic (default {DEFAULT_GT_TOPIC})")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
