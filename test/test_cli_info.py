@@ -3,6 +3,7 @@
 import json
 import subprocess
 
+import pytest
 import torch
 
 from liteseg_ros.model import build_liteseg, save_checkpoint
@@ -45,3 +46,51 @@ def test_bad_size_is_a_usage_error():
         text=True,
     )
     assert run.returncode == 2 and "multiples of 4" in run.stderr and "Traceback" not in run.stderr
+
+
+def _plan_json(*args):
+    return json.loads(_run("--plan", "--json", *args))
+
+
+def test_plan_shows_what_the_node_would_do_here():
+    """The installed tool in its own process plans as a Segmenter with the node's defaults does here."""
+    from liteseg_ros.inference.plan import Machine, Request, make_plan
+    from liteseg_ros.model.bundled import bundled_model_path
+
+    printed = _plan_json()
+    expected = make_plan(Request(), Machine.detect())
+    assert printed["weights"] == str(bundled_model_path())
+    assert {key: printed[key] for key in ("device", "precision", "runner", "threads", "fallbacks", "reasons")} == {
+        key: expected.to_dict()[key] for key in ("device", "precision", "runner", "threads", "fallbacks", "reasons")}
+    table = _run("--plan")
+    assert [line.split()[0] for line in table.splitlines()[:7]] == [
+        "weights", "device", "precision", "runner", "threads", "options", "fallbacks"]
+
+
+def test_plan_reads_the_parameters_file_and_the_flags_override_it(tmp_path):
+    params = tmp_path / "robot.yaml"
+    params.write_text("/**/liteseg:\n  ros__parameters:\n    device: cpu\n    precision: fp32\n    threads: 3\n"
+                      "    optimize: fold_bn,channels_last,torchscript_freeze\n", encoding="utf-8")
+    printed = _plan_json("--params-file", str(params))
+    assert (printed["device"], printed["precision"], printed["runner"], printed["threads"]) == (
+        "cpu", "fp32", "torchscript_freeze", 3)
+    assert printed["fallbacks"] == ["eager fp32"]
+    assert printed["options"] == ["bn-folded", "channels-last", "torchscript"]
+    overridden = _plan_json("--params-file", str(params), "--optimize", "none", "--threads", "1")
+    assert (overridden["runner"], overridden["threads"], overridden["options"]) == ("eager", 1, [])
+    int8 = tmp_path / "m.int8.onnx"
+    int8.write_bytes(b"not read: the plan needs only the name")
+    printed = _plan_json("--params-file", str(params), "--precision", "auto", "--weights", str(int8))
+    assert (printed["device"], printed["precision"]) == ("cpu", "int8") and printed["runner"] in (
+        "openvino", "onnxruntime")
+
+
+def test_plan_errors_are_one_line_with_status_2(tmp_path):
+    run = subprocess.run([installed_script("liteseg-info"), "--plan", "--device", "cuda:7"], capture_output=True,
+                         text=True)
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "liteseg-info: error: device=cuda:7" in run.stderr
+    run = subprocess.run([installed_script("liteseg-info"), "--plan", "--params-file", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "--params-file" in run.stderr and run.stderr.count("\n") == 1

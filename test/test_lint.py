@@ -58,3 +58,14 @@ def test_test_modules_never_skip_on_import():
         if skips:
             offenders[path.name] = skips
     assert not offenders, f"use pytestmark = pytest.mark.skipif(...) instead: {offenders}"
+
+
+def test_no_function_is_over_50_lines():
+    """Functions under ~50 lines (liteseg_ros/, training/ included: it is liteseg_ros/training)."""
+    long = []
+    paths = {path.resolve() for folder in ("liteseg_ros", "training") for path in (ROOT / folder).rglob("*.py")}
+    for path in sorted(paths):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                long.append(f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert long == [], "split these functions:\n" + "\n".join(long)

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.plan import DEVICE_CHOICES
 from liteseg_ros.model import ASPP_KINDS, BACKBONES, LiteSegConfig
 from liteseg_ros.training.data import MULTI_SCALE_MODES
 from liteseg_ros.training.transforms import CROP_POLICIES
@@ -200,6 +201,15 @@ def _check_choice(value, choices, where: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Cross-field checks; raise ConfigError saying what to change."""
+    _validate_choices(config)
+    _validate_sizes(config)
+    _validate_counts(config)
+    if config.init.backbone and config.init.weights:
+        raise ConfigError("set init.backbone or init.weights, not both (init.weights already holds a backbone)")
+    return config
+
+
+def _validate_choices(config: TrainConfig) -> None:
     _check_choice(config.model.backbone, BACKBONES, "model.backbone")
     _check_choice(config.model.aspp, ASPP_KINDS, "model.aspp")
     _check_choice(config.data.multi_scale, MULTI_SCALE_MODES, "data.multi_scale")
@@ -215,8 +225,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice(config.schedule.unit, ("epoch", "iteration"), "schedule.unit")
     _check_choice(config.validation.unit, ("epoch", "iteration"), "validation.unit")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(config.runtime.device)):
-        raise ConfigError(f"runtime.device must be auto, cpu, cuda or cuda:N, got {config.runtime.device!r}")
+        raise ConfigError(f"runtime.device must be {DEVICE_CHOICES}, got {config.runtime.device!r}")
     _check_choice(config.runtime.amp, (True, False, "auto"), "runtime.amp")
+
+
+def _validate_sizes(config: TrainConfig) -> None:
     if not config.data.crop_sizes or any(len(s) != 2 or min(s) < 32 for s in config.data.crop_sizes):
         raise ConfigError(
             f"data.crop_sizes must be a non-empty list of [height, width] >= 32, got {config.data.crop_sizes}"
@@ -229,6 +242,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         )
     if config.data.val_crop is not None and len(config.data.val_crop) != 2:
         raise ConfigError(f"data.val_crop must be null or [height, width], got {config.data.val_crop}")
+
+
+def _validate_counts(config: TrainConfig) -> None:
     for name, value in (
         ("data.batch_size", config.data.batch_size),
         ("schedule.update_every", config.schedule.update_every),
@@ -246,9 +262,6 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{name}.base_lr must be > 0 and {name}.splits non-empty")
         if stage.lr_update_every is not None and stage.lr_update_every < 1:
             raise ConfigError(f"{name}.lr_update_every must be null or >= 1, got {stage.lr_update_every}")
-    if config.init.backbone and config.init.weights:
-        raise ConfigError("set init.backbone or init.weights, not both (init.weights already holds a backbone)")
-    return config
 
 
 def parse_override(text: str) -> tuple[list[str], object]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -40,7 +41,7 @@ from liteseg_ros.inference.networks import build_network, example_input
 from liteseg_ros.inference.optimize import OptimizeOptions
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.plan import Machine, Plan, Request, make_plan
-from liteseg_ros.inference.quantized import QuantizedModel
+from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, identity_map
 from liteseg_ros.inference.sources import check_int8_input_size, load_source, log_quantized_report
 from liteseg_ros.inference.stages import PreUpsampleLogits, normalization_constants, opencv_blend_is_exact
@@ -54,6 +55,17 @@ LOG = logging.getLogger(__name__)
 
 UPSAMPLE_MODES = ("logits", "mask")
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
+
+
+def plan_for(source: nn.Module | str | os.PathLike, *, device: str = "auto", precision: str = "auto",
+             optimize: Any = "auto", threads: int | None = None, postprocess_threads: int | None = None,
+             machine: Machine | None = None, **other_keywords: Any) -> Plan:
+    """The plan a Segmenter of ``source`` built with these keywords would carry out on ``machine`` (default: this
+    one), without loading the network: what ``liteseg-info --plan`` prints. Other Segmenter keywords are ignored."""
+    int8_model = Path(source).name if isinstance(source, (str, os.PathLike)) and is_quantized_model(source) else None
+    request = Request(device=device, precision=precision, optimize=optimize, threads=threads,
+                      postprocess_threads=postprocess_threads, int8_model=int8_model)
+    return make_plan(request, machine or Machine.detect())
 
 
 class Segmenter:
@@ -100,10 +112,9 @@ class Segmenter:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.upsample = upsample
         self.output_size = check_output_size(output_size, self.input_size)
-        request = Request(device=device, precision=precision, optimize=optimize, threads=threads,
-                          postprocess_threads=postprocess_threads,
-                          int8_model=quantized.path.name if quantized else None)
-        self.plan: Plan = make_plan(request, machine or Machine.detect())
+        self.plan: Plan = plan_for(quantized.path if quantized else model, device=device, precision=precision,
+                                   optimize=optimize, threads=threads, postprocess_threads=postprocess_threads,
+                                   machine=machine)
         for warning in self.plan.warnings:
             LOG.warning("%s", warning)
         if threads and not self.plan.is_cuda:  # the TorchScript/eager runners use torch's own threads

@@ -67,12 +67,7 @@ def build_segmenter(config: NodeConfig, weights: Path) -> Any:
     """Build the Segmenter from ``weights`` (with its metadata: mean/std); raises LiteSegError with clear text."""
     from liteseg_ros.inference.segmenter import Segmenter
 
-    return Segmenter(
-        weights, backbone=config.backbone, device=config.device, precision=config.precision,
-        input_size=config.input_size, overlay_alpha=config.overlay_alpha, upsample=config.upsample,
-        optimize=config.optimize, threads=config.threads or None, output_size=config.segmenter_output_size,
-        class_map=config.class_map or None,
-    )
+    return Segmenter(weights, **config.segmenter_arguments())
 
 
 def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) -> DiagnosticStatus:

@@ -230,6 +230,13 @@ class _NodeConfigBase:
         width, height = (int(side) for side in self.output_size.split("x"))
         return height, width
 
+    def segmenter_arguments(self) -> dict[str, Any]:
+        """The Segmenter's keywords for this configuration (the node's, and the plan liteseg-info --plan shows)."""
+        return dict(backbone=self.backbone, device=self.device, precision=self.precision, input_size=self.input_size,
+                    overlay_alpha=self.overlay_alpha, upsample=self.upsample, optimize=self.optimize,
+                    threads=self.threads or None, output_size=self.segmenter_output_size,
+                    class_map=self.class_map or None)
+
     @property
     def output_modes(self) -> dict[str, str]:
         """Output name ('mask', 'color', 'overlay') -> 'auto' | 'always' | 'never'."""

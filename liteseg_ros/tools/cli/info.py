@@ -1,15 +1,23 @@
 """liteseg-info: parameters, multiply-accumulates and strides of LiteSeg (optionally eager CPU forward time); with
---weights also the model's class set."""
+--weights also the model's class set. With --plan: how the node would run on this machine (device, precision,
+runner, threads, each with its reason, and the fallbacks), from its parameters file and the flags, without
+loading the network:
+
+    liteseg-info --plan [--params-file config/liteseg.yaml] [--device cpu] [--precision auto] [--weights F]
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
+import yaml
 
 from liteseg_ros.classes import ClassSet
+from liteseg_ros.errors import ConfigError, first_line
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
 from liteseg_ros.tools.cli.common import parse_size, run_cli
@@ -34,10 +42,54 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--weights", help="a liteseg_ros checkpoint or an authors' .pth instead of --backbone")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input HEIGHTxWIDTH (default 512x1024)")
     parser.add_argument("--time", action="store_true", help="also time the eager fp32 CPU forward (median)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for --time (default 2)")
+    parser.add_argument("--threads", type=int, help="CPU threads for --time (default 2); with --plan the node's "
+                        "threads parameter")
     parser.add_argument("--iters", type=int, default=10, help="timed passes for --time (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plan = parser.add_argument_group("--plan: what the node would do here (flags override the parameters file)")
+    plan.add_argument("--plan", action="store_true", help="print the plan instead of the complexity table")
+    plan.add_argument("--params-file", type=Path, help="the node's parameters YAML (default: the parameters' "
+                      "defaults, as config/liteseg.yaml holds them)")
+    plan.add_argument("--device", help="the node's device parameter")
+    plan.add_argument("--precision", help="the node's precision parameter")
+    plan.add_argument("--optimize", help="the node's optimize parameter")
     return parser
+
+
+def node_parameters(args: argparse.Namespace) -> dict:
+    """The node's parameter values: the file's (any node key of it holding ros__parameters), then the flags."""
+    values: dict = {}
+    if args.params_file is not None:
+        try:
+            document = yaml.safe_load(args.params_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"--params-file {args.params_file} cannot be read: {first_line(error)}") from None
+        for entry in document.values() if isinstance(document, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
+                values.update(entry["ros__parameters"])
+    flags = {"device": args.device, "precision": args.precision, "optimize": args.optimize,
+             "threads": args.threads, "weights": args.weights}
+    values.update({name: value for name, value in flags.items() if value is not None})
+    if args.backbone != "all":
+        values["backbone"] = args.backbone
+    return values
+
+
+def print_plan(args: argparse.Namespace) -> int:
+    """What the node would do on this machine with these parameters: its plan, as a table or JSON."""
+    from liteseg_ros.inference.segmenter import plan_for
+    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+
+    config = NodeConfig.from_parameters(node_parameters(args))
+    weights = resolve_weights(config)
+    plan = plan_for(weights, **config.segmenter_arguments())
+    if args.json:
+        print(json.dumps({"weights": str(weights), **plan.to_dict()}, indent=2))
+    else:
+        print(f"weights    {weights}\n{plan.describe()}")
+        for warning in plan.warnings:
+            print(f"warning: {warning}")
+    return 0
 
 
 def _configs(args: argparse.Namespace) -> list[tuple[LiteSegConfig, ClassSet | None]]:
@@ -62,7 +114,7 @@ def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespa
     if args.time:
         from liteseg_ros.model import LiteSeg
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads or 2)
         row["eager_cpu_ms"] = round(median_ms(time_eager_forward(LiteSeg(config), args.size, iters=args.iters)), 1)
     if classes is not None:
         row["classes"] = classes.to_dict()
@@ -70,7 +122,7 @@ def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespa
 
 
 def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    header = list(COLUMNS) + ([f"eager CPU fwd ms ({args.threads} thr, median)"] if args.time else [])
+    header = list(COLUMNS) + ([f"eager CPU fwd ms ({args.threads or 2} thr, median)"] if args.time else [])
     lines = [header] + [[f"{v:,}" if isinstance(v, int) else str(v) for k, v in row.items() if k != "classes"]
                         for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -89,6 +141,8 @@ def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.plan:
+        return print_plan(args)
     rows = [_row(config, classes, args) for config, classes in _configs(args)]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
