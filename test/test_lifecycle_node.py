@@ -46,17 +46,34 @@ def transition(client, transition_id: int) -> bool:
     return call(client, ChangeState, f"{NODE}/change_state", request).success
 
 
-def masks_after_sending(client, publisher, collector, seconds: float) -> list[Image]:
-    """Publish frames for ``seconds``; return the masks that answered them."""
+def send_frames(publisher, count: int = 3) -> list:
+    """Publish ``count`` frames; return their headers."""
     sent = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    for _ in range(count):
         msg = raw_message(scene(seed=3), "rgb8")
         sent.append(msg.header)
         publisher.publish(msg)
-        time.sleep(0.2)
-    time.sleep(0.5)
+    return sent
+
+
+def answers(collector, sent: list) -> list[Image]:
+    """The masks that answer frames of ``sent``."""
     return [m for m in collector.snapshot() if any(same_stamp(m.header, h) for h in sent)]
+
+
+def answered_frame(client, publisher, collector, timeout: float = 30.0) -> Image:
+    """Publish a frame every half second until one is answered; return its mask. The node handles frames in
+    order, so a frame sent earlier that has no answer by then never gets one."""
+    sent, sent_at = [], [0.0]
+
+    def answered():
+        if time.monotonic() - sent_at[0] > 0.5:
+            sent.extend(send_frames(publisher, 1))
+            sent_at[0] = time.monotonic()
+        found = answers(collector, sent)
+        return found[-1] if found else None
+
+    return client.wait_for(answered, timeout, "a mask answering a frame")
 
 
 def lifecycle_state_in_diagnostics(client, diagnostics, expected: str) -> None:
@@ -102,20 +119,25 @@ def test_the_lifecycle_from_a_failed_configure_to_shutdown(managed, ros_client, 
     assert transition(ros_client, Transition.TRANSITION_CONFIGURE), managed.stderr()
     assert state(ros_client) == State.PRIMARY_STATE_INACTIVE
     assert ros_client.node.count_subscribers(INPUT) == 0
-    assert masks_after_sending(ros_client, publisher, masks, 1.0) == [], "no masks while inactive"
+    while_inactive = send_frames(publisher)
 
     assert transition(ros_client, Transition.TRANSITION_ACTIVATE)
     ros_client.wait_for(lambda: ros_client.node.count_subscribers(INPUT), 10.0, "the input subscription")
     lifecycle_state_in_diagnostics(ros_client, diagnostics, "active")
-    answered = ros_client.wait_for(lambda: masks_after_sending(ros_client, publisher, masks, 1.0), 30.0,
-                                   "masks while active")  # the node's outputs are computed once it hears us
+    answer = answered_frame(ros_client, publisher, masks)  # the node's outputs are computed once it hears us
     expected = Segmenter(str(tiny_weights), device="cpu", input_size=(64, 128)).segment(scene(seed=3)).mask
-    assert np.array_equal(conversions.image_msg_to_array(answered[-1]), expected)
+    assert np.array_equal(conversions.image_msg_to_array(answer), expected)
+    assert answers(masks, while_inactive) == [], "no masks for frames sent while inactive"
 
     assert transition(ros_client, Transition.TRANSITION_DEACTIVATE)
     ros_client.wait_for(lambda: ros_client.node.count_subscribers(INPUT) == 0, 10.0, "no input subscription")
-    assert masks_after_sending(ros_client, publisher, masks, 1.0) == [], "no masks after deactivate"
     lifecycle_state_in_diagnostics(ros_client, diagnostics, "inactive")
+    while_deactivated = send_frames(publisher)
+    assert transition(ros_client, Transition.TRANSITION_ACTIVATE)  # a frame answered after this is the barrier
+    ros_client.wait_for(lambda: ros_client.node.count_subscribers(INPUT), 10.0, "the input subscription")
+    answered_frame(ros_client, publisher, masks)
+    assert answers(masks, while_deactivated) == [], "no masks for frames sent after deactivate"
+    assert transition(ros_client, Transition.TRANSITION_DEACTIVATE)
 
     assert transition(ros_client, Transition.TRANSITION_CLEANUP)
     assert state(ros_client) == State.PRIMARY_STATE_UNCONFIGURED

@@ -37,6 +37,16 @@ def counters(diagnostics, node_name: str) -> dict[str, int] | None:
     return None
 
 
+def settled(diagnostics, node_name: str, published: int) -> dict[str, int] | None:
+    """The node's counters once every one of ``published`` frames is accounted for (received or lost on the way,
+    and each received one processed, dropped or rejected), else None."""
+    counts = counters(diagnostics, node_name)
+    if counts is None or counts["received frames"] + counts["lost frames (before the node)"] != published:
+        return None
+    handled = counts["processed frames"] + counts["dropped frames"] + counts["rejected frames"]
+    return counts if handled == counts["received frames"] else None
+
+
 def stamped_frame(client, pixels: bytes) -> Image:
     msg = Image(header=Header(frame_id="camera"), height=FRAME_SHAPE[0], width=FRAME_SHAPE[1], encoding="rgb8",
                 step=FRAME_SHAPE[1] * 3, data=pixels)
@@ -60,15 +70,20 @@ def test_a_fast_camera_is_thinned_not_queued(loaded_node, ros_client):
     publisher = ros_client.publisher(Image, "/drop/image")
     pixels = np.random.default_rng(0).integers(0, 256, size=FRAME_SHAPE, dtype=np.uint8).tobytes()
 
-    warm_up = None
-    deadline = time.monotonic() + 60.0
-    while not (warm_up and masks.find(lambda m: m.header.stamp == warm_up.header.stamp)):
-        assert time.monotonic() < deadline, loaded_node.stderr()
-        warm_up = stamped_frame(ros_client, pixels)
-        publisher.publish(warm_up)
-        time.sleep(1.0)
-    time.sleep(1.5)  # the next diagnostics message counts the warm-up frames
-    before = ros_client.wait_for(lambda: counters(diagnostics, loaded_node.name), 5.0, "diagnostics")
+    warm_ups, sent_at = [], []
+
+    def answered_warm_up() -> bool:  # one frame at a time, the next once the last one is answered or stale
+        if warm_ups and masks.find(lambda m: m.header.stamp == warm_ups[-1].header.stamp):
+            return True
+        if not warm_ups or time.monotonic() - sent_at[-1] > 1.0:
+            warm_ups.append(stamped_frame(ros_client, pixels))
+            sent_at.append(time.monotonic())
+            publisher.publish(warm_ups[-1])
+        return False
+
+    ros_client.wait_for(answered_warm_up, 60.0, f"the first mask ({loaded_node.stderr()})")
+    before = ros_client.wait_for(lambda: settled(diagnostics, loaded_node.name, len(warm_ups)), 20.0,
+                                 "diagnostics counting the warm-up frames")
 
     published_at = {}
     start = time.monotonic()
@@ -90,8 +105,8 @@ def test_a_fast_camera_is_thinned_not_queued(loaded_node, ros_client):
     assert 2 <= len(outputs) < FRAMES
     assert max(lags) < LATENCY_BOUND_S
 
-    time.sleep(1.5)  # the next diagnostics message includes the whole burst
-    after = counters(diagnostics, loaded_node.name)
+    after = ros_client.wait_for(lambda: settled(diagnostics, loaded_node.name, len(warm_ups) + FRAMES), 20.0,
+                                "diagnostics counting the whole burst")
     delta = {key: after[key] - before[key] for key in after}
     print(delta)
     # Reliable transport: every frame reached the node's DDS reader; a busy executor may find some

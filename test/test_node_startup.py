@@ -94,9 +94,8 @@ def test_a_signal_during_start_up_stops_the_node_at_once(ros_client, tiny_weight
     namespace = f"/slow_start_{signum}"
     node = spawn_node(tmp_path, namespace, {"weights": str(tiny_weights), "device": "cpu", "input_width": 2048,
                                             "input_height": 1024, "optimize": "fold_bn,warmup=100"})
-    ros_client.wait_for(lambda: ("liteseg", namespace) in ros_client.node.get_node_names_and_namespaces()
-                        or node.process.poll() is not None, 60, "the node to appear in the graph")
-    time.sleep(1.0)  # inside the model set-up by now
+    ros_client.wait_for(lambda: "preparing the network" in node.stderr() or node.process.poll() is not None, 60,
+                        "the node inside the model set-up")
     started = time.monotonic()
     code = node.stop(signum, timeout=30)
     assert code == 0, node.stderr()

@@ -285,19 +285,19 @@ def test_interrupted_replay_leaves_a_readable_bag_and_a_report(tmp_path, weights
 
 def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
     bag = write_bag(tmp_path / "in", frames=2)
-    proc = start_process(
-        [installed_script("liteseg-replay"), bag, "--out", tmp_path / "out", "--live", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    deadline = time.time() + 30
-    while not (tmp_path / "out" / ".partial").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr_file:
+        proc = start_process(
+            [installed_script("liteseg-replay"), bag, "--out", tmp_path / "out", "--live", "--json"],
+            stdout=subprocess.PIPE, stderr=stderr_file, text=True, env=dict(os.environ),
+        )
+    deadline = time.monotonic() + 60
+    while "waiting up to" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "waiting up to" in log.read_text() and (tmp_path / "out" / ".partial").exists(), log.read_text()
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    stdout, _ = proc.communicate(timeout=30)
+    stderr = log.read_text()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     report = json.loads(stdout)

@@ -117,6 +117,7 @@ class Segmenter:
                                    machine=machine)
         for warning in self.plan.warnings:
             LOG.warning("%s", warning)
+        LOG.info("planned: %s; preparing the network", self.plan.summary())
         if threads and not self.plan.is_cuda:  # the TorchScript/eager runners use torch's own threads
             torch.set_num_threads(self.plan.threads)
         self.backbone = quantized.backbone if quantized else getattr(getattr(model, "config", None), "backbone",

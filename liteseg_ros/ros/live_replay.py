@@ -115,6 +115,8 @@ class LivePlayer:
         """
         deadline = time.monotonic() + timeout
         mask_topic = self.subscriptions[0].topic_name
+        LOG.info("waiting up to %.0f s for a segmentation_node subscribing to %s and publishing %s", timeout,
+                 self.source.image_topic, mask_topic)
         while time.monotonic() < deadline:
             if node_alive is not None and not node_alive():
                 raise BagError("the segmentation_node process exited before it was ready (see its log)")
