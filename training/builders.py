@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, IncompatibleWeightsError, WeightsError
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model import LiteSeg, build_liteseg, load_weights
 from liteseg_ros.model.weights_io import read_weights_file
 from liteseg_ros.training.config import StageSection, TrainConfig
@@ -19,7 +19,7 @@ from liteseg_ros.training.data import AugmentedDataset, EpochBatchSampler, Trans
 from liteseg_ros.training.distributed import DistContext
 from liteseg_ros.training.transforms import EvalTransform, TrainTransform
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 BUNDLED = "bundled"  # init.weights: the model bundled with the package for the backbone
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -10,7 +9,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-log = logging.getLogger(__name__)
+from liteseg_ros.logs import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model import CheckpointMeta, save_checkpoint
 from liteseg_ros.training import builders
 from liteseg_ros.training.checkpointing import TrainState, load_training_checkpoint, restore, save_training_checkpoint
@@ -20,7 +20,7 @@ from liteseg_ros.training.losses import segmentation_loss
 from liteseg_ros.training.schedule import poly_lr, set_lr
 from liteseg_ros.training.validation import validate, write_sample_images
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class Trainer:

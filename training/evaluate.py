@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
-import logging
 import math
 import os
 import sys
@@ -32,13 +31,14 @@ import torch
 from liteseg_ros.datasets import read_label_ids
 from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
+from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
 from liteseg_ros.tools.cli.common import add_run_arguments, parse_size, run_cli
 
 PROG = "liteseg-eval"
 GT_SUFFIX = "_gtFine_labelIds.png"
 MAX_LISTED = 10
-LOG = logging.getLogger(PROG)
+LOG = get_logger(PROG)
 
 T = TypeVar("T")
 R = TypeVar("R")

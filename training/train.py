@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, ConfigError, LiteSegError
+from liteseg_ros.logs import get_logger
 from liteseg_ros.training.config import TrainConfig, dump_config, load_config
 from liteseg_ros.training.distributed import DistContext, init_distributed, shutdown
 
-log = logging.getLogger("liteseg-train")
+log = get_logger("liteseg-train")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

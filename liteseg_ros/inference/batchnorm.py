@@ -4,15 +4,15 @@ depthwise scale into the pointwise convolution, checked against the unfolded log
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
+from liteseg_ros.logs import get_logger
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 FOLD_CHECK_RTOL = 1e-3  # relative (to the logits' range) tolerance of the post-fold self-check
 

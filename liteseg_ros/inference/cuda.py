@@ -7,7 +7,6 @@ outputs). GPU figures, where measured: docs/benchmarks.md.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from typing import Callable
@@ -20,9 +19,10 @@ from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.optimize import OptimizeOptions
 from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.resampling import nearest_map
+from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import OUTPUTS
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 MAX_CACHED_SHAPES = 4
 
 

@@ -4,7 +4,6 @@ runs, and why."""
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import torch
@@ -15,8 +14,9 @@ from liteseg_ros.inference.batchnorm import small_probe
 from liteseg_ros.inference.optimize import build_runner, prepare_module, warmed_up
 from liteseg_ros.inference.plan import EAGER, Plan
 from liteseg_ros.inference.quantized import QuantizedModel
+from liteseg_ros.logs import get_logger
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 

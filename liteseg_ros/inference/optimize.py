@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
-import logging
 import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Mapping
@@ -24,17 +23,14 @@ from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError, first_line
 from liteseg_ros.inference.batchnorm import fold_batchnorm
-from liteseg_ros.inference.runtimes import (  # noqa: F401  (export_onnx: its public name here since 0.1)
+from liteseg_ros.inference.runtimes import (
     OnnxRuntimeNetwork,
     OpenVinoNetwork,
-    export_onnx,
-    onnx_available,
-    onnxruntime_available,
-    openvino_available,
     package_available,
 )
+from liteseg_ros.logs import get_logger
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 RUNNERS = ("openvino", "onnxruntime", "torchscript_freeze", "compile")
 # the runners that take the network exported to ONNX (the onnx package), CPU only, with their precisions

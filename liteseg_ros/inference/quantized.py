@@ -9,7 +9,6 @@ OpenVINO runs it where installed (fastest measured), else onnxruntime.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ import torch
 
 from liteseg_ros.errors import IncompatibleWeightsError, OptimizationError, WeightsError
 from liteseg_ros.inference.runtimes import OnnxRuntimeNetwork, OpenVinoNetwork
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model.checkpoint import CheckpointMeta
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 QUANTIZED_SUFFIX = ".onnx"
 METADATA_KEY = "liteseg_ros"

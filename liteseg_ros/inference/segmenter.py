@@ -21,7 +21,6 @@ little instead of stalling it). A weights file ending in ``.onnx`` is an INT8 mo
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -47,11 +46,12 @@ from liteseg_ros.inference.sources import check_int8_input_size, load_source, lo
 from liteseg_ros.inference.stages import PreUpsampleLogits, normalization_constants, opencv_blend_is_exact
 from liteseg_ros.inference.validation import check_input_size, check_output_size, validate_image, wanted_outputs
 from liteseg_ros.labels import default_class_set
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model import LiteSeg
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.outputs import OUTPUTS
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 UPSAMPLE_MODES = ("logits", "mask")
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)

@@ -3,7 +3,6 @@ with its normalisation and class set."""
 
 from __future__ import annotations
 
-import logging
 import os
 
 from torch import nn
@@ -11,9 +10,10 @@ from torch import nn
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model, read_quantized_model
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 
 def load_source(

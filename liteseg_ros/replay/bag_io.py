@@ -8,7 +8,6 @@ Input: ROS 1 ``.bag`` files and rosbag2 bags (sqlite3 or mcap, zstd-compressed o
 from __future__ import annotations
 
 import dataclasses
-import logging
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ from liteseg_ros.images.conversions import (
     image_msg_to_array,
     image_msg_to_segmenter_input,
 )
+from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUTS, replay_topic
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"

@@ -8,7 +8,6 @@ vision_msgs is installed); without one, the masks are scored as Cityscapes train
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -17,13 +16,14 @@ from dataclasses import dataclass, field
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import BagError
 from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TOPICS
 from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 DISCOVERY_TIMEOUT_S = 60.0
 DRAIN_IDLE_S = 3.0
 LABEL_INFO_TIMEOUT_S = 5.0  # after the node was found: a transient-local message arrives at once if there is one

@@ -2,7 +2,7 @@
 change on unseen synthetic frames. Used by ``liteseg-bench --backends``.
 
 Variants, each a Segmenter except the last:
-- ``0.2 auto``: the previous default (fp32 onnxruntime, pre/post-processing in one piece on one thread),
+- ``0.2 auto``: the 0.2 release's default (fp32 onnxruntime, pre/post-processing in one piece on one thread),
   the baseline every ratio is taken against;
 - ``fp32 onnxruntime``, ``fp32 openvino``, ``bf16 openvino``, ``bf16 torchscript``, ``int8 openvino``,
   ``int8 onnxruntime`` (INT8: quantized here from synthetic frames that are neither trained on nor scored);
@@ -13,7 +13,6 @@ Variants, each a Segmenter except the last:
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,12 @@ from torch import nn
 from liteseg_ros.inference.runtimes import onnx_available, openvino_available, openvino_core
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import label_ids_to_train_ids
+from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.tools.calibration import Frame
 from liteseg_ros.tools.quantize import prepared_network
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 BASELINE = "0.2 auto"
 EVALUATION_SEED, CALIBRATION_SEED = 2, 3  # the demo model's unseen val seed; a third seed for calibration
 

@@ -5,7 +5,6 @@ fp32 on this machine. A model slower than fp32 here is refused (``min_speedup``)
 from __future__ import annotations
 
 import functools
-import logging
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,12 +21,13 @@ from liteseg_ros.inference.quantized import write_quantized_model
 from liteseg_ros.inference.runtimes import export_onnx_bytes, onnx_available
 from liteseg_ros.inference.segmenter import DEFAULT_INPUT_SIZE, Segmenter
 from liteseg_ros.inference.stages import PreUpsampleLogits, as_tensor, image_to_batch
+from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model import CheckpointMeta, load_weights
 from liteseg_ros.tools.calibration import Frame
 from liteseg_ros.tools.timing import environment, time_interleaved
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 
 class QuantizationRefused(LiteSegError):

@@ -11,7 +11,7 @@ For each backbone x input size it times, in the same process and interleaved in 
 Warm-up passes first, then timed passes, synchronising after each one on CUDA. FPS = 1 / mean latency.
 
 ``--backends`` instead compares every CPU backend and precision this machine can run (fp32/bf16/INT8 with
-onnxruntime, OpenVINO, TorchScript; OpenVINO's own fp32 pipeline; the previous default) in one interleaved
+onnxruntime, OpenVINO, TorchScript; OpenVINO's own fp32 pipeline; the 0.2 release's default) in one interleaved
 table, with each one's pixel agreement with fp32 and class-mIoU change on unseen synthetic frames. It needs a
 trained model (--weights; default: the bundled demo model): random weights say nothing about agreement.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -24,10 +23,11 @@ from liteseg_ros.errors import ConfigError, LiteSegError, first_line
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
+from liteseg_ros.logs import get_logger
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
 from liteseg_ros.tools.cli.common import parse_size, run_cli
 
-LOG = logging.getLogger("liteseg-export")
+LOG = get_logger("liteseg-export")
 MIN_OPSET = 13
 EXPORTERS = ("torchscript", "dynamo")
 

@@ -15,7 +15,6 @@ complete, so an interrupted run never leaves a half-written bag at ``path``.
 from __future__ import annotations
 
 import io
-import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,10 +25,11 @@ import numpy as np
 from PIL import Image
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.logs import get_logger
 from liteseg_ros.tools.synthetic.canvas import Camera
 from liteseg_ros.tools.synthetic.scene import Drive, check_seed, check_size
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 #: header stamp of the first frame (2023-11-14 22:13:20 UTC), in nanoseconds
 START_NS = 1_700_000_000 * 1_000_000_000

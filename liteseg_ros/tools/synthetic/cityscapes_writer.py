@@ -16,7 +16,6 @@ end, so an interrupted run leaves no half-written tree.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from PIL import Image
 
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.labels import ID_PALETTE
+from liteseg_ros.logs import get_logger
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
 from liteseg_ros.tools.synthetic.staging import staged_tree
 
-LOG = logging.getLogger(__name__)
+LOG = get_logger(__name__)
 
 #: cities of each split (frames go round-robin over them)
 CITIES = {
