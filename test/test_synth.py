@@ -221,3 +221,21 @@ def test_cli_writes_a_tree_and_reports_errors(tmp_path: Path, capsys) -> None:
     assert len(list(out.rglob("*.png"))) == 14
     assert synth_main(args) == 2
     assert "not an empty directory" in capsys.readouterr().err
+
+
+def test_cli_creates_missing_parent_folders_and_refuses_a_file_as_one(tmp_path: Path, capsys) -> None:
+    """`liteseg-synth --out a/b` (and --bag a/b) create a and write b, as every other writer does."""
+    out = tmp_path / "new" / "deeper" / "tree"
+    args = ["--train", "1", "--val", "0", "--height", str(H), "--width", str(W), "--seed", "3"]
+    assert synth_main(["--out", str(out), *args]) == 0
+    assert len(list(out.rglob("*_leftImg8bit.png"))) == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tree"], "no staging folder left beside it"
+    bag = tmp_path / "bags" / "today" / "drive"
+    assert synth_main(["--bag", str(bag), "--frames", "2", "--height", str(H), "--width", str(W)]) == 0
+    assert (bag / "metadata.yaml").is_file() and sorted(p.name for p in bag.parent.iterdir()) == ["drive"]
+    (tmp_path / "a_file").write_text("x")
+    capsys.readouterr()
+    assert synth_main(["--out", str(tmp_path / "a_file" / "tree"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the folder" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "a_file").read_text() == "x"

@@ -28,6 +28,7 @@ from liteseg_ros.errors import ConfigError
 from liteseg_ros.logs import get_logger
 from liteseg_ros.tools.synthetic.canvas import Camera
 from liteseg_ros.tools.synthetic.scene import Drive, check_seed, check_size
+from liteseg_ros.tools.synthetic.staging import make_parent
 
 LOG = get_logger(__name__)
 
@@ -86,6 +87,7 @@ def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, s
     drive = Drive(seed, height, width, duration_s=frames / rate_hz)
     topics = {image_topic: COMPRESSED_TYPE if compressed else IMAGE_TYPE, gt_topic: IMAGE_TYPE,
               camera_info_topic: CAMERA_INFO_TYPE}
+    make_parent(path)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
@@ -123,8 +125,6 @@ def _check_arguments(path: Path, frames: int, height: int, width: int, rate_hz: 
         raise ConfigError(f"image, ground-truth and camera-info topics must differ, got {', '.join(topics)}")
     if path.exists() or path.is_symlink():
         raise ConfigError(f"{path} exists already: choose a new bag path (bags are never overwritten)")
-    if not path.parent.is_dir():
-        raise ConfigError(f"the parent directory of {path} does not exist: create it first")
 
 
 def _frame_messages(store: Any, ns: int, rgb: np.ndarray, label_ids: np.ndarray, camera: Camera,

@@ -105,8 +105,6 @@ def _check_arguments(out: Path, train: int, val: int, test: int, extra: int, coa
         raise ConfigError("train_extra frames only have coarse labels: drop --extra or keep coarse labels")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an empty directory: choose a new output path")
-    if not out.parent.is_dir():
-        raise ConfigError(f"the parent directory of {out} does not exist: create it first")
 
 
 def frame_rng(seed: int, split: str, index: int) -> np.random.Generator:

@@ -71,7 +71,6 @@ def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, wid
         raise ConfigError("ask for at least one train or val frame (counts >= 0)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an empty directory: choose a new output path")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with staged_tree(out) as staging:
         _write_tree(staging, {"train": train, "val": val}, height, width, seed)
     return ExportSummary(out, height, width, seed, {"train": train, "val": val}, ROBOT_CLASS_SET.names)
