@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test road demo gpu-check clean
+.PHONY: venv test test-loaded road demo gpu-check clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ test: venv
 
 road:
 	bash test/road/check_user_road.sh $(PYTHON)
+
+# `make test` with two busy processes beside it (one core of pure CPU work each), started and stopped by their
+# ids (test/loaded/run_loaded.sh); prints the time. The suite must hold on a busy machine.
+test-loaded: venv
+	bash test/loaded/run_loaded.sh $(PYTHON)
 
 # On a machine with an NVIDIA GPU (one command, under 8 minutes): the GPU tests, then liteseg-bench on CUDA for
 # the three backbones at 360x640 and 1024x2048, written as one Markdown table to out/gpu-check.md.
