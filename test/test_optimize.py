@@ -16,14 +16,8 @@ from torch.nn import functional as F
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
-from liteseg_ros.inference.optimize import (
-    OptimizeOptions,
-    auto_options,
-    keep_freed_memory,
-    onnxruntime_available,
-    resolve_optimize,
-)
-from liteseg_ros.inference.runtimes import openvino_available
+from liteseg_ros.inference.optimize import OptimizeOptions, auto_options, keep_freed_memory, resolve_optimize
+from liteseg_ros.inference.runtimes import onnxruntime_available, openvino_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg
 
