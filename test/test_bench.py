@@ -49,6 +49,13 @@ def test_markdown_table_has_one_row_per_backbone_size_mode_and_scene(capsys):
         agreement = row["mask-mode agreement"]
         assert agreement == "-" if not with_agreement else 0 < float(agreement.rstrip("%")) <= 100
     assert "threads: 1" in out and "torch:" in out
+    plans = out.split("\nplan:\n")[1:]
+    assert len(plans) == 1, "one plan for rows that ran alike"
+    assert plans[0].startswith("```\n")
+    block = plans[0].split("```")[1].strip().splitlines()
+    decisions = {line.split()[0]: line.split()[1:] for line in block}
+    assert decisions["device"][0] == "cpu" and decisions["runner"][0] == "eager"
+    assert decisions["precision"][:2] == ["fp32", "auto:"] and decisions["fallbacks"][0] == "none"
 
 
 def test_json_rows_hold_positive_timings(capsys):
@@ -61,6 +68,7 @@ def test_json_rows_hold_positive_timings(capsys):
         timing = row[variant]
         assert timing["fps"] > 0 and 0 < timing["median_ms"] <= timing["p95_ms"]
     assert row["speedup_end_to_end"] == pytest.approx(row["end_to_end"]["fps"] / row["eager_fp32"]["fps"])
+    assert row["plan"].splitlines()[0].split()[:2] == ["device", "cpu"]
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,10 @@ def test_the_report_measures_agreement_miou_and_speed(int8_model):
     assert report["pixel_agreement"] >= 0.99 and abs(report["miou_change"]) <= 0.01
     assert report["miou_fp32"] > 0.5 and report["fp32_ms"] > 0 and report["int8_ms"] > 0
     assert report["int8_runtime"] == ("openvino" if openvino_available() else "onnxruntime")
+    int8_plan = {line.split()[0]: line.split()[1] for line in report["plans"]["int8"].splitlines()}
+    fp32_plan = {line.split()[0]: line.split()[1] for line in report["plans"]["fp32"].splitlines()}
+    assert (int8_plan["device"], int8_plan["precision"], int8_plan["runner"]) == ("cpu", "int8", report["int8_runtime"])
+    assert (fp32_plan["precision"], fp32_plan["runner"]) == ("fp32", report["fp32_runtime"])
     stored = read_quantized_model(path)
     assert stored.report == report and stored.input_size == SIZE and stored.backbone == "mobilenetv2"
     assert oct(path.stat().st_mode & 0o777) != "0o600" and not list(path.parent.glob(".*part"))
