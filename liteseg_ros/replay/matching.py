@@ -68,7 +68,3 @@ class StampMatcher:
             )
         self.confusion.update(truth, mask)
         self.matched += 1
-
-    @property
-    def unmatched_masks(self) -> int:
-        return len(self._masks)

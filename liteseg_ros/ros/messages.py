@@ -14,7 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from liteseg_ros.errors import ImageError
 
-OUTPUT_ENCODINGS = {"mono8": 1, "rgb8": 3}
+CHANNELS_OF_ENCODING = {"mono8": 1, "rgb8": 3}  # the encodings this layer publishes
 
 
 def array_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> Any:
@@ -23,9 +23,9 @@ def array_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> 
     ``header`` is copied by reference (stamp and frame_id unchanged). The pixel data is copied
     once, with ``tobytes()``, which is the fast path into rclpy's ``array.array`` field.
     """
-    channels = OUTPUT_ENCODINGS.get(encoding)
+    channels = CHANNELS_OF_ENCODING.get(encoding)
     if channels is None:
-        raise ImageError(f"cannot publish encoding {encoding!r}; use one of {', '.join(OUTPUT_ENCODINGS)}")
+        raise ImageError(f"cannot publish encoding {encoding!r}; use one of {', '.join(CHANNELS_OF_ENCODING)}")
     expected_ndim = 2 if channels == 1 else 3
     if array.dtype != np.uint8 or array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
         raise ImageError(
