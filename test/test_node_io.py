@@ -102,12 +102,13 @@ def diagnostics(ros_client):
     return ros_client.collector(DiagnosticArray, "/diagnostics", depth=100)
 
 
-def latest_status(diagnostics, node: NodeUnderTest, newer_than: float = 0.0) -> dict[str, str] | None:
+def latest_status(diagnostics, node: NodeUnderTest, newer_than: float = 0.0,
+                  part: str = "segmentation") -> dict[str, str] | None:
     with diagnostics._lock:
         pairs = list(zip(diagnostics.messages, diagnostics.arrival))
     for array, arrived in reversed(pairs):
         for status in array.status:
-            if status.name == f"{node.process.name}: segmentation" and arrived > newer_than:
+            if status.name == f"{node.process.name}: {part}" and arrived > newer_than:
                 return {kv.key: kv.value for kv in status.values} | {"_level": status.level, "_message": status.message}
     return None
 
@@ -300,13 +301,16 @@ def test_diagnostics_report_the_model_and_figures(nodes, ros_client, diagnostics
     assert status["input topic"] == "/io_raw/image"
     from liteseg_ros.inference.plan import Machine, Request, make_plan
 
-    plan = make_plan(Request(device="cpu"), Machine.detect())  # what the node's own process plans, here
+    plan = make_plan(Request(device="cpu"), Machine.detect())  # precision, runner, fallbacks: the node's, here
     tag = {"torchscript_freeze": "torchscript"}.get(plan.runner, plan.runner)
     assert f" {plan.precision} cpu " in status["model"], status["model"]
     assert status["model"].endswith(f"(bn-folded, {tag})"), status["model"]  # optimize=auto on a CPU
-    assert status["plan"] == plan.summary()
-    assert status["plan runner"].startswith(f"{plan.runner} (auto: ")
-    assert status["plan fallbacks"].startswith(" -> ".join(f"{r} {p}" for r, p in plan.fallbacks) or "none")
+    model = ros_client.wait_for(lambda: latest_status(diagnostics, nodes["raw"], part="model"), 10.0, "model status")
+    assert model["plan"].startswith(f"cpu {plan.precision} {plan.runner} (")
+    assert model["plan device"] == "cpu (asked for)"
+    assert model["plan runner"].startswith(f"{plan.runner} (auto: ") and model["plan threads"].startswith(
+        "1 (torch's count")  # the test environment's OMP_NUM_THREADS=1
+    assert model["plan fallbacks"].startswith(" -> ".join(f"{r} {p}" for r, p in plan.fallbacks) or "none")
     eager = wait_for_counter(ros_client, diagnostics, nodes["compressed"], "processed frames", 0)
     assert eager["model"].endswith("(eager)")  # optimize=none
 

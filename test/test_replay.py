@@ -296,7 +296,10 @@ def test_sigint_while_waiting_for_a_live_node_closes_the_bag(tmp_path):
         time.sleep(0.05)
     assert "waiting up to" in log.read_text() and (tmp_path / "out" / ".partial").exists(), log.read_text()
     proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=30)
+    try:
+        stdout, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"liteseg-replay did not end within 60 s of SIGINT:\n{log.read_text()}") from None
     stderr = log.read_text()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr

@@ -135,6 +135,15 @@ class Segmenter:
         LOG.info("segmenter ready: %s", self.description)
         LOG.info("plan:\n%s", self.plan.describe())
 
+    @classmethod
+    def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
+        """A Segmenter for a weights file (ours or the authors'): the constructor with a path, spelled out.
+
+        ``backbone`` refuses a file of another backbone; ``options`` are the constructor's keywords (device,
+        precision, input_size, ...).
+        """
+        return cls(path, backbone=backbone, **options)
+
     def _stages(self, network: Any, mean: tuple, std: tuple) -> PipelineStages:
         scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
         self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
