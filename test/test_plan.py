@@ -122,6 +122,9 @@ def test_the_plan_describes_itself_as_a_table_and_a_line():
     assert plan.summary() == "cpu bf16 openvino (bn-folded, openvino), 2 threads (post-processing 1)"
     assert plan.to_dict()["fallbacks"] == ["onnxruntime fp32", "torchscript_freeze fp32", "eager fp32"]
     assert "fell back" in plan.fell_back("x").describe()
+    cuda = make_plan(Request(), machine(cuda=1))
+    assert "fallbacks  the stages without cuda_graphs" in cuda.describe()
+    assert "none" in cuda.without("cuda_graphs", "capture failed").describe().splitlines()[5]
 
 
 def test_machine_detect_sees_this_process(monkeypatch):

@@ -145,8 +145,9 @@ class Plan:
             ("device", self.device), ("precision", self.precision), ("runner", self.runner),
             ("threads", str(self.threads)))]
         rows.append(("options", ", ".join(self.options.tags()) or "none", f"warm-up {self.options.warmup}"))
-        chain = " -> ".join(f"{runner} {precision}" for runner, precision in self.fallbacks) or "none"
-        rows.append(("fallbacks", chain, "tried in turn should the runner not set up"))
+        chain = [f"{runner} {precision}" for runner, precision in self.fallbacks]
+        chain += ["the stages without cuda_graphs"] if self.options.cuda_graphs else []
+        rows.append(("fallbacks", " -> ".join(chain) or "none", "tried in turn should the runner not set up"))
         if self.history:
             rows.append(("fell back", "; ".join(self.history), ""))
         return rows
