@@ -29,7 +29,7 @@ import numpy as np
 from liteseg_ros.inference.cpu_features import cpu_model
 from liteseg_ros.outputs import NODE_NAME, OUTPUT_TOPICS
 from liteseg_ros.ros.environment import isolated_ros_environment
-from liteseg_ros.tools.cli.common import parse_size
+from liteseg_ros.tools.cli.conventions import parse_size
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, scene_frames
 
 NODE = Path(sys.executable).parent / "segmentation_node"

@@ -33,7 +33,7 @@ from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
 from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
-from liteseg_ros.tools.cli.common import add_run_arguments, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import add_run_arguments, parse_size, run_cli
 
 PROG = "liteseg-eval"
 GT_SUFFIX = "_gtFine_labelIds.png"

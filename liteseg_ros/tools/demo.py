@@ -21,7 +21,7 @@ from liteseg_ros.errors import EXIT_INTERRUPTED, LiteSegError
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.ros.environment import isolated_ros_environment, use_large_frames_dds_profile
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import parse_size, run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC
 
 LOG = get_logger("liteseg_ros.tools.demo")

@@ -35,7 +35,7 @@ from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.plan import Machine, Request, make_plan
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
-from liteseg_ros.tools.cli.common import add_run_arguments, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import add_run_arguments, parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
 from liteseg_ros.tools.synthetic.batchnorm_statistics import with_street_statistics
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, fragmented_frame

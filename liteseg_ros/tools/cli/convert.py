@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from liteseg_ros.model import BACKBONES, CheckpointMeta, load_weights, save_checkpoint
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from liteseg_ros.inference.runtimes import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import parse_size, run_cli
 
 LOG = get_logger("liteseg-export")
 MIN_OPSET = 13

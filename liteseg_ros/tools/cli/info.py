@@ -20,7 +20,7 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError, first_line
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
-from liteseg_ros.tools.cli.common import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import parse_size, run_cli
 
 COLUMNS = (
     "backbone",

@@ -23,7 +23,7 @@ from liteseg_ros.errors import ConfigError
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
 from liteseg_ros.replay.matching import GT_ENCODINGS
-from liteseg_ros.tools.cli.common import format_size, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import format_size, parse_size, run_cli
 from liteseg_ros.tools.cli.export import OneLineArgumentParser
 
 

@@ -14,7 +14,7 @@ from liteseg_ros.outputs import NODE_NAMESPACE
 from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
-from liteseg_ros.tools.cli.common import add_run_arguments, format_size, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import add_run_arguments, format_size, parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:

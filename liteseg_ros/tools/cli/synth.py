@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.tools.cli.common import run_cli
+from liteseg_ros.tools.cli.conventions import run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES
 
 

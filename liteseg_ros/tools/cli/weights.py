@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from liteseg_ros.model.published import CATALOG, cache_dir, download_url, fetch
-from liteseg_ros.tools.cli.common import run_cli
+from liteseg_ros.tools.cli.conventions import run_cli
 
 
 def _parser() -> argparse.ArgumentParser:

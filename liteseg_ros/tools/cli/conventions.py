@@ -1,4 +1,5 @@
-"""Helpers shared by the command-line tools: size parsing and one-line error exits."""
+"""What every command-line tool of the package does alike: sizes as HxW, the run options (device, precision,
+...), one-line errors and their exit statuses."""
 
 from __future__ import annotations
 
