@@ -43,6 +43,13 @@ def installed_script(name: str) -> Path:
 
 _SESSION_ROS_ENV: dict[str, str] = {}
 
+# A suite started in the background by a non-interactive shell (`make test &`, nohup, some CI runners) inherits
+# SIGINT ignored, and so would every process it starts: a tool or node would then not see the Ctrl-C a test sends
+# it (Python installs its KeyboardInterrupt handler only where SIGINT is not ignored). Handled here, it is reset
+# to the default in each started program, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Every process a test starts (start_process) is ended when the test ends, pass or fail: those started while a
 # test function runs right after it, those started by fixtures (module or session scope; their finalizers stop
 # them first) at the end of the session, and at interpreter exit whatever is left. Each runs in its own process
