@@ -2,8 +2,8 @@
 
 Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) ->
 :func:`declare_parameters` -> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter.
-This module imports no rclpy (validation imports the model
-module), so tests and the launch file check can read :data:`PARAMETERS` cheaply.
+This module imports no rclpy, so tests and tools (``liteseg-info --plan``) read :data:`PARAMETERS` and
+:class:`NodeConfig` without ROS.
 """
 
 from __future__ import annotations
