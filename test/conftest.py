@@ -320,16 +320,10 @@ def random_weights(path: Path, classes: Any = None) -> Path:
     import torch
 
     from liteseg_ros.model import CheckpointMeta, build_liteseg, save_checkpoint
+    from liteseg_ros.tools.synthetic.batchnorm_statistics import with_random_batchnorm
 
     torch.manual_seed(0)
-    model = build_liteseg("mobilenetv2", num_classes=len(classes) if classes else 19).eval()
-    with torch.no_grad():
-        model.last_conv[6].bias.zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.normal_(1.0, 0.5)
-                module.bias.normal_(0.0, 0.2)
-                module.running_var.fill_(0.25)
+    model = with_random_batchnorm(build_liteseg("mobilenetv2", num_classes=len(classes) if classes else 19))
     save_checkpoint(path, model, CheckpointMeta.for_model(model, classes=classes))
     return path
 

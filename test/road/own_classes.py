@@ -30,16 +30,10 @@ def make(directory: Path) -> None:
 
     from liteseg_ros.classes import ClassSet
     from liteseg_ros.model import CheckpointMeta, build_liteseg, save_checkpoint
+    from liteseg_ros.tools.synthetic.batchnorm_statistics import with_random_batchnorm
 
     torch.manual_seed(0)
-    model = build_liteseg("mobilenetv2", num_classes=len(CLASSES)).eval()
-    with torch.no_grad():  # random BatchNorm statistics and no classifier bias: the classes follow the image
-        model.last_conv[6].bias.zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.normal_(1.0, 0.5)
-                module.bias.normal_(0.0, 0.2)
-                module.running_var.fill_(0.25)
+    model = with_random_batchnorm(build_liteseg("mobilenetv2", num_classes=len(CLASSES)))  # classes follow the image
     classes = ClassSet(tuple(name for name, _ in CLASSES), tuple(color for _, color in CLASSES))
     save_checkpoint(directory / "robot.pt", model, CheckpointMeta.for_model(model, classes=classes))
     (directory / "class_map.yaml").write_text(CLASS_MAP, encoding="utf-8")

@@ -14,6 +14,21 @@ from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 from liteseg_ros.tools.synthetic.scene import render_scene
 
 
+def with_random_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` (modified, in eval mode) with random BatchNorm scales ~ N(1, 0.5), biases ~ N(0, 0.2), running
+    variances 0.25 and no classifier bias: freshly initialised, the bias decides every pixel; this way the argmax
+    depends on the image, so tests can tell images apart. Draws from torch's global generator."""
+    model.eval()
+    with torch.no_grad():
+        model.last_conv[6].bias.zero_()
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.2)
+                module.running_var.fill_(0.25)
+    return model
+
+
 def with_street_statistics(model: nn.Module, *, size: tuple[int, int] = (64, 128), seed: int = 0,
                            random_affine: bool = False) -> nn.Module:
     """``model`` (modified, in eval mode) with the BatchNorm running statistics of two street scenes (seeds
