@@ -32,13 +32,14 @@ def build_network(model: nn.Module | QuantizedModel, plan: Plan, input_size: tup
     while True:
         try:
             if isinstance(model, QuantizedModel):
-                network = model.runner(plan.runner, plan.threads)
+                network, example = model.runner(plan.runner, plan.threads), example_input(plan, input_size)
             else:
                 network, plan = prepared_module(model, plan, input_size)
-                network = build_runner(plan.runner, network, example_input(plan, input_size), plan.precision)
+                example = example_input(plan, input_size)
+                network = build_runner(plan.runner, network, example, plan.precision)
             # the CUDA graph capture warms the network up itself
             passes = min(plan.options.warmup, 1) if plan.options.cuda_graphs else plan.options.warmup
-            return warmed_up(network, example_input(plan, input_size), passes), plan
+            return warmed_up(network, example, passes), plan
         except Exception as error:  # an optimisation must never stop start-up; a plan without fallbacks re-raises
             if not plan.fallbacks:
                 raise
