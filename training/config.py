@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.files import write_text
 from liteseg_ros.inference.plan import DEVICE_CHOICES
 from liteseg_ros.model import ASPP_KINDS, BACKBONES, LiteSegConfig
 from liteseg_ros.training.data import MULTI_SCALE_MODES
@@ -306,7 +307,4 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
 
 def dump_config(config: TrainConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -7,12 +7,12 @@ matplotlib is a ``train`` extra: it is imported only when a chart is drawn, and 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.files import atomic_file
 from liteseg_ros.metrics import SegmentationScores
 
 CLASS_IOU_FILE = "class_iou.png"
@@ -30,16 +30,9 @@ def _new_figure(width: float, height: float):
 
 
 def _save_atomically(figure, path: Path) -> Path:
-    """Render to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Render the figure as a PNG put in place atomically (:func:`liteseg_ros.files.atomic_file`)."""
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, format="png")
     return path
 
 

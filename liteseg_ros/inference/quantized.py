@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from liteseg_ros.errors import IncompatibleWeightsError, OptimizationError, WeightsError
+from liteseg_ros.files import atomic_file
 from liteseg_ros.inference.runtimes import OnnxRuntimeNetwork, OpenVinoNetwork
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model.checkpoint import CheckpointMeta
@@ -91,7 +91,7 @@ def read_quantized_model(path: str | os.PathLike, backbone: str | None = None) -
 
 def write_quantized_model(proto: Any, meta: CheckpointMeta, input_size: tuple[int, int], report: dict,
                           path: str | os.PathLike) -> Path:
-    """Write an ONNX ModelProto with its liteseg_ros metadata to ``path`` atomically (temp file, then rename)."""
+    """Write an ONNX ModelProto with its liteseg_ros metadata to ``path`` (atomically)."""
     import onnx
 
     path = Path(path)
@@ -100,15 +100,6 @@ def write_quantized_model(proto: Any, meta: CheckpointMeta, input_size: tuple[in
     entry.key = METADATA_KEY
     entry.value = json.dumps({"format": FORMAT, "meta": meta.to_dict(), "input_size": list(input_size),
                               "report": report})
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    try:
-        onnx.save(proto, temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as a plainly created file (mkstemp makes it 0600)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_file(path) as temporary:
+        onnx.save(proto, str(temporary))
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ClassSetError, IncompatibleWeightsError, WeightsError
+from liteseg_ros.files import atomic_file
 from liteseg_ros.labels import CITYSCAPES, NUM_CLASSES, default_class_set
 from liteseg_ros.model.liteseg import IMAGENET_MEAN, IMAGENET_STD, LiteSeg, LiteSegConfig
 from liteseg_ros.model.official import detect_backbone, match_state_dict, unwrap_state_dict
@@ -90,19 +90,9 @@ class CheckpointMeta:
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same directory, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save put in place atomically and durably (:func:`liteseg_ros.files.atomic_file`)."""
+    with atomic_file(path, durable=True) as temporary:
+        torch.save(obj, temporary)
 
 
 def save_checkpoint(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from liteseg_ros.errors import LiteSegError, WeightsError
+from liteseg_ros.files import atomic_file
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 BASE_URL_VARIABLE = "LITESEG_WEIGHTS_BASE_URL"
@@ -149,22 +149,15 @@ def fetch(entry: PublishedWeights, destination_dir: Path | None = None, progress
     not load); nothing is left at the destination then.
     """
     directory = Path(destination_dir) if destination_dir else cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / entry.cached_name
-    handle, temporary = tempfile.mkstemp(prefix=f".{entry.cached_name}.", suffix=".part", dir=directory)
-    os.close(handle)
-    try:
-        _download(download_url(entry), Path(temporary), progress)
-        found = git_blob_sha1(Path(temporary))
+    with atomic_file(target) as temporary:
+        _download(download_url(entry), temporary, progress)
+        found = git_blob_sha1(temporary)
         if found != entry.blob_sha1:
             raise DownloadError(f"{entry.name}: the downloaded file's git blob SHA-1 is {found}, expected "
                                 f"{entry.blob_sha1}: it is not the published file (tampered, or a wrong mirror)")
         if entry.kind == "cityscapes":
-            _convert(entry, Path(temporary), target)
-        else:
-            os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+            _convert(entry, temporary, temporary)
     return target
 
 
@@ -204,7 +197,8 @@ def _copy_with_progress(response: IO[bytes], destination: Path, expected: int | 
 
 
 def _convert(entry: PublishedWeights, source: Path, target: Path) -> None:
-    """The authors' checkpoint -> our format, with its metadata (origin, licence, Cityscapes input size)."""
+    """The authors' checkpoint -> our format, with its metadata (origin, licence, Cityscapes input size);
+    ``target`` may be ``source``."""
     from liteseg_ros.model import CheckpointMeta, build_liteseg, load_official_weights, save_checkpoint
 
     model = load_official_weights(build_liteseg(entry.backbone), source)

@@ -7,8 +7,8 @@ Input: ROS 1 ``.bag`` files and rosbag2 bags (sqlite3 or mcap, zstd-compressed o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from liteseg_ros.errors import BagError
+from liteseg_ros.files import atomic_folder
 from liteseg_ros.images.conversions import (
     compressed_msg_to_segmenter_input,
     image_msg_to_array,
@@ -186,8 +187,9 @@ class BagSink:
     """The output bag: the input's camera, ground-truth and camera_info topics as recorded, plus the segmentation
     outputs with the input headers.
 
-    It is written as ``OUT/.partial/<name>`` and moved to OUT when closed, so OUT is always a complete, closed bag
-    whose data file is named like a finished recording (``<name>.db3`` / ``<name>.mcap``).
+    It is written beside its path and moved there when closed (:func:`liteseg_ros.files.atomic_folder`), so the path
+    is always a complete, closed bag whose data file is named like a finished recording (``<name>.db3`` /
+    ``<name>.mcap``).
     """
 
     def __init__(self, path: str | Path, source: BagSource, storage: str = "sqlite3", compression: str = "none"):
@@ -198,15 +200,15 @@ class BagSink:
             raise BagError(f"output bag {self.path} already exists: remove it or choose another --out")
         if compression not in COMPRESSIONS:
             raise BagError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-        self._staging = self.path.parent / ".partial"
-        shutil.rmtree(self._staging, ignore_errors=True)
-        self._staging.mkdir(parents=True)
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self.typestore = typestore()
-        self._writer = Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST, storage_plugin=plugin)
-        if compression == "zstd":
-            self._writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
-        self._writer.open()
+        with contextlib.ExitStack() as placing:  # an error before the bag is open leaves nothing behind
+            staging = placing.enter_context(atomic_folder(self.path, create=False))
+            self.typestore = typestore()
+            plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+            self._writer = Writer(staging, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+            if compression == "zstd":
+                self._writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+            self._writer.open()
+            self._placing = placing.pop_all()  # closed (the bag moved into place) by close()
         copied = [source.image_topic, source.gt_topic, *source.camera_info_topics]
         self._copies = {
             topic: self._connection(topic, source.topics[topic], source.offered_qos(topic) or [default_qos(1)])
@@ -251,9 +253,10 @@ class BagSink:
 
     def close(self) -> Path:
         """Close the bag and move it into place."""
-        self._writer.close()
-        (self._staging / self.path.name).rename(self.path)
-        self._staging.rmdir()
+        try:
+            self._writer.close()
+        finally:
+            self._placing.close()
         return self.path
 
 

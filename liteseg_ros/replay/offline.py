@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.errors import BagError, ImageError
+from liteseg_ros.files import atomic_file
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.outputs import NODE_NAMESPACE, OUTPUTS
@@ -57,9 +58,8 @@ def write_overlay_png(options: ReplayOptions, index: int, overlay: np.ndarray | 
         return
     from PIL import Image
 
-    directory = options.out / "overlays"
-    directory.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay).save(directory / f"overlay_{index:06d}.png")
+    with atomic_file(options.out / "overlays" / f"overlay_{index:06d}.png") as temporary:
+        Image.fromarray(overlay).save(temporary, format="PNG")
 
 
 class _Replayer:

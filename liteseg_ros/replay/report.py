@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from liteseg_ros.files import write_text
+
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
     """p50 / p95 / max of a list of durations in seconds, in milliseconds (None when empty)."""
@@ -77,12 +79,9 @@ class ReplayReport:
 
     def write(self, directory: Path) -> tuple[Path, Path]:
         """Write report.json and report.md into ``directory`` (each atomically)."""
-        directory.mkdir(parents=True, exist_ok=True)
         paths = directory / "report.json", directory / "report.md"
         for path, text in zip(paths, (json.dumps(self.to_dict(), indent=2) + "\n", self.to_markdown())):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+            write_text(path, text)
         return paths
 
     def add_scores(self, scores: dict[str, Any], gt_frames: int) -> None:

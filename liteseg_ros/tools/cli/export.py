@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, LiteSegError, first_line
+from liteseg_ros.files import atomic_file
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.runtimes import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
@@ -103,18 +102,13 @@ def write_onnx(network: nn.Module, example: torch.Tensor, path: Path, *, opset: 
     """Export ``network`` (eval, fp32) for the static shape of ``example`` to ``path`` atomically."""
     module = LogitsAndMask(network) if include_argmax else network
     output_names = ["logits", "mask"] if include_argmax else ["logits"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.onnx", dir=path.parent)
-    os.close(fd)
     try:
-        export_onnx(module, example, tmp_name, opset=opset, output_names=output_names, exporter=exporter)
-        _add_metadata(tmp_name, metadata)
-        os.replace(tmp_name, path)
+        with atomic_file(path) as temporary:
+            export_onnx(module, example, str(temporary), opset=opset, output_names=output_names, exporter=exporter)
+            _add_metadata(str(temporary), metadata)
     except ModuleNotFoundError as error:
         raise ConfigError(f"--exporter dynamo needs {error.name}: pip install {error.name}, "
                           "or use --exporter torchscript") from None
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
 
 
 def _add_metadata(path: str, metadata: dict[str, str]) -> None:

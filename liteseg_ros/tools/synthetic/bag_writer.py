@@ -8,15 +8,13 @@ and a receive time equal to the header stamp:
 - the ground truth: ``sensor_msgs/msg/Image`` mono8 of Cityscapes labelIds on ``gt_topic``;
 - ``sensor_msgs/msg/CameraInfo`` of the renderer's pinhole camera on ``camera_info_topic``.
 
-The bag is written inside a hidden directory next to ``path`` and renamed into place when
-complete, so an interrupted run never leaves a half-written bag at ``path``.
+The bag is written beside ``path`` and renamed into place when complete
+(:func:`liteseg_ros.files.atomic_folder`), so an interrupted run never leaves a half-written bag at ``path``.
 """
 
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,10 @@ import numpy as np
 from PIL import Image
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.files import atomic_folder
 from liteseg_ros.logs import get_logger
 from liteseg_ros.tools.synthetic.canvas import Camera
 from liteseg_ros.tools.synthetic.scene import Drive, check_seed, check_size
-from liteseg_ros.tools.synthetic.staging import make_parent
 
 LOG = get_logger(__name__)
 
@@ -87,23 +85,18 @@ def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, s
     drive = Drive(seed, height, width, duration_s=frames / rate_hz)
     topics = {image_topic: COMPRESSED_TYPE if compressed else IMAGE_TYPE, gt_topic: IMAGE_TYPE,
               camera_info_topic: CAMERA_INFO_TYPE}
-    make_parent(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        with Writer(staging / path.name, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
-            connections = {topic: writer.add_connection(topic, kind, typestore=store) for topic, kind in topics.items()}
-            for index in range(frames):
-                ns = stamp_ns(index, rate_hz)
-                rgb, label_ids, _ = drive.frame(index / rate_hz, index)
-                messages = _frame_messages(store, ns, rgb, label_ids, drive.camera(index / rate_hz), compressed)
-                for topic, msg in zip(topics, messages):
-                    writer.write(connections[topic], ns, store.serialize_cdr(msg, topics[topic]))
-                if (index + 1) % 100 == 0:
-                    LOG.info("rendered %d / %d frames", index + 1, frames)
-        (staging / path.name).rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with atomic_folder(path, create=False) as staging, \
+            Writer(staging, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
+        connections = {topic: writer.add_connection(topic, kind, typestore=store) for topic, kind in topics.items()}
+        for index in range(frames):
+            ns = stamp_ns(index, rate_hz)
+            rgb, label_ids, _ = drive.frame(index / rate_hz, index)
+            messages = _frame_messages(store, ns, rgb, label_ids, drive.camera(index / rate_hz), compressed)
+            for topic, msg in zip(topics, messages):
+                writer.write(connections[topic], ns, store.serialize_cdr(msg, topics[topic]))
+            if (index + 1) % 100 == 0:
+                LOG.info("rendered %d / %d frames", index + 1, frames)
     return BagSummary(path=path, storage=storage, frames=frames, rate_hz=rate_hz, height=height, width=width,
                       seed=seed, compressed=compressed, topics=topics, start_ns=START_NS,
                       end_ns=stamp_ns(frames - 1, rate_hz), camera_speed_mps=drive.world.camera_speed)

@@ -23,10 +23,10 @@ import numpy as np
 from PIL import Image
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.files import atomic_folder
 from liteseg_ros.labels import ID_PALETTE
 from liteseg_ros.logs import get_logger
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
-from liteseg_ros.tools.synthetic.staging import staged_tree
 
 LOG = get_logger(__name__)
 
@@ -81,7 +81,7 @@ def write_cityscapes_tree(out: str | Path, *, train: int, val: int, height: int,
     check_seed(seed)
     counts = {"train": train, "val": val, "test": test, "train_extra": extra}
     files = 0
-    with staged_tree(out) as staging:
+    with atomic_folder(out) as staging:
         for split, count in counts.items():
             for index in range(count):
                 files += _write_frame(staging, split, index, height, width, seed, coarse)

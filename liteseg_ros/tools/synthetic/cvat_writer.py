@@ -22,10 +22,10 @@ from PIL import Image
 
 from liteseg_ros.classes import ClassSet, distinct_colors
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.files import atomic_folder
 from liteseg_ros.labels import LABEL_BY_NAME
 from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
-from liteseg_ros.tools.synthetic.staging import staged_tree
 
 #: A delivery robot's classes and the Cityscapes labels each takes; every other label is background (id 0).
 ROBOT_CLASSES: tuple[tuple[str, tuple[int, int, int], tuple[str, ...]], ...] = (
@@ -71,7 +71,7 @@ def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, wid
         raise ConfigError("ask for at least one train or val frame (counts >= 0)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an empty directory: choose a new output path")
-    with staged_tree(out) as staging:
+    with atomic_folder(out) as staging:
         _write_tree(staging, {"train": train, "val": val}, height, width, seed)
     return ExportSummary(out, height, width, seed, {"train": train, "val": val}, ROBOT_CLASS_SET.names)
 
