@@ -21,8 +21,8 @@ import torch
 from liteseg_ros.inference.cpu_features import cpu_model
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.tools.backends import unseen_frames
 from liteseg_ros.tools.cli.conventions import parse_size
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 STAGES = ("preprocess", "inference", "postprocess", "total")
 

@@ -32,6 +32,13 @@ def current_umask() -> int:
     return mask
 
 
+def cache_dir() -> Path:
+    """The package's cache folder: ``$XDG_CACHE_HOME/liteseg_ros``, or ``~/.cache/liteseg_ros`` (published
+    weights; prepared networks under ``networks/``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "liteseg_ros"
+
+
 def make_parent(path: str | os.PathLike) -> None:
     """Create ``path``'s missing parent folders; ConfigError when one of them is a file or cannot be made."""
     parent = Path(path).parent

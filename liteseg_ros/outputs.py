@@ -5,6 +5,7 @@
 NODE_NAME = "liteseg"
 NODE_NAMESPACE = f"/{NODE_NAME}"  # where a node of the default name publishes its outputs
 OUTPUTS = ("mask", "color", "overlay", "confidence")  # SegmentationResult fields, `outputs=` of Segmenter.segment
+DEFAULT_OUTPUTS = ("mask", "color", "overlay")  # Segmenter.segment's default: the confidence costs, asked for
 OUTPUT_TOPICS = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
 OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
 LABEL_INFO_TOPIC = "label_info"  # vision_msgs/LabelInfo of the published class set (``~/<camera>/label_info``)

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,14 @@ def pytest_runtest_call(item):
     finally:
         _RUNNING_TEST[0] = SESSION
         end_processes(_STARTED.pop(item.nodeid, []))
+
+
+def pytest_configure(config):
+    """The suite's own package cache (prepared networks, fetched weights): nothing read from or left in the user's,
+    and every node process started inherits it."""
+    folder = tempfile.mkdtemp(prefix="liteseg-test-cache.")
+    os.environ["XDG_CACHE_HOME"] = folder
+    atexit.register(shutil.rmtree, folder, True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from liteseg_ros.inference.runtimes import onnx_available
+from liteseg_ros.inference.runners import package_available
 from liteseg_ros.tools.cli.bench import HEADER, main
 
 
@@ -88,14 +88,13 @@ def test_bad_arguments_are_one_line_errors(capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(not onnx_available(), reason="the ONNX runtimes and INT8 need the onnx package")
-def test_backends_table_compares_every_runnable_variant_against_the_previous_default(capsys):
-    """--backends on the bundled model at a small size: one row per variant this machine can run, the baseline
+@pytest.mark.skipif(not package_available("onnx"), reason="the ONNX runners and INT8 need the onnx package")
+def test_runners_table_compares_every_runnable_variant_against_the_previous_default(capsys):
+    """--runners on the bundled model at a small size: one row per variant this machine can run, the baseline
     at 1.00x, the fp32 variants exactly equal to fp32, every variant close to it (trained weights)."""
-    from liteseg_ros.inference.runtimes import openvino_available
-    from liteseg_ros.tools.backends import COLUMNS
+    from liteseg_ros.tools.runner_comparison import COLUMNS
 
-    code = main(["--backends", "--sizes", "96x160", "--warmup", "0", "--iters", "2", "--rounds", "1", "--frames", "2",
+    code = main(["--runners", "--sizes", "96x160", "--warmup", "0", "--iters", "2", "--rounds", "1", "--frames", "2",
                  "--threads", "1", "--markdown"])
     out = capsys.readouterr().out
     assert code == 0
@@ -103,7 +102,7 @@ def test_backends_table_compares_every_runnable_variant_against_the_previous_def
     assert table[0] == "| " + " | ".join(COLUMNS) + " |"
     rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
     expected = {"0.2 auto", "auto", "fp32 onnxruntime", "bf16 torchscript", "int8 onnxruntime"}
-    if openvino_available():
+    if package_available("openvino"):
         expected |= {"fp32 openvino", "bf16 openvino", "openvino fp32 pipeline", "int8 openvino"}
     assert set(rows) == expected
     assert rows["0.2 auto"][5] == "1.00x" and rows["0.2 auto"][6] == "100.00%"

@@ -81,11 +81,26 @@ def test_plan_reads_the_parameters_file_and_the_flags_override_it(tmp_path):
     assert printed["options"] == ["bn-folded", "channels-last", "torchscript"]
     overridden = _plan_json("--params-file", str(params), "--optimize", "none", "--threads", "1")
     assert (overridden["runner"], overridden["threads"], overridden["options"]) == ("eager", 1, [])
-    int8 = tmp_path / "m.int8.onnx"
-    int8.write_bytes(b"not read: the plan needs only the name")
+    int8 = tiny_int8_file(tmp_path / "m.int8.onnx")
     printed = _plan_json("--params-file", str(params), "--precision", "auto", "--weights", str(int8))
     assert (printed["device"], printed["precision"]) == ("cpu", "int8") and printed["runner"] in (
         "openvino", "onnxruntime")
+
+
+def tiny_int8_file(path):
+    """A file with the metadata of an INT8 model (the plan reads it, not the network: an Identity graph)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from liteseg_ros.inference.quantized import write_quantized_model
+    from liteseg_ros.model import CheckpointMeta
+
+    value = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 360, 640])
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "tiny", [value],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 360, 640])])
+    model = helper.make_model(graph)
+    onnx.checker.check_model(model)
+    return write_quantized_model(model, CheckpointMeta(backbone="mobilenetv2"), (360, 640), {}, path)
 
 
 def test_plan_errors_are_one_line_with_status_2(tmp_path):

@@ -12,7 +12,7 @@ import torch
 
 from liteseg_ros.class_map import LogitMerge, parse_class_map
 from liteseg_ros.inference.confidence import ConfidenceRows
-from liteseg_ros.inference.cuda import CudaPipeline
+from liteseg_ros.inference.cuda import CudaPath
 from liteseg_ros.inference.resampling import bilinear_map, compose
 from liteseg_ros.inference.resize_argmax import ResizeArgmax, along_rows, resize_argmax
 from liteseg_ros.inference.segmenter import Segmenter
@@ -62,11 +62,11 @@ def test_the_banded_confidence_equals_the_dense_reference(shape):
 def test_the_cuda_stages_compute_the_confidence_the_cpu_path_computes(model, upsample):
     cpu = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize="none")
     stages = dataclasses.replace(cpu.stages, network=copy.deepcopy(model).eval())
-    cuda_path = CudaPipeline(stages, torch.device("cpu"), cpu.options)
+    cuda_path = CudaPath(stages, torch.device("cpu"), cpu.options, overlay_alpha=cpu.overlay_alpha)
     rgb = street_image(96, 160, seed=4)
     nearest = cuda_path._nearest_indices(96, 160) if upsample == "mask" else None
     with torch.inference_mode():
-        outputs = stages.run(torch.from_numpy(rgb), "rgb8", frozenset(OUTPUTS), nearest)
+        outputs = stages.run(torch.from_numpy(rgb), "rgb8", frozenset(OUTPUTS), cuda_path.alpha, nearest)
     expected = cpu.segment(rgb, outputs=("mask", "confidence"))
     same = outputs["mask"].numpy() == expected.mask
     difference = np.abs(outputs["confidence"].numpy().astype(int) - expected.confidence)[same]
@@ -94,7 +94,7 @@ def test_the_cuda_stages_merge_classes_as_the_cpu_path(model):
     stages = dataclasses.replace(cpu.stages, network=lambda x: merge(whole(x)))
     rgb = street_image(96, 160, seed=4)
     with torch.inference_mode():
-        outputs = stages.run(torch.from_numpy(rgb), "rgb8", frozenset(OUTPUTS))
+        outputs = stages.run(torch.from_numpy(rgb), "rgb8", frozenset(OUTPUTS), torch.tensor(0.5))
     expected = cpu.segment(rgb, outputs=("mask", "confidence"))
     # the CPU path merges the logits before the network's last upsampling (which it fuses with the argmax), the
     # CUDA stages after it; log-sum-exp and interpolation do not commute, so boundary pixels may differ (0.4 %)

@@ -11,17 +11,17 @@ import torch
 
 from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
-from liteseg_ros.inference.plan import Machine, auto_cpu_precision
-from liteseg_ros.inference.runtimes import onnx_available, openvino_available
+from liteseg_ros.inference.plan import Machine, Request, auto_cpu_precision
+from liteseg_ros.inference.runners import package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.tools.backends import unseen_frames
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from segmenter_fixtures import core_log
 
 SIZE = (360, 640)
-needs_openvino = pytest.mark.skipif(not openvino_available(), reason="OpenVINO (the openvino extra) is not installed")
+needs_openvino = pytest.mark.skipif(not package_available("openvino"), reason="OpenVINO is not installed")
 
 ZEN4 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -46,17 +46,19 @@ def test_native_bf16_needs_avx512_bf16_or_amx(cpuinfo, native):
 
 
 def _auto(cpuinfo: str, optimize: str = "auto", packages=frozenset({"onnx", "onnxruntime", "openvino"})):
-    return auto_cpu_precision(optimize, Machine(cpu_flags=cpu_flags(cpuinfo), packages=packages))
+    precision, why, _ = auto_cpu_precision(Request(optimize=optimize),
+                                           Machine(cpu_flags=cpu_flags(cpuinfo), packages=packages))
+    return precision, why
 
 
-def test_auto_is_fp32_without_native_bf16_and_says_why():
+def test_auto_is_fp32_without_native_bf16_nor_an_int8_model_and_says_why():
     precision, why = _auto(SKYLAKE)
-    assert precision == "fp32" and "no native bf16 (amx_bf16 or avx512_bf16)" in why
+    assert precision == "fp32" and "no native bf16 (amx_bf16 or avx512_bf16)" in why and "no INT8 model" in why
 
 
 def test_auto_is_fp32_without_openvino_and_says_how_to_get_bf16():
     precision, why = _auto(ZEN4, packages=frozenset({"onnx", "onnxruntime"}))
-    assert precision == "fp32" and "avx512_bf16 but OpenVINO" in why and "liteseg_ros[openvino]" in why
+    assert precision == "fp32" and "avx512_bf16 but OpenVINO" in why and "pip install openvino" in why
 
 
 def test_auto_is_bf16_with_native_bf16_and_openvino_unless_optimize_excludes_it():
@@ -100,14 +102,14 @@ def test_auto_precision_is_logged_with_its_reason(frames):
         segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE)
     ready = [line for line in logged if line.startswith("segmenter ready:")]
     plans = [line for line in logged if line.startswith("plan:\n")]
-    expected, why = auto_cpu_precision("auto", Machine.detect())
+    expected, why, _ = auto_cpu_precision(Request(), Machine.detect())
     assert len(ready) == 1 and ready[0] == f"segmenter ready: {segmenter.description}", logged
     assert len(plans) == 1 and plans[0] == f"plan:\n{segmenter.plan.describe()}"
     assert f"precision  {expected}" in plans[0] and why in plans[0] and why.startswith("auto: ")
     assert segmenter.precision == expected
 
 
-@pytest.mark.skipif(not onnx_available(), reason="onnxruntime runs the ONNX export, which needs the onnx package")
+@pytest.mark.skipif(not package_available("onnx"), reason="onnxruntime runs the ONNX export: it needs onnx")
 def test_without_openvino_auto_runs_fp32_on_onnxruntime(monkeypatch, fp32, frames):
     monkeypatch.setitem(sys.modules, "openvino", None)
     segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE)

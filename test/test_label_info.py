@@ -23,7 +23,7 @@ from liteseg_ros.images.conversions import image_msg_to_array
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.outputs import OUTPUT_TOPICS
-from liteseg_ros.tools.backends import unseen_frames
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from conftest import ROOT, node_environment, random_weights, spawn_node, wait_until_ready
 

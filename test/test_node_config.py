@@ -35,7 +35,7 @@ def test_output_switches_accept_booleans(value, mode):
         ({"publish_mask": "maybe"}, "publish_mask='maybe' is invalid: choose one of auto, always, never"),
         ({"device": 0}, "device=0 is invalid: give a string"),
         ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
-        ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one of openvino, onnxruntime, torchscript_freeze"),
+        ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one runner of openvino, onnxruntime, torchscript_freeze"),
         ({"optimize": "warmup=many"}, "warmup must be an integer"),
         ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network or WIDTHxHEIGHT"),
         ({"output_size": "0x360"}, "output_size='0x360' is invalid"),

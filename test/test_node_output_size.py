@@ -8,7 +8,7 @@ import pytest
 
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.tools.backends import unseen_frames
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from conftest import mask_from_node
 

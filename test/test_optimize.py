@@ -16,8 +16,9 @@ from torch.nn import functional as F
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
-from liteseg_ros.inference.optimize import OptimizeOptions, auto_options, keep_freed_memory, resolve_optimize
-from liteseg_ros.inference.runtimes import onnxruntime_available, openvino_available
+from liteseg_ros.inference.networks import keep_freed_memory
+from liteseg_ros.inference.optimize import OptimizeOptions, auto_options, resolve_optimize
+from liteseg_ros.inference.runners import package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg
 
@@ -109,7 +110,7 @@ def test_folding_refuses_a_convolution_whose_output_is_used_elsewhere():
 
 OPTIMISATIONS = ["fold_bn", "channels_last", "torchscript_freeze", "onnxruntime", "malloc_tuning",
                  "fold_bn,channels_last,torchscript_freeze", "auto",
-                 pytest.param("fold_bn,openvino", marks=pytest.mark.skipif(not openvino_available(),
+                 pytest.param("fold_bn,openvino", marks=pytest.mark.skipif(not package_available("openvino"),
                                                                            reason="OpenVINO is not installed"))]
 
 
@@ -149,7 +150,7 @@ def _fallback_warnings(messages: list[str]) -> list[str]:
     return [message for message in messages if "could not be set up" in message]
 
 
-@pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not package_available("onnxruntime"), reason="onnxruntime is not installed")
 @pytest.mark.parametrize("optimize", ["auto", "onnxruntime"])
 def test_onnxruntime_without_onnx_runs_torchscript(model, street, optimize, monkeypatch):
     """onnxruntime installed but onnx missing (a runtime-only install): the export cannot run. ``auto`` plans
@@ -166,7 +167,7 @@ def test_onnxruntime_without_onnx_runs_torchscript(model, street, optimize, monk
         assert "using torchscript_freeze (fp32) instead" in warnings[0]
         assert segmenter.plan.history == ("onnxruntime fp32 -> torchscript_freeze fp32: onnx is not installed; "
                                           "pip install onnx",)
-    assert segmenter.options.torchscript_freeze and not segmenter.options.onnxruntime
+    assert segmenter.options.runner == "torchscript_freeze"
     assert "torchscript" in segmenter.description and "onnxruntime" not in segmenter.description
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
@@ -205,28 +206,28 @@ def test_a_runner_that_fails_falls_back_to_eager(model, street):
     warnings = _fallback_warnings(logged)
     assert len(warnings) == 1 and "torchscript_freeze could not be set up (RuntimeError: cannot trace" in warnings[0]
     assert "using eager PyTorch (fp32) instead" in warnings[0]
-    assert not segmenter.options.torchscript_freeze
+    assert segmenter.options.runner == "eager"
     expected, _ = reference_prediction(model, street, SIZE, "logits")
     assert agreement(segmenter.segment(street, outputs=("mask",)).mask, expected) >= 0.999
 
 
 def test_optimize_argument_forms():
+    everything = frozenset({"onnx", "onnxruntime", "openvino"}).__contains__
     assert resolve_optimize("none", "cpu") == OptimizeOptions.none()
-    assert resolve_optimize("auto", "cpu") == auto_options("cpu")
-    cpu = auto_options("cpu")
-    assert cpu.fold_bn and not cpu.cuda_graphs
-    assert (cpu.onnxruntime, cpu.torchscript_freeze) == ((True, False) if onnxruntime_available() else (False, True))
-    bf16 = resolve_optimize("auto", "cpu", torch.bfloat16)  # onnxruntime runs fp32 only; OpenVINO bf16 too
-    assert (bf16.openvino, bf16.torchscript_freeze) == ((True, False) if openvino_available() else (False, True))
-    assert not bf16.onnxruntime
+    assert resolve_optimize("auto", "cpu", installed=everything) == auto_options("cpu", installed=everything)
+    cpu = auto_options("cpu", installed=everything)
+    assert (cpu.runner, cpu.fold_bn, cpu.channels_last, cpu.cuda_graphs) == ("onnxruntime", True, False, False)
+    assert auto_options("cpu", installed=lambda name: False).runner == "torchscript_freeze"
+    assert auto_options("cpu", "bf16", everything).runner == "openvino"  # onnxruntime runs fp32 only
+    assert auto_options("cpu", "int8", frozenset({"onnxruntime"}).__contains__).runner == "onnxruntime"  # no export
     with pytest.raises(ConfigError, match="fp32"):
-        resolve_optimize("onnxruntime", "cpu", torch.bfloat16)
-    with pytest.raises(ConfigError, match="openvino runs fp32 or bf16 only"):
-        resolve_optimize("openvino", "cpu", torch.float16)
-    assert auto_options("cuda").cuda_graphs and not auto_options("cuda").torchscript_freeze
+        resolve_optimize("onnxruntime", "cpu", "bf16")
+    with pytest.raises(ConfigError, match="openvino runs fp32 or bf16 or int8 only"):
+        resolve_optimize("openvino", "cpu", "fp16")
+    assert auto_options("cuda").cuda_graphs and auto_options("cuda").runner == "eager"
     assert resolve_optimize({"malloc_tuning": False}, "cpu") == replace(auto_options("cpu"), malloc_tuning=False)
     listed = resolve_optimize("fold_bn, torchscript_freeze, warmup=5", "cpu")
-    assert listed == OptimizeOptions(fold_bn=True, channels_last=False, torchscript_freeze=True, warmup=5)
+    assert listed == OptimizeOptions(runner="torchscript_freeze", fold_bn=True, channels_last=False, warmup=5)
     assert listed.tags() == ["bn-folded", "torchscript"]
     for bad in (
         "turbo",

@@ -1,4 +1,4 @@
-"""One pipeline: the CUDA path's stages (PipelineStages.run, as CudaPipeline runs and captures them) run here on
+"""One pipeline: the CUDA path's stages (PipelineStages.run, as CudaPath runs and captures them) run here on
 CPU tensors and agree with the CPU path, so the GPU default is tested without a GPU."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg_ros.inference.cuda import CudaPipeline
+from liteseg_ros.inference.cuda import CudaPath
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import TRAIN_ID_PALETTE
 from liteseg_ros.outputs import OUTPUTS
@@ -41,14 +41,14 @@ def test_the_cuda_stages_on_cpu_tensors_agree_with_the_cpu_path(model, upsample,
     # what the CUDA path runs: the whole network (no fused last upsampling); the input resize is the CPU's (a GPU
     # resizes in float32: a transfer detail, as the upload is)
     stages = dataclasses.replace(cpu.stages, network=copy.deepcopy(model).eval())
-    cuda_path = CudaPipeline(stages, torch.device("cpu"), cpu.options)
+    cuda_path = CudaPath(stages, torch.device("cpu"), cpu.options, overlay_alpha=cpu.overlay_alpha)
     rgb = street_image(96, 160, seed=4)
     pixels = _pixels(rgb, encoding)
     nearest = cuda_path._nearest_indices(96, 160) if upsample == "mask" else None
     image = torch.from_numpy(pixels if pixels.ndim == 3 else pixels[..., None])
     with torch.inference_mode():
-        outputs = {name: tensor.numpy() for name, tensor in stages.run(image, encoding, frozenset(OUTPUTS), nearest)
-                   .items()}
+        run = stages.run(image, encoding, frozenset(OUTPUTS), cuda_path.alpha, nearest)
+        outputs = {name: tensor.numpy() for name, tensor in run.items()}
     expected = cpu.segment(pixels, encoding)
     assert agreement(outputs["mask"], expected.mask) >= 0.999  # they differ only at exact near-ties
     np.testing.assert_array_equal(outputs["color"], TRAIN_ID_PALETTE[outputs["mask"]])
@@ -58,7 +58,12 @@ def test_the_cuda_stages_on_cpu_tensors_agree_with_the_cpu_path(model, upsample,
 
 
 def test_the_cpu_path_and_the_stages_share_one_palette_and_blend(model):
-    """A change of overlay_alpha reaches the stages the CUDA path captures (one 0-d tensor, updated in place)."""
+    """Each path owns its overlay weight: the CPU path's, and the 0-d tensor the CUDA path's graphs capture (updated
+    in place, so a change reaches a captured graph)."""
     cpu = Segmenter(model, device="cpu", input_size=SIZE, optimize="none")
     cpu.overlay_alpha = 0.25
-    assert float(cpu.stages.alpha) == 0.25
+    assert cpu.overlay_alpha == 0.25 and cpu._path.overlay_alpha == 0.25
+    cuda_path = CudaPath(cpu.stages, torch.device("cpu"), cpu.options, overlay_alpha=0.5)
+    captured = cuda_path.alpha
+    cuda_path.overlay_alpha = 0.25
+    assert cuda_path.alpha is captured and float(captured) == 0.25

@@ -11,19 +11,19 @@ import pytest
 
 from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
 from liteseg_ros.inference.quantized import METADATA_KEY, read_quantized_model
-from liteseg_ros.inference.runtimes import onnx_available, openvino_available
+from liteseg_ros.inference.runners import package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.tools.backends import unseen_frames
 from liteseg_ros.tools.synthetic import write_cityscapes_tree
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from conftest import installed_script, mask_from_node
 from segmenter_fixtures import core_log
 
 SIZE = (360, 640)
 # quantizing exports the network to ONNX, and INT8 files are read with the onnx package (no rosdep key)
-pytestmark = pytest.mark.skipif(not onnx_available(), reason="liteseg-quantize needs the onnx package")
+pytestmark = pytest.mark.skipif(not package_available("onnx"), reason="liteseg-quantize needs the onnx package")
 
 
 def quantize(*args, timeout=600):
@@ -55,11 +55,11 @@ def test_the_report_measures_agreement_miou_and_speed(int8_model):
     assert report["calibration_frames"] == 8 and report["holdout_frames"] == 4
     assert report["pixel_agreement"] >= 0.99 and abs(report["miou_change"]) <= 0.01
     assert report["miou_fp32"] > 0.5 and report["fp32_ms"] > 0 and report["int8_ms"] > 0
-    assert report["int8_runtime"] == ("openvino" if openvino_available() else "onnxruntime")
+    assert report["int8_runner"] == ("openvino" if package_available("openvino") else "onnxruntime")
     int8_plan = {line.split()[0]: line.split()[1] for line in report["plans"]["int8"].splitlines()}
     fp32_plan = {line.split()[0]: line.split()[1] for line in report["plans"]["fp32"].splitlines()}
-    assert (int8_plan["device"], int8_plan["precision"], int8_plan["runner"]) == ("cpu", "int8", report["int8_runtime"])
-    assert (fp32_plan["precision"], fp32_plan["runner"]) == ("fp32", report["fp32_runtime"])
+    assert (int8_plan["device"], int8_plan["precision"], int8_plan["runner"]) == ("cpu", "int8", report["int8_runner"])
+    assert (fp32_plan["precision"], fp32_plan["runner"]) == ("fp32", report["fp32_runner"])
     stored = read_quantized_model(path)
     assert stored.report == report and stored.input_size == SIZE and stored.backbone == "mobilenetv2"
     assert oct(path.stat().st_mode & 0o777) != "0o600" and not list(path.parent.glob(".*part"))
@@ -76,7 +76,7 @@ def test_the_segmenter_runs_it_close_to_fp32_on_unseen_frames(int8_model):
     with core_log() as logged:
         onnxruntime = Segmenter(int8_model[0], device="cpu", input_size=SIZE, optimize="onnxruntime")
     assert onnxruntime.description.endswith("(onnxruntime)")
-    if openvino_available():  # timed with OpenVINO by liteseg-quantize: the user is told
+    if package_available("openvino"):  # timed with OpenVINO by liteseg-quantize: the user is told
         assert len(logged) == 1 and "was timed with openvino by liteseg-quantize but runs on onnxruntime" in logged[0]
 
 
@@ -117,8 +117,8 @@ def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
     assert METADATA_KEY == "liteseg_ros"
 
 
-@pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000), "is not faster than fp32 on this machine"),
-                                            (("--min-agreement", 1.01), "of the INT8 model's pixels equal fp32's")])
+@pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000), "its network is not faster than fp32's here"),
+                                            (("--min-agreement", 1.01), "of its pixels equal fp32's over 1 frames")])
 def test_it_refuses_a_model_too_slow_or_too_far_from_fp32_and_writes_nothing(tree, tmp_path, limit, message):
     out = tmp_path / "refused.int8.onnx"
     run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out, *limit)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from liteseg_ros.inference.cpu import opencv_blend, opencv_blend_is_exact
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, block_banded, compose
 from liteseg_ros.inference.resize_argmax import (
     MIXED,
@@ -19,9 +20,9 @@ from liteseg_ros.inference.resize_argmax import (
     sparse_values,
 )
 from liteseg_ros.inference.segmenter import Segmenter
-from liteseg_ros.inference.stages import blend, opencv_blend, opencv_blend_is_exact, rgb_view
+from liteseg_ros.inference.stages import blend, rgb_view
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.tools.backends import unseen_frames
+from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from segmenter_fixtures import one_torch_thread  # noqa: F401  (autouse)
 

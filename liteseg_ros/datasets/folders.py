@@ -62,6 +62,21 @@ def detect_layout(root: str | os.PathLike) -> str:
                        "masks/) or Cityscapes (leftImg8bit/, gtFine/)")
 
 
+def available_splits(root: str | os.PathLike) -> list[str]:
+    """The labelled splits the data set at ``root`` has, in name order (Cityscapes: those with fine labels)."""
+    root = Path(root)
+    layout = detect_layout(root)
+    if layout == "cityscapes":
+        found = [p.name for p in (root / "leftImg8bit").iterdir() if (root / "gtFine" / p.name).is_dir()]
+    elif layout == "voc":
+        found = [p.stem for p in (root / voc.SPLIT_DIR).glob("*.txt")]
+    else:
+        found = [p.name for p in (root / "masks").iterdir() if p.is_dir()]
+    if not found:
+        raise DatasetError(f"{root} has no labelled split")
+    return sorted(found)
+
+
 def read_classes_yaml(path: Path) -> ClassSet:
     """The class set of a plain layout's ``classes.yaml``."""
     import yaml

@@ -12,6 +12,7 @@ import torch
 
 from liteseg_ros.inference.resampling import AxisMap
 from liteseg_ros.inference.resize_argmax import ResizeArgmax, dense_values
+from liteseg_ros.inference.stages import probability_to_uint8
 
 
 class ConfidenceRows:
@@ -30,9 +31,4 @@ class ConfidenceRows:
         values = values.permute(1, 2, 0, 3).reshape(count, height, blocks * block)[:, :, : self.cols.out_size]
         winner = values.gather(0, classes.long().unsqueeze(0))
         total = values.sub_(winner).exp_().sum(dim=0)  # 1 for the winner, plus the others
-        return to_uint8(total.reciprocal_())
-
-
-def to_uint8(probability: torch.Tensor) -> torch.Tensor:
-    """Probabilities in [0, 1] -> round(p x 255) as uint8."""
-    return probability.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        return probability_to_uint8(total.reciprocal_())

@@ -1,6 +1,7 @@
-"""The Segmenter's CPU path: the image's pre-processing, the network on its runtime's threads, and the
-post-processing at the output size in row bands (:mod:`liteseg_ros.inference.bands`), each band's torch ops on
-one thread: torch's own intra-op threads would stall in OpenMP barriers when another process holds a core.
+"""The Segmenter's CPU path: the image's pre-processing and the network (:meth:`CpuPath.infer`), then the
+post-processing at the output size in row bands (:meth:`CpuPath.finish`; :mod:`liteseg_ros.inference.bands`), each
+band's torch ops on one thread: torch's own intra-op threads would stall in OpenMP barriers when another process
+holds a core. The two halves may run on two threads, one frame apart (the node overlaps them when frames queue).
 
 A LiteSeg's final bilinear upsampling is fused with the argmax (:class:`ResizeArgmax`): the network returns the
 logits before it and ``source_maps`` map them to the network input's resolution.
@@ -8,56 +9,94 @@ logits before it and ``source_maps`` map them to the network input's resolution.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
+from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.bands import BandPool, single_torch_thread
 from liteseg_ros.inference.confidence import ConfidenceRows
-from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, compose, nearest_map
 from liteseg_ros.inference.resize_argmax import ResizeArgmax
-from liteseg_ros.inference.stages import NearestBands, as_tensor, image_to_batch, opencv_blend, rgb_view
+from liteseg_ros.inference.stages import PipelineStages, SegmentationResult, as_tensor, blend, image_to_batch, rgb_view
 
 MAX_CACHED_SIZES = 4  # image sizes whose resampling maps are kept
+OUTPUT_SHAPES = {"mask": (), "confidence": (), "color": (3,), "overlay": (3,)}
 
 
-class CpuPipeline:
+@dataclass
+class Inference:
+    """A frame after the network: what :meth:`CpuPath.finish` (or the CUDA path's) needs to make its outputs."""
+
+    image: torch.Tensor  # H x W x C uint8
+    encoding: str
+    wanted: frozenset[str]
+    logits: torch.Tensor | dict  # C x h x w on the CPU; the CUDA path's outputs, downloaded
+    timings: dict[str, float] = field(default_factory=dict)
+    network_input: torch.Tensor | None = None
+
+
+class CpuPath:
     """Runs a Segmenter's :class:`PipelineStages` on the CPU (see the module docstring)."""
 
-    def __init__(self, stages: PipelineStages, bands: BandPool, source_maps: tuple[AxisMap, AxisMap]):
+    def __init__(self, stages: PipelineStages, bands: BandPool, source_maps: tuple[AxisMap, AxisMap],
+                 overlay_alpha: float = 0.5):
         self.stages, self.bands, self.source_maps = stages, bands, source_maps
-        self.overlay_alpha, self.opencv_blend = 0.5, False  # set by the Segmenter's overlay_alpha
+        self.network = stages.network  # replaced when the Segmenter switches precision
+        self.overlay_alpha = overlay_alpha
         self._maps: OrderedDict[tuple[int, int], tuple[AxisMap, AxisMap]] = OrderedDict()
+        self._maps_lock = threading.Lock()
 
-    def run(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
-        """Segment the checked ``pixels``; ``start`` is when the frame's timing began."""
+    @property
+    def overlay_alpha(self) -> float:
+        return self._alpha
+
+    @overlay_alpha.setter
+    def overlay_alpha(self, value: float) -> None:
+        self._alpha = float(value)
+        self._alpha_tensor = torch.tensor(self._alpha, dtype=torch.float32)  # as the CUDA path blends
+        self._opencv_blend = opencv_blend_is_exact(self._alpha)  # same bytes, 7x faster
+
+    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> Inference:
+        """Pre-process the checked ``pixels`` and run the network; ``start`` is when the frame's timing began."""
         with torch.inference_mode():
             image = as_tensor(pixels)
             with single_torch_thread():
                 network_input = self.stages.network_input(image_to_batch(image, encoding), self.bands)
             preprocessed = time.perf_counter()
-            logits = self.stages.network(network_input)[0]
-            inferred = time.perf_counter()
-            with single_torch_thread():
-                result = self._postprocess(logits, image, encoding, wanted)
-        result.timings.update(preprocess=preprocessed - start, inference=inferred - preprocessed,
-                              postprocess=time.perf_counter() - inferred)
+            logits = self.network(network_input)[0]
+        inferred = time.perf_counter()
+        return Inference(image, encoding, wanted, logits, {"preprocess": preprocessed - start,
+                                                            "inference": inferred - preprocessed}, network_input)
+
+    def finish(self, inference: Inference, out: dict[str, np.ndarray] | None = None) -> SegmentationResult:
+        """The wanted outputs at the output size, written into ``out``'s arrays where given (each of the output's
+        shape, e.g. buffers a message publishes without another copy)."""
+        started = time.perf_counter()
+        with torch.inference_mode(), single_torch_thread():
+            result = self._postprocess(inference, out or {})
+        result.timings.update(inference.timings, postprocess=time.perf_counter() - started)
         return result
 
-    def _postprocess(self, logits: torch.Tensor, image: torch.Tensor, encoding: str,
-                     wanted: frozenset[str]) -> SegmentationResult:
+    def _postprocess(self, inference: Inference, out: dict[str, np.ndarray]) -> SegmentationResult:
         """C x h x w network logits -> the wanted outputs at the output size, in row bands."""
+        image, encoding, wanted = inference.image, inference.encoding, inference.wanted
         height, width = self.stages.output_shape(*image.shape[:2])
         if "overlay" in wanted:
             image = self.stages.overlay_image(image)
-        classes, confidence = self._class_rows(logits, height, width, "confidence" in wanted)
-        mask = torch.empty((height, width), dtype=torch.uint8)
-        certainty = torch.empty((height, width), dtype=torch.uint8) if confidence is not None else None
-        color = torch.empty((height, width, 3), dtype=torch.uint8) if wanted & {"color", "overlay"} else None
-        overlay = torch.empty((height, width, 3), dtype=torch.uint8) if "overlay" in wanted else None
+        classes, confidence = self._class_rows(inference.logits, height, width, "confidence" in wanted)
+        buffer = functools.partial(_output_buffer, out, height, width)
+        mask = buffer("mask")
+        certainty = buffer("confidence") if confidence is not None else None
+        color = buffer("color") if wanted & {"color", "overlay"} else None
+        overlay = buffer("overlay") if "overlay" in wanted else None
+        alpha, alpha_tensor, opencv = self._alpha, self._alpha_tensor, self._opencv_blend
 
         def rows(first: int, end: int) -> None:
             mask[first:end] = classes.band(first, end)
@@ -65,11 +104,11 @@ class CpuPipeline:
                 certainty[first:end] = confidence.band(first, end, mask[first:end])
             if color is not None:
                 color[first:end] = self.stages.colour(mask[first:end])
-                if overlay is not None and self.opencv_blend:
-                    rgb = rgb_view(image[first:end], encoding).contiguous().numpy()
-                    opencv_blend(rgb, color[first:end].numpy(), self.overlay_alpha, out=overlay[first:end].numpy())
-                elif overlay is not None:
-                    overlay[first:end] = self.stages.overlay(image[first:end], encoding, color[first:end])
+            if overlay is not None and opencv:
+                rgb = rgb_view(image[first:end], encoding).contiguous().numpy()
+                opencv_blend(rgb, color[first:end].numpy(), alpha, out=overlay[first:end].numpy())
+            elif overlay is not None:
+                overlay[first:end] = blend(rgb_view(image[first:end], encoding), color[first:end], alpha_tensor)
 
         self.bands.run(rows, height)
         return SegmentationResult(
@@ -84,7 +123,7 @@ class CpuPipeline:
         """The class ids at the output resolution, computable band by band: the fusion of resize and argmax
         (``upsample=logits``), or the argmax at the network's resolution resampled by nearest neighbour
         (``mask``); and, when ``confidence``, the confidence's rows alike."""
-        rows, cols = self._resampling_maps(height, width)
+        rows, cols = self.resampling_maps(height, width)
         if self.stages.upsample == "logits":
             classes = ResizeArgmax(logits, rows, cols, self.bands)
             return classes, ConfidenceRows(classes) if confidence else None
@@ -102,20 +141,82 @@ class CpuPipeline:
         return (NearestBands(classes, rows, cols),
                 NearestBands(certainty, rows, cols) if confidence else None)
 
-    def _resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
+    def classes_at(self, logits: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """The mask ``logits`` give at ``height`` x ``width`` (bilinear logits, then argmax), on this thread."""
+        rows, cols = self.resampling_maps(height, width) if self.stages.upsample == "logits" else \
+            self._bilinear_maps(height, width)
+        with torch.inference_mode(), single_torch_thread():
+            return ResizeArgmax(logits, rows, cols).band(0, height).numpy()
+
+    def resampling_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
         """Row and column maps to the output's pixels (cached per size): from the network's logits for
         ``upsample=logits``; nearest neighbour from the network's resolution for ``mask``."""
         key = (height, width)
-        if key not in self._maps:
+        with self._maps_lock:
+            if key not in self._maps:
+                self._maps[key] = self._new_maps(height, width)
+                if len(self._maps) > MAX_CACHED_SIZES:
+                    self._maps.popitem(last=False)
+            return self._maps[key]
+
+    def _new_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
+        if self.stages.upsample == "mask":
             net_height, net_width = self.stages.input_size
-            if self.stages.upsample == "mask":
-                self._maps[key] = (nearest_map(net_height, height), nearest_map(net_width, width))
-            else:
-                source_rows, source_cols = self.source_maps
-                self._maps[key] = (
-                    compose(source_rows, bilinear_map(net_height, height, align_corners=False)),
-                    compose(source_cols, bilinear_map(net_width, width, align_corners=False)),
-                )
-            if len(self._maps) > MAX_CACHED_SIZES:
-                self._maps.popitem(last=False)
-        return self._maps[key]
+            return nearest_map(net_height, height), nearest_map(net_width, width)
+        return self._bilinear_maps(height, width)
+
+    def _bilinear_maps(self, height: int, width: int) -> tuple[AxisMap, AxisMap]:
+        """From the network's logits to the output's pixels, bilinearly (through the network input's size)."""
+        (source_rows, source_cols), (net_height, net_width) = self.source_maps, self.stages.input_size
+        return (compose(source_rows, bilinear_map(net_height, height, align_corners=False)),
+                compose(source_cols, bilinear_map(net_width, width, align_corners=False)))
+
+
+def _output_buffer(out: dict[str, np.ndarray], height: int, width: int, name: str) -> torch.Tensor:
+    """The tensor output ``name`` is written into: a view of ``out[name]`` when given, else a new one."""
+    shape = (height, width, *OUTPUT_SHAPES[name])
+    given = out.get(name)
+    if given is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    if given.shape != shape or given.dtype != np.uint8 or not given.flags.c_contiguous:
+        raise ConfigError(f"the buffer for {name} must be a C-contiguous uint8 array of shape {shape}, "
+                          f"got {given.dtype} {given.shape}")
+    return torch.from_numpy(given)
+
+
+class NearestBands:
+    """Rows of a class map resampled by nearest neighbour (``upsample="mask"``), band by band like
+    :class:`ResizeArgmax`."""
+
+    def __init__(self, classes: torch.Tensor, rows: AxisMap, cols: AxisMap):
+        self.classes, self.rows, self.cols = classes, rows, cols
+        self.identity = rows.is_identity() and cols.is_identity()
+
+    def band(self, first: int, end: int, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Output rows ``first:end`` as an (end - first) x W uint8 tensor (``classes``, the mask's rows, are not
+        needed: the map is already per pixel)."""
+        if self.identity:
+            return self.classes[first:end]
+        return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])
+
+
+def opencv_blend(image: np.ndarray, color: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`~liteseg_ros.inference.stages.blend` by ``cv2.addWeighted`` (7x faster on the CPU); its bytes equal
+    blend's only for some alphas (:func:`opencv_blend_is_exact`)."""
+    return cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0, dst=out)
+
+
+@functools.lru_cache(maxsize=32)
+def opencv_blend_is_exact(alpha: float) -> bool:
+    """Whether :func:`opencv_blend` gives :func:`~liteseg_ros.inference.stages.blend`'s bytes (with a float32
+    ``alpha`` tensor, as the CUDA path calls it) for all 65,536 (image, colour) value pairs, in OpenCV's vectorised
+    code (one long row) and in its scalar code (one value per row). True for 0, 0.25, 0.4, 0.5, 0.6, 1; false for
+    0.3, 0.7, 0.9."""
+    values = np.arange(256, dtype=np.uint8)
+    image, color = np.repeat(values, 256), np.tile(values, 256)
+    expected = blend(torch.from_numpy(image), torch.from_numpy(color), torch.tensor(alpha)).numpy()
+    for layout in (lambda a: a.reshape(1, -1), lambda a: np.stack([a, a], axis=1)[:, :1]):
+        if not np.array_equal(opencv_blend(layout(image), layout(color), alpha).reshape(-1), expected):
+            return False
+    return True
+

@@ -1,10 +1,19 @@
-"""What the CPU executes natively, read from its flags (Linux ``/proc/cpuinfo``), for ``precision=auto``."""
+"""What the CPU executes natively, read from its flags (Linux ``/proc/cpuinfo``), for ``precision=auto``.
+
+``LITESEG_CPU_FLAGS`` (space-separated flags) replaces what the probe reads: to see the plan another CPU class
+would get (``LITESEG_CPU_FLAGS="avx2 fma" liteseg-info --plan``) or to measure one class on a CPU of another
+(hiding ``avx512_bf16 amx_bf16`` on a Xeon measures what a CPU without native bf16 would run; flags a CPU lacks
+cannot be added: OpenVINO refuses bf16 there and the plan falls back).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+FLAGS_OVERRIDE = "LITESEG_CPU_FLAGS"
 # x86 flags (Linux names) under which bfloat16 matrix products run in hardware: AVX-512 BF16 (Cooper Lake,
 # Zen 4 and later) and AMX-BF16 (Sapphire Rapids and later). Without them bf16 is emulated and slower than fp32.
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -14,8 +23,17 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """The feature flags of the first CPU in ``cpuinfo`` (default: this machine's ``/proc/cpuinfo``).
 
     Reads the x86 ``flags`` line or the Arm ``Features`` line; an unreadable or unknown format gives no flags.
+    For this machine, :data:`FLAGS_OVERRIDE` replaces them when it is set.
     """
+    if cpuinfo is None and os.environ.get(FLAGS_OVERRIDE) is not None:
+        return frozenset(os.environ[FLAGS_OVERRIDE].split())
     return frozenset(_first_value(cpuinfo, ("flags", "Features")).split())
+
+
+def cpu_identity() -> str:
+    """A digest of this CPU's model name and flags (the network cache keys what it compiled for by it)."""
+    text = cpu_model() + "|" + " ".join(sorted(cpu_flags()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def native_bf16_flags(flags: frozenset[str] | None = None) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
-"""The Segmenter's GPU path: pinned upload of the uint8 image, everything else on the device, uint8 download.
+"""The Segmenter's GPU path: pinned upload of the uint8 image, everything else on the device (:meth:`CudaPath.infer`),
+uint8 download (:meth:`CudaPath.finish`).
 
-With ``cuda_graphs`` the device part (the stages of :class:`~liteseg_ros.inference.pipeline.PipelineStages`:
-normalise, resize, network, resize + argmax, palette, blend) is one CUDA graph per (image shape, encoding,
-outputs). GPU figures, where measured: docs/benchmarks.md.
+With ``cuda_graphs`` the device part (the stages of :class:`~liteseg_ros.inference.stages.PipelineStages`: normalise,
+resize, network, resize + argmax, palette, blend) is one CUDA graph per (image shape, encoding, outputs). GPU
+figures, where measured: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import first_line
+from liteseg_ros.inference.cpu import Inference
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.optimize import OptimizeOptions
-from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.resampling import nearest_map
+from liteseg_ros.inference.stages import PipelineStages, SegmentationResult
 from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import OUTPUTS
 
@@ -26,20 +28,33 @@ LOG = get_logger(__name__)
 MAX_CACHED_SHAPES = 4
 
 
-class CudaPipeline:
+class CudaPath:
     """Runs a Segmenter's :class:`PipelineStages` on CUDA: the transfers, and the CUDA graphs (see the module
     docstring). A graph that cannot be captured falls back to running the stages eagerly, with a warning, and
     ``on_fallback(reason)`` (the Segmenter's new plan)."""
 
     def __init__(self, stages: PipelineStages, device: torch.device, options: OptimizeOptions,
-                 on_fallback: Callable[[str], None] = lambda reason: None):
+                 on_fallback: Callable[[str], None] = lambda reason: None, overlay_alpha: float = 0.5):
         self.stages, self.device, self.options, self.on_fallback = stages, device, options, on_fallback
         self.use_graphs = options.cuda_graphs
+        self.alpha = torch.zeros((), dtype=torch.float32, device=device)  # captured by the graphs, set in place
+        self.overlay_alpha = overlay_alpha
         self.graphs: OrderedDict[tuple, CudaGraphRunner] = OrderedDict()
         self.buffers: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
         self.nearest: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def run(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> SegmentationResult:
+    @property
+    def overlay_alpha(self) -> float:
+        return float(self.alpha)
+
+    @overlay_alpha.setter
+    def overlay_alpha(self, value: float) -> None:
+        self.alpha.fill_(float(value))
+
+    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> Inference:
+        """Upload the checked ``pixels``, run every stage on the device and download the wanted outputs (so that
+        the next frame may start while :meth:`finish` hands these over); ``start`` is when the frame's timing
+        began."""
         key = (pixels.shape, encoding, wanted)
         buffers = self._buffers(key, pixels)
         np.copyto(buffers["host_image"].numpy(), pixels)
@@ -47,17 +62,26 @@ class CudaPipeline:
         preprocessed = time.perf_counter()
         with torch.inference_mode():
             outputs = self._device_outputs(key, buffers["device_image"], encoding, wanted)
-        torch.cuda.current_stream().synchronize()
-        inferred = time.perf_counter()
-        result = SegmentationResult()
-        for name in OUTPUTS:
-            if name in wanted:
-                buffers[name].copy_(outputs[name], non_blocking=True)
-        torch.cuda.current_stream().synchronize()
-        for name in wanted:
-            setattr(result, name, buffers[name].numpy().copy())
-        result.timings.update(preprocess=preprocessed - start, inference=inferred - preprocessed,
-                              postprocess=time.perf_counter() - inferred)
+            torch.cuda.current_stream().synchronize()
+            inferred = time.perf_counter()
+            for name in OUTPUTS:
+                if name in wanted:
+                    buffers[name].copy_(outputs[name], non_blocking=True)
+            torch.cuda.current_stream().synchronize()
+        downloaded = {name: buffers[name].numpy().copy() for name in wanted}
+        timings = {"preprocess": preprocessed - start, "inference": inferred - preprocessed,
+                   "download": time.perf_counter() - inferred}
+        return Inference(buffers["device_image"], encoding, wanted, downloaded, timings)
+
+    def finish(self, inference: Inference, out: dict[str, np.ndarray] | None = None) -> SegmentationResult:
+        """The downloaded outputs (copied into ``out``'s arrays where given)."""
+        started, out, result = time.perf_counter(), out or {}, SegmentationResult()
+        for name, array in inference.logits.items():
+            if name in out:
+                np.copyto(out[name], array)
+            setattr(result, name, out.get(name, array))
+        result.timings.update(inference.timings)
+        result.timings["postprocess"] = result.timings.pop("download") + time.perf_counter() - started
         return result
 
     def _device_outputs(self, key: tuple, image: torch.Tensor, encoding: str,
@@ -72,7 +96,7 @@ class CudaPipeline:
                             first_line(error))
                 self.use_graphs = False
                 self.on_fallback(first_line(error))
-        return self.stages.run(image, encoding, wanted, nearest)
+        return self.stages.run(image, encoding, wanted, self.alpha, nearest)
 
     def _nearest_indices(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Device index tensors of the nearest-neighbour mask resize (made before any graph capture)."""
@@ -87,7 +111,8 @@ class CudaPipeline:
                nearest: tuple[torch.Tensor, torch.Tensor] | None) -> CudaGraphRunner:
         if key not in self.graphs:
             # the upload buffer is the graph's static input (both are cached under the same key)
-            self.graphs[key] = CudaGraphRunner(lambda image: self.stages.run(image, encoding, wanted, nearest),
+            self.graphs[key] = CudaGraphRunner(lambda image: self.stages.run(image, encoding, wanted, self.alpha,
+                                                                             nearest),
                                                [device_image], warmup=max(self.options.warmup, 1),
                                                copy_inputs=False)
             if len(self.graphs) > MAX_CACHED_SHAPES:

@@ -1,22 +1,27 @@
-"""The real-time inference core: uint8 image in, trainId mask / colour image / overlay out. No ROS imports.
+"""The real-time inference core: uint8 image in, class mask / colour image / overlay / confidence out. No ROS.
 
->>> seg = Segmenter("liteseg-mobilenetv2.pt")  # input_size=(360, 640), the bundled models'
+>>> seg = Segmenter("liteseg-mobilenetv2.pt")  # input_size: the one the weights were trained at
 >>> res = seg.segment(image, encoding="rgb8", outputs=("mask", "overlay"))
 >>> res.mask, res.overlay, res.timings["total"], seg.classes.names
 
 The masks hold the ids of the model's class set (:class:`~liteseg_ros.classes.ClassSet`, read from the weights
 file), or of a class map's merged classes (``class_map=``, :mod:`liteseg_ros.class_map`); the colour mask uses
-its colours, and ``confidence`` is the probability of each pixel's class x 255.
+its colours, and ``confidence`` is the probability of each pixel's class x 255. ``segment()`` computes
+:data:`~liteseg_ros.outputs.DEFAULT_OUTPUTS` (mask, colour, overlay) unless told otherwise: the confidence is a dense
+softmax at the output's resolution and costs as much again as the rest of the post-processing (+5 ms at 640x360,
++17 ms at 1280x720 on 2 Xeon cores; docs/benchmarks.md), so it is computed only when asked for.
 
 The image is resized to ``input_size`` for the network (bilinear, half-pixel centres, antialiased when
 shrinking) and the prediction mapped back to the image's resolution: ``upsample="logits"`` resizes the class
 logits bilinearly and takes the argmax; ``upsample="mask"`` takes the argmax at the network's resolution and
 resizes the mask by nearest neighbour (faster for large images, agreement in docs/benchmarks.md). ``output_size``
 puts the outputs at another resolution (the network's, or any) instead of the image's.
-A Segmenter is not thread-safe: call ``segment`` from one thread at a time. On the CPU the network runs on
-``threads`` threads in its runtime, and the pre- and post-processing in row bands on as many threads
-(:mod:`liteseg_ros.inference.bands`: dynamic bands, so a core taken by another process slows a frame down a
-little instead of stalling it). A weights file ending in ``.onnx`` is an INT8 model made by ``liteseg-quantize``.
+
+:meth:`Segmenter.segment` is :meth:`Segmenter.infer` (pre-processing and network) then :meth:`Segmenter.finish`
+(post-processing): one thread may run ``infer`` on a frame while another runs ``finish`` on the previous one (the
+node overlaps them when frames queue); otherwise a Segmenter is used from one thread at a time. On the CPU the
+network runs on ``threads`` threads in its runner, and the pre- and post-processing in row bands on as many
+threads (:mod:`liteseg_ros.inference.bands`). A weights file ending in ``.onnx`` is an INT8 model.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -34,22 +39,22 @@ from liteseg_ros.class_map import ClassMap, LogitMerge, load_class_map
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.bands import BandPool
-from liteseg_ros.inference.cpu import CpuPipeline
-from liteseg_ros.inference.cuda import CudaPipeline
-from liteseg_ros.inference.networks import build_network, example_input
+from liteseg_ros.inference.cache import NetworkCache
+from liteseg_ros.inference.cpu import CpuPath, Inference
+from liteseg_ros.inference.cuda import CudaPath
+from liteseg_ros.inference.networks import build_network, entry_key, example_input, release_freed_memory
 from liteseg_ros.inference.optimize import OptimizeOptions
-from liteseg_ros.inference.pipeline import PipelineStages, SegmentationResult
 from liteseg_ros.inference.plan import Machine, Plan, Request, make_plan
-from liteseg_ros.inference.quantized import QuantizedModel, is_quantized_model
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, identity_map
-from liteseg_ros.inference.sources import check_int8_input_size, load_source, log_quantized_report
-from liteseg_ros.inference.stages import PreUpsampleLogits, normalization_constants, opencv_blend_is_exact
+from liteseg_ros.inference.runners import RUNNERS
+from liteseg_ros.inference.sources import Source, check_int8_input_size, int8_option, load_source, log_quantized_report
+from liteseg_ros.inference.stages import PipelineStages, SegmentationResult, normalization_constants
 from liteseg_ros.inference.validation import check_input_size, check_output_size, validate_image, wanted_outputs
 from liteseg_ros.labels import default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import LiteSeg
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
-from liteseg_ros.outputs import OUTPUTS
+from liteseg_ros.outputs import DEFAULT_OUTPUTS
 
 LOG = get_logger(__name__)
 
@@ -57,14 +62,39 @@ UPSAMPLE_MODES = ("logits", "mask")
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
 
 
-def plan_for(source: nn.Module | str | os.PathLike, *, device: str = "auto", precision: str = "auto",
+def network_cache(cache: bool | str | os.PathLike | NetworkCache) -> NetworkCache | None:
+    """The network cache a Segmenter uses: True the default folder, a folder, a NetworkCache; False none."""
+    if isinstance(cache, NetworkCache):
+        return cache
+    if cache is True:
+        return NetworkCache()
+    return NetworkCache(cache) if cache else None
+
+
+def resolve_input_size(input_size: Any, source: Source) -> tuple[tuple[int, int], str]:
+    """The network input size and where it came from: asked for, the size the weights were trained at (their
+    metadata), else the bundled models' default."""
+    if input_size is not None:
+        return tuple(input_size), "asked for"
+    if source.trained_size is not None:
+        return tuple(source.trained_size), "the size the weights were trained at"
+    return DEFAULT_INPUT_SIZE, "the default (the weights do not record their training size)"
+
+
+def plan_for(source: nn.Module | str | os.PathLike | Source, *, device: str = "auto", precision: str = "auto",
              optimize: Any = "auto", threads: int | None = None, postprocess_threads: int | None = None,
-             machine: Machine | None = None, **other_keywords: Any) -> Plan:
+             input_size: Any = None, cache: Any = True, calibrate: bool = False, machine: Machine | None = None,
+             backbone: str | None = None, **other_keywords: Any) -> Plan:
     """The plan a Segmenter of ``source`` built with these keywords would carry out on ``machine`` (default: this
-    one), without loading the network: what ``liteseg-info --plan`` prints. Other Segmenter keywords are ignored."""
-    int8_model = Path(source).name if isinstance(source, (str, os.PathLike)) and is_quantized_model(source) else None
+    one), without preparing the network: what ``liteseg-info --plan`` prints. Other Segmenter keywords are
+    ignored."""
+    loaded = source if isinstance(source, Source) else load_source(source, backbone)
+    size, _ = resolve_input_size(input_size, loaded)
+    option = int8_option(loaded, size, network_cache(cache))
+    int8_model = loaded.path.name if loaded.kind == "int8" else None
     request = Request(device=device, precision=precision, optimize=optimize, threads=threads,
-                      postprocess_threads=postprocess_threads, int8_model=int8_model)
+                      postprocess_threads=postprocess_threads, int8_model=int8_model, int8=option,
+                      calibrate=calibrate and loaded.kind == "weights")
     return make_plan(request, machine or Machine.detect())
 
 
@@ -74,11 +104,13 @@ class Segmenter:
     Args:
         model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
             an INT8 model (``.onnx``, from liteseg-quantize; CPU only, its own input size); a file's
-            metadata (mean/std, class set) sets the normalisation and classes, a bare network is ImageNet-normalised.
+            metadata (mean/std, class set, training size) sets the normalisation, classes and default input size;
+            a bare network is ImageNet-normalised.
         device: ``auto`` (CUDA when present, else CPU with a warning), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto`` (:data:`~liteseg_ros.inference.plan.AUTO_PRECISION_RULE`; the plan says which and
             why), ``fp32``, ``fp16`` or ``bf16``.
-        input_size: (height, width) of the network input; must suit the backbone.
+        input_size: (height, width) of the network input; None: the size the weights were trained at (their
+            metadata), else 360x640.
         overlay_alpha: weight of the colour image in the overlay, in [0, 1] (settable later).
         upsample: ``logits`` or ``mask`` (see the module docstring).
         optimize: ``auto``, ``none``, an :class:`OptimizeOptions`, a mapping or a comma-separated list.
@@ -91,91 +123,112 @@ class Segmenter:
             network's input size) or two integers. Less detail for less CPU and bandwidth.
         class_map: a class map file (or :class:`ClassMap`) merging the model's classes into the published
             ones (:mod:`liteseg_ros.class_map`); None publishes the model's own class set.
+        cache: the network cache (:mod:`liteseg_ros.inference.cache`): True its default folder, a folder, or
+            False (prepare in a temporary folder, keep nothing).
+        calibrate: with ``precision=auto`` on a CPU without native bf16, make an INT8 version of fp32 weights that
+            have none from the frames segmented, and switch to it once it passed its check (the node does).
 
     Raises ClassSetError for a class map that does not fit the model, ConfigError (InputSizeError for a size
     the backbone cannot take) and WeightsError for bad weights.
     """
 
     def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
-                 precision: str = "auto", input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
-                 overlay_alpha: float = 0.5, upsample: str = "logits", optimize: Any = "auto",
-                 backbone: str | None = None, threads: int | None = None, postprocess_threads: int | None = None,
-                 output_size: Any = None, class_map: str | os.PathLike | ClassMap | None = None,
-                 machine: Machine | None = None):
+                 precision: str = "auto", input_size: tuple[int, int] | None = None, overlay_alpha: float = 0.5,
+                 upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
+                 threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None,
+                 class_map: str | os.PathLike | ClassMap | None = None, machine: Machine | None = None,
+                 cache: Any = True, calibrate: bool = False):
         """Load the model, plan how to run it on ``machine`` (default: this one) and carry the plan out."""
-        model, mean, std, model_classes = load_source(model_or_checkpoint, backbone)
-        quantized = model if isinstance(model, QuantizedModel) else None
-        self.input_size = check_input_size(input_size, None if quantized else model)
-        if quantized is not None:
-            check_int8_input_size(quantized, self.input_size)
+        source = load_source(model_or_checkpoint, backbone)
+        size, size_reason = resolve_input_size(input_size, source)
+        self.input_size = check_input_size(size, source.module)
+        if source.int8_model is not None:
+            check_int8_input_size(source.int8_model, self.input_size)
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
-        self.upsample = upsample
+        self.upsample, self.backbone = upsample, source.backbone
         self.output_size = check_output_size(output_size, self.input_size)
-        self.plan: Plan = plan_for(quantized.path if quantized else model, device=device, precision=precision,
-                                   optimize=optimize, threads=threads, postprocess_threads=postprocess_threads,
-                                   machine=machine)
-        for warning in self.plan.warnings:
-            LOG.warning("%s", warning)
-        LOG.info("planned: %s; preparing the network", self.plan.summary())
-        if threads and not self.plan.is_cuda:  # the TorchScript/eager runners use torch's own threads
-            torch.set_num_threads(self.plan.threads)
-        self.backbone = quantized.backbone if quantized else getattr(getattr(model, "config", None), "backbone",
-                                                                      type(model).__name__)
-        self._device = torch.device(self.plan.device)
-        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (cpu.CpuPipeline).
-        self._pre_upsample = not self.plan.is_cuda and isinstance(model, (LiteSeg, QuantizedModel))
-        network, source_maps = self._network(model)
-        network = self._set_classes(network, model_classes, class_map)
-        self.stages = self._stages(network, mean, std)
-        self._path: CpuPipeline | CudaPipeline = (
-            CudaPipeline(self.stages, self._device, self.plan.options, self._cuda_graphs_failed) if self.plan.is_cuda
-            else CpuPipeline(self.stages, BandPool(self.plan.postprocess_threads), source_maps))
-        self.overlay_alpha = overlay_alpha
+        self._cache = network_cache(cache)
+        plan = plan_for(source, device=device, precision=precision, optimize=optimize, threads=threads,
+                        postprocess_threads=postprocess_threads, input_size=self.input_size, cache=self._cache,
+                        calibrate=calibrate, machine=machine)
+        network, self.plan, source_maps = self._prepared_network(source, plan, size_reason)
+        self.model_classes, self.class_map, self.classes = resolve_classes(source.classes, self._class_count,
+                                                                           class_map)
+        self._merge = LogitMerge(self.class_map.groups, self._device) if self.class_map else None
+        if self.class_map:
+            LOG.info("class map %s: %s", self.class_map.path, self.class_map.describe())
+        self.stages = self._stages(self._merged(network), source)
+        self._path = self._make_path(source_maps, overlay_alpha)
+        self._switch = self._int8_switch(source) if self.plan.pending else None
+        release_freed_memory()
         LOG.info("segmenter ready: %s", self.description)
         LOG.info("plan:\n%s", self.plan.describe())
 
-    @classmethod
-    def from_weights(cls, path: str | os.PathLike, *, backbone: str | None = None, **options: Any) -> "Segmenter":
-        """A Segmenter for a weights file (ours or the authors'): the constructor with a path, spelled out.
+    def _prepared_network(self, source: Source, plan: Plan, size_reason: str) -> tuple[Any, Plan, tuple]:
+        for warning in plan.warnings:
+            LOG.warning("%s", warning)
+        height, width = self.input_size
+        LOG.info("planned: %s; network input %dx%d (%s); preparing the network", plan.summary(), height, width,
+                 size_reason)
+        if plan.threads and not plan.is_cuda:  # the TorchScript/eager runners use torch's own threads
+            torch.set_num_threads(plan.threads)
+        self._device = torch.device(plan.device)
+        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (cpu.CpuPath).
+        self._pre_upsample = not plan.is_cuda and (source.kind == "int8" or isinstance(source.module, LiteSeg))
+        network, plan, self.preparation = build_network(source, plan, self.input_size, self._pre_upsample,
+                                                        self._cache)
+        if RUNNERS[plan.runner].cacheable:
+            source.release()
+        if source.int8_model is not None:
+            log_quantized_report(source.int8_model, plan.runner)
+        self.plan = plan
+        return (network, plan, self._geometry(network))
 
-        ``backbone`` refuses a file of another backbone; ``options`` are the constructor's keywords (device,
-        precision, input_size, ...).
-        """
-        return cls(path, backbone=backbone, **options)
+    def _geometry(self, network: Any) -> tuple[AxisMap, AxisMap]:
+        """The network's class count, and the maps from its output to the network input's resolution."""
+        with torch.inference_mode():
+            classes, low_height, low_width = network(self.example_input()).shape[1:]
+        if classes > MAX_CLASSES:
+            raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
+        self._class_count = int(classes)
+        height, width = self.input_size
+        if not self._pre_upsample:
+            return identity_map(height), identity_map(width)
+        return (bilinear_map(low_height, height, align_corners=True),
+                bilinear_map(low_width, width, align_corners=True))
 
-    def _stages(self, network: Any, mean: tuple, std: tuple) -> PipelineStages:
-        scale, shift = normalization_constants(tuple(mean), tuple(std), self._device)
-        self._alpha_tensor = torch.zeros((), dtype=torch.float32, device=self._device)
+    def _merged(self, network: Any) -> Any:
+        """``network`` with the class map's merge of its logits, when there is a class map."""
+        merge = self._merge
+        return network if merge is None else (lambda x: merge(network(x)))
+
+    def _stages(self, network: Any, source: Source) -> PipelineStages:
+        scale, shift = normalization_constants(tuple(source.mean), tuple(source.std), self._device)
         return PipelineStages(
             network=network, input_size=self.input_size, dtype=self.plan.input_dtype,
             channels_last=self.plan.options.channels_last, scale=scale, shift=shift,
-            palette=torch.from_numpy(self.classes.palette()).to(self._device), alpha=self._alpha_tensor,
-            upsample=self.upsample, float_resize=self.plan.is_cuda, output_size=self.output_size,
-        )
+            palette=torch.from_numpy(self.classes.palette()).to(self._device), upsample=self.upsample,
+            float_resize=self.plan.is_cuda, output_size=self.output_size)
+
+    def _make_path(self, source_maps: tuple[AxisMap, AxisMap], overlay_alpha: float) -> CpuPath | CudaPath:
+        alpha = check_overlay_alpha(overlay_alpha)
+        if self.plan.is_cuda:
+            return CudaPath(self.stages, self._device, self.plan.options, self._cuda_graphs_failed, alpha)
+        return CpuPath(self.stages, BandPool(self.plan.postprocess_threads), source_maps, alpha)
 
     def _cuda_graphs_failed(self, reason: str) -> None:
         self.plan = self.plan.without("cuda_graphs", reason)
 
-    def _set_classes(self, network: Any, model_classes: ClassSet | None, class_map: Any) -> Any:
-        """Set ``model_classes`` (the network's), ``class_map`` and ``classes`` (the published ones); return the
-        network, merging its logits when there is a class map."""
-        count = self._network_classes  # probed by _prepare
-        self.model_classes = model_classes or default_class_set(count)
-        if len(self.model_classes) != count:
-            raise ConfigError(f"the network predicts {count} classes but its class set names "
-                              f"{len(self.model_classes)}")
-        if class_map is not None and not isinstance(class_map, ClassMap):
-            class_map = load_class_map(class_map, self.model_classes)
-        elif class_map is not None and class_map.source != self.model_classes:
-            raise ConfigError("the class map was made for another class set than this model's")
-        self.class_map: ClassMap | None = class_map
-        self.classes: ClassSet = class_map.classes if class_map else self.model_classes
-        if class_map is None:
-            return network
-        merge = LogitMerge(class_map.groups, self._device)
-        LOG.info("class map %s: %s", class_map.path, class_map.describe())
-        return lambda x: merge(network(x))
+    def _int8_switch(self, source: Source) -> Any:
+        from liteseg_ros.inference.int8_switch import Int8Switch
+
+        int8_plan = self.plan.switched("int8", "openvino", "the switch's key")
+        fp32_entry = self.preparation.get("entry")
+        return Int8Switch(weights=source.path, meta=source.meta.to_dict(), source_digest=source.digest(),
+                          key=entry_key(source, int8_plan, self.input_size, self._pre_upsample), cache=self._cache,
+                          threads=self.plan.threads, fp32_onnx=Path(fp32_entry) / "network.onnx" if fp32_entry
+                          else None)
 
     # ------------------------------------------------------------------------------------------- properties
     @property
@@ -197,17 +250,11 @@ class Segmenter:
 
     @property
     def overlay_alpha(self) -> float:
-        return self._overlay_alpha
+        return self._path.overlay_alpha
 
     @overlay_alpha.setter
     def overlay_alpha(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise ConfigError(f"overlay_alpha must be a number in [0, 1], got {value!r}")
-        self._overlay_alpha = float(value)
-        self._alpha_tensor.fill_(self._overlay_alpha)
-        if isinstance(self._path, CpuPipeline):
-            self._path.overlay_alpha = self._overlay_alpha
-            self._path.opencv_blend = opencv_blend_is_exact(self._overlay_alpha)  # same bytes, 7x faster
+        self._path.overlay_alpha = check_overlay_alpha(value)
 
     @property
     def description(self) -> str:
@@ -217,49 +264,86 @@ class Segmenter:
         return f"{self.backbone} {self.precision} {self.device} {self.input_size[0]}x{self.input_size[1]}{suffix}"
 
     @property
-    def network(self) -> Callable[[torch.Tensor], torch.Tensor]:
+    def pending(self) -> str | None:
+        """Where a pending precision switch stands (None when there is none)."""
+        return self._switch.status() if self._switch is not None else None
+
+    @property
+    def network(self) -> Any:
         """The optimised network as ``segment`` runs it: ``x -> logits``, x like :meth:`example_input`.
 
         On CPU a LiteSeg returns its logits before the final bilinear upsampling, which ``segment`` fuses with the
         argmax.
         """
-        return self.stages.network
+        return self._path.network if isinstance(self._path, CpuPath) else self.stages.network
 
     def example_input(self, seed: int = 0) -> torch.Tensor:
         """A random network input of the deployed shape, dtype, device and memory format."""
         return example_input(self.plan, self.input_size, seed)
 
     # ---------------------------------------------------------------------------------------------- running
-    def segment(
-        self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = OUTPUTS
-    ) -> SegmentationResult:
+    def segment(self, image: np.ndarray, encoding: str = "rgb8",
+                outputs: Iterable[str] = DEFAULT_OUTPUTS) -> SegmentationResult:
         """Segment one H x W x 3 (rgb8, bgr8) or H x W / H x W x 1 (mono8) uint8 image.
 
         Raises ImageError for an image of the wrong type, dtype, shape or size, ConfigError for unknown outputs.
         """
+        return self.finish(self.infer(image, encoding, outputs))
+
+    def infer(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = DEFAULT_OUTPUTS) -> Inference:
+        """The first half of :meth:`segment`: checks, pre-processing and the network."""
         start = time.perf_counter()
         wanted = wanted_outputs(outputs)
-        pixels = validate_image(image, encoding)
-        result = self._path.run(pixels, encoding, wanted, start)
-        result.timings["total"] = time.perf_counter() - start
+        inference = self._path.infer(validate_image(image, encoding), encoding, wanted, start)
+        inference.timings["start"] = start
+        if self._switch is not None and isinstance(self._path, CpuPath):
+            self._observe_switch(inference)
+        return inference
+
+    def finish(self, inference: Inference, out: dict[str, np.ndarray] | None = None) -> SegmentationResult:
+        """The second half of :meth:`segment`: the outputs at the output size (written into ``out``'s arrays where
+        given: C-contiguous uint8 of the output's shape)."""
+        result = self._path.finish(inference, out)
+        result.timings["total"] = time.perf_counter() - result.timings.pop("start")
         return result
 
-    seg = segment  # the name of releases before 0.2; kept for existing code
+    def _observe_switch(self, inference: Inference) -> None:
+        height, width = self.stages.output_shape(*inference.image.shape[:2])
+        outcome = self._switch.observe(inference.network_input, inference.logits, inference.timings["inference"],
+                                       lambda logits: self._path.classes_at(logits, height, width))
+        if outcome is None:
+            return
+        if outcome.network is not None:
+            self._path.network = self._merged(outcome.network)
+            self.plan = self.plan.switched("int8", "openvino", outcome.reason)
+        else:
+            self.plan = self.plan.switched(self.plan.precision, self.plan.runner, outcome.reason)
+        self._switch = None
+        LOG.info("precision: %s", outcome.reason)
 
-    def _network(self, model: nn.Module | QuantizedModel) -> tuple[Any, tuple[AxisMap, AxisMap]]:
-        """The planned network (the plan updated with any fallback taken) and the maps from its output to the
-        network input's resolution."""
-        module = PreUpsampleLogits(model) if self._pre_upsample and not isinstance(model, QuantizedModel) else model
-        network, self.plan = build_network(module, self.plan, self.input_size)
-        if isinstance(model, QuantizedModel):
-            log_quantized_report(model, self.plan.runner)
-        with torch.inference_mode():
-            classes, low_height, low_width = network(self.example_input()).shape[1:]
-        if classes > MAX_CLASSES:
-            raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
-        self._network_classes = int(classes)
-        height, width = self.input_size
-        if not self._pre_upsample:
-            return network, (identity_map(height), identity_map(width))
-        return network, (bilinear_map(low_height, height, align_corners=True),
-                         bilinear_map(low_width, width, align_corners=True))
+    def close(self) -> None:
+        """Stop what runs beside the Segmenter (a calibration helper, the post-processing threads)."""
+        if self._switch is not None:
+            self._switch.close()
+        if isinstance(self._path, CpuPath):
+            self._path.bands.close()
+
+
+def check_overlay_alpha(value: Any) -> float:
+    """``value`` as an overlay weight in [0, 1]; ConfigError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"overlay_alpha must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def resolve_classes(model_classes: ClassSet | None, count: int, class_map: Any
+                    ) -> tuple[ClassSet, ClassMap | None, ClassSet]:
+    """(the network's class set, the class map, the published class set) for a network of ``count`` classes."""
+    model_classes = model_classes or default_class_set(count)
+    if len(model_classes) != count:
+        raise ConfigError(f"the network predicts {count} classes but its class set names {len(model_classes)}")
+    if class_map is not None and not isinstance(class_map, ClassMap):
+        class_map = load_class_map(class_map, model_classes)
+    elif class_map is not None and class_map.source != model_classes:
+        raise ConfigError("the class map was made for another class set than this model's")
+    return model_classes, class_map, class_map.classes if class_map else model_classes

@@ -1,44 +1,137 @@
-"""Tensor operations behind the Segmenter (:mod:`liteseg_ros.inference.segmenter`): the network up to its last
-upsampling, normalisation, image resizing, nearest-neighbour class maps, blend. The CPU's resize + argmax is
-:mod:`liteseg_ros.inference.resize_argmax`, on the maps of :mod:`liteseg_ros.inference.resampling`.
+"""The stages of a frame, for every device, in one place: normalise + resize, network, resize + argmax,
+confidence, palette, blend, as tensor operations that run wherever their tensors are.
+
+The paths call them in order and differ only in transfers, fusions and graph capture: the CPU path
+(:mod:`liteseg_ros.inference.cpu`) fuses the network's last upsampling with the argmax at the output's resolution,
+in row bands; the CUDA path (:mod:`liteseg_ros.inference.cuda`) runs :meth:`PipelineStages.run` (no host syncs, so a
+CUDA graph can capture it). Because the stages are plain tensor code, the tests run the CUDA path's stages on CPU
+tensors and compare them with the CPU path.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from liteseg_ros.inference.resampling import AxisMap
+from liteseg_ros.inference.bands import BandPool
 
 
-class PreUpsampleLogits(nn.Module):
-    """A copy of a LiteSeg that returns its decoder's logits before the final bilinear upsampling (1/s_low size).
+@dataclass
+class SegmentationResult:
+    """One segmented image. Outputs that were not requested are None.
 
-    A forward hook on ``last_conv`` keeps its output. The final upsampling still runs in eager mode (its result
-    is dropped); TorchScript freezing, Inductor and the ONNX export remove it as dead code. The caller does that
-    upsampling fused with the argmax (:mod:`liteseg_ros.inference.resize_argmax`).
+    ``timings`` (seconds): ``preprocess`` (validation, upload, resize, normalisation), ``inference`` (network;
+    on CUDA the whole device pipeline, synchronised), ``postprocess`` (resize + argmax, colour, overlay,
+    download), ``total``.
     """
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = copy.deepcopy(model)
-        self._kept: list[torch.Tensor] = []
-        self.model.last_conv.register_forward_hook(self._keep)
+    mask: np.ndarray | None = None  # H x W uint8 class ids at the image's resolution (or the output size)
+    color: np.ndarray | None = None  # H x W x 3 uint8 RGB, the class set's colours
+    overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
+    confidence: np.ndarray | None = None  # H x W uint8: the mask's class's probability x 255
+    timings: dict[str, float] = field(default_factory=dict)
 
-    def _keep(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self._kept.append(output)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._kept.clear()
-        self.model(x)
-        return self._kept[-1]
+@dataclass
+class PipelineStages:
+    """What a Segmenter runs for one frame, stage by stage, on the device of its tensors."""
+
+    network: Callable[[torch.Tensor], torch.Tensor]  # 1 x 3 x h x w normalised input -> 1 x C x h' x w' logits
+    input_size: tuple[int, int]  # (h, w) of the network input
+    dtype: torch.dtype  # of the network input
+    channels_last: bool  # memory format of the network input
+    scale: torch.Tensor  # 1 x 3 x 1 x 1: uint8 * scale + shift == (uint8 / 255 - mean) / std
+    shift: torch.Tensor
+    palette: torch.Tensor  # 256 x 3 uint8, the class set's colours
+    upsample: str  # "logits" or "mask"
+    float_resize: bool = False  # resize in float32 (GPUs) instead of on the uint8 image (CPU)
+    output_size: tuple[int, int] | None = None  # (h, w) of the outputs; None: the image's
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the outputs for an image of ``height`` x ``width``."""
+        return self.output_size or (height, width)
+
+    def overlay_image(self, image: torch.Tensor) -> torch.Tensor:
+        """The H x W x C uint8 image the overlay blends: the image itself, or resized to ``output_size``."""
+        size = self.output_shape(*image.shape[:2])
+        if tuple(image.shape[:2]) == size:
+            return image
+        batch = image.permute(2, 0, 1).unsqueeze(0)
+        if self.float_resize:  # GPUs resize floats; the CPU resizes the uint8 image directly
+            batch = resize_image(batch.to(torch.float32), size).round_().clamp_(0, 255).to(torch.uint8)
+        else:
+            batch = resize_image(batch, size)
+        return batch[0].permute(1, 2, 0).contiguous()
+
+    def network_input(self, batch: torch.Tensor, bands: BandPool | None = None) -> torch.Tensor:
+        """1 x C x H x W uint8 (C = 1 or 3) -> 1 x 3 x h x w normalised network input in the network's dtype.
+
+        With ``bands`` (CPU) the normalisation runs in row bands on its threads; the result is the same."""
+        if self.float_resize:
+            batch = batch.to(torch.float32)
+        resized = resize_image(batch, self.input_size)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        if bands is None:
+            normalised = torch.addcmul(self.shift, resized.to(torch.float32), self.scale)
+            return normalised.to(dtype=self.dtype, memory_format=memory_format)
+        out = torch.empty((1, 3, *self.input_size), dtype=self.dtype).contiguous(memory_format=memory_format)
+
+        def normalise(first: int, end: int) -> None:
+            out[:, :, first:end] = torch.addcmul(self.shift, resized[:, :, first:end].to(torch.float32), self.scale)
+
+        bands.run(normalise, self.input_size[0])
+        return out
+
+    def classes(self, logits: torch.Tensor, height: int, width: int,
+                nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """1 x C x h' x w' logits -> H x W class indices (int64): bilinear logits then argmax (``logits``), or
+        argmax then the ``nearest`` (row, column) index tensors (``mask``)."""
+        if self.upsample == "logits":
+            return at_size(logits, height, width)[0].argmax(dim=0)
+        rows, cols = nearest
+        return logits[0].argmax(dim=0).index_select(0, rows).index_select(1, cols)
+
+    def confidence(self, logits: torch.Tensor, classes: torch.Tensor,
+                   nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The probability of each pixel's class x 255 (uint8): the softmax of the logits the classes' argmax is
+        taken from (bilinear at the output size for ``logits``; at the network's size, then nearest, for
+        ``mask``)."""
+        if self.upsample == "mask":
+            rows, cols = nearest
+            probabilities = torch.softmax(logits[0].float(), dim=0)
+            winner = probabilities.max(dim=0).values.index_select(0, rows).index_select(1, cols)
+        else:
+            probabilities = torch.softmax(at_size(logits, *classes.shape)[0].float(), dim=0)
+            winner = probabilities.gather(0, classes.long().unsqueeze(0))[0]
+        return probability_to_uint8(winner)
+
+    def colour(self, classes: torch.Tensor) -> torch.Tensor:
+        """H x W class indices -> H x W x 3 uint8 palette colours."""
+        return self.palette.index_select(0, classes.reshape(-1).to(torch.int32)).view(*classes.shape, 3)
+
+    def run(self, image: torch.Tensor, encoding: str, wanted: frozenset[str], alpha: torch.Tensor,
+            nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """H x W x C uint8 image on the device -> the wanted uint8 outputs on the device (no host syncs); ``alpha``
+        is the overlay's weight as a 0-d tensor (updated in place between frames)."""
+        height, width = self.output_shape(*image.shape[:2])
+        logits = self.network(self.network_input(image_to_batch(image, encoding)))
+        if self.upsample == "logits":  # resized once, for the classes and the confidence
+            logits = at_size(logits, height, width)
+        classes = self.classes(logits, height, width, nearest)
+        outputs = {"mask": classes.to(torch.uint8)}
+        if "confidence" in wanted:
+            outputs["confidence"] = self.confidence(logits, classes, nearest)
+        if wanted & {"color", "overlay"}:
+            outputs["color"] = self.colour(classes)
+            if "overlay" in wanted:
+                overlay_image = rgb_view(self.overlay_image(image), encoding)
+                outputs["overlay"] = blend(overlay_image, outputs["color"], alpha)
+        return outputs
 
 
 def normalization_constants(
@@ -48,6 +141,13 @@ def normalization_constants(
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32, device=device)
     shift = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32, device=device)
     return scale.view(1, 3, 1, 1), shift.view(1, 3, 1, 1)
+
+
+def at_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """1 x C x h' x w' logits resized bilinearly (float32) to ``height`` x ``width``, or as they are."""
+    if tuple(logits.shape[2:]) == (height, width):
+        return logits
+    return F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
 
 
 def image_to_batch(image: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -82,40 +182,9 @@ def blend(image: torch.Tensor, color: torch.Tensor, alpha: float | torch.Tensor)
     return mixed.round_().to(torch.uint8)
 
 
-def opencv_blend(image: np.ndarray, color: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`blend` by ``cv2.addWeighted`` (7x faster on the CPU); its bytes equal blend's only for some alphas
-    (:func:`opencv_blend_is_exact`)."""
-    return cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0, dst=out)
-
-
-@functools.lru_cache(maxsize=32)
-def opencv_blend_is_exact(alpha: float) -> bool:
-    """Whether :func:`opencv_blend` gives :func:`blend`'s bytes (with a float32 ``alpha`` tensor, as the
-    pipeline calls it) for all 65,536 (image, colour) value pairs, in OpenCV's vectorised code (one long row) and
-    in its scalar code (one value per row). True for 0, 0.25, 0.4, 0.5, 0.6, 1; false for 0.3, 0.7, 0.9."""
-    values = np.arange(256, dtype=np.uint8)
-    image, color = np.repeat(values, 256), np.tile(values, 256)
-    expected = blend(torch.from_numpy(image), torch.from_numpy(color), torch.tensor(alpha)).numpy()
-    for layout in (lambda a: a.reshape(1, -1), lambda a: np.stack([a, a], axis=1)[:, :1]):
-        if not np.array_equal(opencv_blend(layout(image), layout(color), alpha).reshape(-1), expected):
-            return False
-    return True
-
-
-class NearestBands:
-    """Rows of a class map resampled by nearest neighbour (``upsample="mask"``), band by band like
-    :class:`ResizeArgmax`."""
-
-    def __init__(self, classes: torch.Tensor, rows: AxisMap, cols: AxisMap):
-        self.classes, self.rows, self.cols = classes, rows, cols
-        self.identity = rows.is_identity() and cols.is_identity()
-
-    def band(self, first: int, end: int, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """Output rows ``first:end`` as an (end - first) x W uint8 tensor (``classes``, the mask's rows, are not
-        needed: the map is already per pixel)."""
-        if self.identity:
-            return self.classes[first:end]
-        return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])
+def probability_to_uint8(probability: torch.Tensor) -> torch.Tensor:
+    """Probabilities in [0, 1] -> round(p x 255) as uint8 (in place where it can)."""
+    return probability.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def as_tensor(pixels: np.ndarray) -> torch.Tensor:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from liteseg_ros.errors import LiteSegError, WeightsError
-from liteseg_ros.files import atomic_file
+from liteseg_ros.files import atomic_file, cache_dir
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 BASE_URL_VARIABLE = "LITESEG_WEIGHTS_BASE_URL"
@@ -84,12 +84,6 @@ CATALOG: dict[str, PublishedWeights] = {
     )
 }
 SHORT_NAMES = {"cityscapes": "cityscapes-{backbone}", "imagenet": "imagenet-{backbone}"}
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/liteseg_ros``, or ``~/.cache/liteseg_ros``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "liteseg_ros"
 
 
 def lookup(name: str, backbone: str | None = None) -> PublishedWeights | None:

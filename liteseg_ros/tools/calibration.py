@@ -1,5 +1,6 @@
-"""Frames for calibrating and checking a quantized model: from a folder of images, a Cityscapes-layout tree or
-a bag (ROS 1 or rosbag2), with ground-truth trainIds where the source has them."""
+"""Frames for calibrating and checking a quantized model: from a folder of images, a data set (Cityscapes, a CVAT /
+VOC export, the plain layout: :mod:`liteseg_ros.datasets.folders`) or a bag (ROS 1 or rosbag2), with ground-truth
+class ids where the source has them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from liteseg_ros.errors import DatasetError
 from liteseg_ros.labels import label_ids_to_train_ids
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-CITYSCAPES_SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -27,23 +27,31 @@ class Frame:
 
 
 def source_kind(source: Path) -> str:
-    """``bag``, ``cityscapes`` or ``images``; DatasetError for a path that is none of them."""
+    """``bag``, ``dataset`` (a layout :func:`~liteseg_ros.datasets.folders.detect_layout` reads: Cityscapes, a CVAT /
+    VOC export, the plain layout) or ``images``; DatasetError for a path that is none of them."""
+    from liteseg_ros.datasets.folders import detect_layout
+
     if source.is_file() and source.suffix == ".bag" or (source / "metadata.yaml").is_file():
         return "bag"
-    if (source / "leftImg8bit").is_dir():
-        return "cityscapes"
+    try:
+        detect_layout(source)
+        return "dataset"
+    except DatasetError:
+        pass
     if source.is_dir():
         return "images"
-    raise DatasetError(f"{source} is neither a folder of images, a Cityscapes-layout tree nor a bag")
+    raise DatasetError(f"{source} is neither a folder of images, a data set (Cityscapes, a CVAT / VOC export, the "
+                       "plain layout) nor a bag")
 
 
 def read_frames(source: str | Path, count: int, *, image_topic: str | None = None, gt_topic: str | None = None,
                 gt_encoding: str = "labelids") -> Iterator[Frame]:
     """Up to ``count`` frames of ``source`` in a fixed order (a bag: its image messages in bag order; with
-    ``gt_topic`` only those whose ground truth, matched by header stamp, is in the bag)."""
+    ``gt_topic`` only those whose ground truth, matched by header stamp, is in the bag; a data set: its splits in
+    name order, with their labels as ground truth)."""
     source = Path(source)
     readers = {"bag": lambda: _bag_frames(source, image_topic, gt_topic, gt_encoding),
-               "cityscapes": lambda: _cityscapes_frames(source), "images": lambda: _folder_frames(source)}
+               "dataset": lambda: _dataset_frames(source), "images": lambda: _folder_frames(source)}
     return itertools.islice(readers[source_kind(source)](), count)
 
 
@@ -57,12 +65,13 @@ def _folder_frames(folder: Path) -> Iterator[Frame]:
         yield Frame(read_rgb(path))
 
 
-def _cityscapes_frames(root: Path) -> Iterator[Frame]:
-    from liteseg_ros.datasets.cityscapes import read_rgb, read_train_ids, scan_split
+def _dataset_frames(root: Path) -> Iterator[Frame]:
+    from liteseg_ros.datasets.folders import available_splits, open_split
 
-    splits = [s for s in CITYSCAPES_SPLITS if (root / "leftImg8bit" / s).is_dir()]
-    for sample in scan_split(root, splits):
-        yield Frame(read_rgb(sample.image), train_ids=read_train_ids(sample.label))
+    dataset = open_split(root, available_splits(root))
+    for index in range(len(dataset)):
+        image, label = dataset[index]
+        yield Frame(image, train_ids=label)
 
 
 MAX_PENDING = 64  # unmatched images or labels kept while pairing a bag's frames

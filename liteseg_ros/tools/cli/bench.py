@@ -10,8 +10,8 @@ For each backbone x input size it times, in the same process and interleaved in 
   post-processing's worst case), each with its post-processing median beside it.
 Warm-up passes first, then timed passes, synchronising after each one on CUDA. FPS = 1 / mean latency.
 
-``--backends`` instead compares every CPU backend and precision this machine can run (fp32/bf16/INT8 with
-onnxruntime, OpenVINO, TorchScript; OpenVINO's own fp32 pipeline; the 0.2 release's default) in one interleaved
+``--runners`` instead compares every CPU runner and precision this machine can run (fp32/bf16/INT8 with
+onnxruntime, OpenVINO, TorchScript; OpenVINO's own fp32 pipeline; the previous default) in one interleaved
 table, with each one's pixel agreement with fp32 and class-mIoU change on unseen synthetic frames. It needs a
 trained model (--weights; default: the bundled demo model): random weights say nothing about agreement.
 """
@@ -98,9 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)"
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--backends", action="store_true",
-                        help="compare the CPU backends/precisions (see above) instead of the default table")
-    parser.add_argument("--frames", type=int, default=8, help="--backends: unseen frames scored (default 8)")
+    parser.add_argument("--runners", action="store_true",
+                        help="compare the CPU runners/precisions (see above) instead of the default table")
+    parser.add_argument("--frames", type=int, default=8, help="--runners: unseen frames scored (default 8)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     return parser
@@ -268,12 +268,12 @@ def _check(args: argparse.Namespace) -> None:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     _check(args)
-    device = torch.device(make_plan(Request(device="cpu" if args.backends and args.device == "auto" else args.device),
+    device = torch.device(make_plan(Request(device="cpu" if args.runners and args.device == "auto" else args.device),
                                     Machine.detect()).device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    if args.backends:
-        return _compare_backends(args, device)
+    if args.runners:
+        return _compare_runners(args, device)
     rows = [
         row
         for backbone in args.backbone_list
@@ -300,12 +300,12 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-def _compare_backends(args: argparse.Namespace, device: torch.device) -> int:
+def _compare_runners(args: argparse.Namespace, device: torch.device) -> int:
     from liteseg_ros.model.bundled import bundled_model_path
-    from liteseg_ros.tools.backends import COLUMNS, comparison_rows, run_comparison
+    from liteseg_ros.tools.runner_comparison import COLUMNS, comparison_rows, run_comparison
 
     if device.type != "cpu":
-        raise ConfigError("--backends compares CPU backends: use --device cpu")
+        raise ConfigError("--runners compares CPU runners: use --device cpu")
     checkpoint = Path(args.weights) if args.weights else bundled_model_path()
     for size in args.size_list:
         variants, scores, timings = run_comparison(checkpoint, size, frames=args.frames, warmup=args.warmup,

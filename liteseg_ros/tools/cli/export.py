@@ -20,7 +20,7 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, LiteSegError, first_line
 from liteseg_ros.files import atomic_file
 from liteseg_ros.inference.batchnorm import fold_batchnorm
-from liteseg_ros.inference.runtimes import export_onnx
+from liteseg_ros.inference.onnx_runners import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.runners import ONNX_RUNNERS
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
 from liteseg_ros.replay.matching import GT_ENCODINGS
@@ -43,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-agreement", type=float, default=0.98,
                         help="refuse unless this fraction of pixels equals fp32's on the held-out frames (default "
                              "0.98; 0: never)")
-    parser.add_argument("--runtime", choices=("auto", "openvino", "onnxruntime"), default="auto",
-                        help="runtime to time INT8 with (default auto: OpenVINO when installed, as the node)")
+    parser.add_argument("--runner", choices=("auto",) + ONNX_RUNNERS, default="auto",
+                        help="runner to time INT8 with (default auto: OpenVINO when installed, as the node)")
     parser.add_argument("--image-topic", help="a bag's camera topic (found automatically when there is one)")
     parser.add_argument("--gt-topic", help="a bag's ground-truth mono8 label topic (for the mIoU change)")
     parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="a bag's label values")
@@ -75,7 +76,7 @@ def _main(argv: list[str] | None) -> int:
                          gt_topic=args.gt_topic, gt_encoding=args.gt_encoding)
     report = quantize_checkpoint(args.checkpoint, frames, calibration=args.calibration, holdout=args.holdout,
                                  input_size=args.input_size, out=out, min_speedup=args.min_speedup,
-                                 min_agreement=args.min_agreement, runtime=args.runtime)
+                                 min_agreement=args.min_agreement, runner=args.runner)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

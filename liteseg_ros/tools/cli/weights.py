@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from liteseg_ros.model.published import CATALOG, cache_dir, download_url, fetch
+from liteseg_ros.files import cache_dir
+from liteseg_ros.model.published import CATALOG, download_url, fetch
 from liteseg_ros.tools.cli.conventions import run_cli
 
 

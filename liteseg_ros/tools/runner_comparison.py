@@ -1,5 +1,5 @@
-"""The CPU backends and precisions side by side: speed (interleaved), pixel agreement with fp32 and class-mIoU
-change on unseen synthetic frames. Used by ``liteseg-bench --backends``.
+"""The CPU runners and precisions side by side: speed (interleaved), pixel agreement with fp32 and class-mIoU
+change on unseen synthetic frames. Used by ``liteseg-bench --runners``.
 
 Variants, each a Segmenter except the last:
 - ``0.2 auto``: the 0.2 release's default (fp32 onnxruntime, pre/post-processing in one piece on one thread),
@@ -22,29 +22,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from liteseg_ros.inference.runtimes import onnx_available, openvino_available, openvino_core
+from liteseg_ros.inference.networks import PreUpsampleLogits, prepared_module
+from liteseg_ros.inference.onnx_runners import export_onnx_bytes, openvino_config, openvino_core
+from liteseg_ros.inference.plan import Machine, Request, make_plan
+from liteseg_ros.inference.runners import EXPORT_PACKAGE, package_available
 from liteseg_ros.inference.segmenter import Segmenter
-from liteseg_ros.labels import label_ids_to_train_ids
 from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix
+from liteseg_ros.model import CheckpointMeta, load_weights
 from liteseg_ros.tools.calibration import Frame
-from liteseg_ros.tools.quantize import prepared_network
+from liteseg_ros.tools.synthetic.scenes import CALIBRATION_SEED, unseen_frames
 
 LOG = get_logger(__name__)
 BASELINE = "0.2 auto"
-EVALUATION_SEED, CALIBRATION_SEED = 2, 3  # the demo model's unseen val seed; a third seed for calibration
-
-
-def unseen_frames(count: int, height: int, width: int, seed: int = EVALUATION_SEED) -> list[Frame]:
-    """Synthetic val frames of ``seed`` (the frames ``write_cityscapes_tree`` writes), with trainIds."""
-    from liteseg_ros.tools.synthetic import render_scene
-    from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
-
-    frames = []
-    for index in range(count):
-        rgb, label_ids, _ = render_scene(frame_rng(seed, "val", index), height, width)
-        frames.append(Frame(np.ascontiguousarray(rgb), train_ids=label_ids_to_train_ids(label_ids)))
-    return frames
 
 
 @dataclass
@@ -52,7 +42,7 @@ class Variant:
     """One way to segment a frame: ``segment(image) -> (mask, color, overlay)``, and its network alone."""
 
     name: str
-    runtime: str
+    runner: str
     precision: str
     segment: Callable[[np.ndarray], tuple]
     network: Callable[[], object]
@@ -66,8 +56,8 @@ def segmenter_variant(name: str, checkpoint: Path, size: tuple[int, int], **opti
         result = segmenter.segment(image, outputs=("mask", "color", "overlay"))
         return result.mask, result.color, result.overlay
 
-    runtime = ", ".join(tag for tag in segmenter.options.tags() if tag != "bn-folded") or "eager"
-    return Variant(name, runtime, segmenter.precision, segment, lambda: segmenter.network(example))
+    runner = ", ".join(tag for tag in segmenter.options.tags() if tag != "bn-folded") or "eager"
+    return Variant(name, runner, segmenter.precision, segment, lambda: segmenter.network(example))
 
 
 def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: float = 0.5) -> Variant:
@@ -76,9 +66,7 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
     import openvino
     from openvino.preprocess import PrePostProcessor
 
-    from liteseg_ros.inference.runtimes import export_onnx_bytes, openvino_config
-
-    network, meta = prepared_network(checkpoint, pre_upsample=False)
+    network, meta = prepared_network(checkpoint, size, pre_upsample=False)
     core = openvino_core()
     graph = core.read_model(export_onnx_bytes(_ArgmaxNetwork(network), torch.zeros(1, 3, *size)))
     ppp = PrePostProcessor(graph)
@@ -98,6 +86,16 @@ def openvino_pipeline_variant(checkpoint: Path, size: tuple[int, int], alpha: fl
 
     return Variant("openvino fp32 pipeline", "openvino (whole graph)", "fp32", segment,
                    lambda: request.infer({0: example}))
+
+
+def prepared_network(checkpoint: Path, size: tuple[int, int], *, pre_upsample: bool = True
+                     ) -> tuple[nn.Module, CheckpointMeta]:
+    """The checkpoint's network as a Segmenter prepares it for an ONNX runner (BatchNorm folded), before the final
+    upsampling when ``pre_upsample``; and the checkpoint's metadata."""
+    model, meta = load_weights(checkpoint)
+    plan = make_plan(Request(device="cpu", precision="fp32", optimize="fold_bn,onnxruntime"), Machine.detect())
+    network, _ = prepared_module(PreUpsampleLogits(model) if pre_upsample else model, plan, size)
+    return network, meta
 
 
 class _ArgmaxNetwork(nn.Module):
@@ -124,7 +122,7 @@ def quantized_model(checkpoint: Path, size: tuple[int, int], workdir: Path, fram
 
 
 def build_variants(checkpoint: Path, size: tuple[int, int], workdir: Path) -> list[Variant]:
-    """Every variant this machine can run (a missing backend is left out with a log line)."""
+    """Every variant this machine can run (a missing runner is left out with a log line)."""
     variants = [
         segmenter_variant(BASELINE, checkpoint, size, precision="fp32", optimize="auto", postprocess_threads=1),
         segmenter_variant("auto", checkpoint, size),
@@ -132,7 +130,7 @@ def build_variants(checkpoint: Path, size: tuple[int, int], workdir: Path) -> li
         segmenter_variant("bf16 torchscript", checkpoint, size, precision="bf16",
                           optimize="fold_bn,channels_last,torchscript_freeze"),
     ]
-    if openvino_available():
+    if package_available("openvino"):
         variants += [
             segmenter_variant("fp32 openvino", checkpoint, size, precision="fp32", optimize="fold_bn,openvino"),
             segmenter_variant("bf16 openvino", checkpoint, size, precision="bf16", optimize="fold_bn,openvino"),
@@ -140,10 +138,11 @@ def build_variants(checkpoint: Path, size: tuple[int, int], workdir: Path) -> li
         ]
     else:
         LOG.info("OpenVINO is not installed: its variants are left out")
-    int8 = quantized_model(checkpoint, size, workdir) if onnx_available() else None
+    int8 = quantized_model(checkpoint, size, workdir) if package_available(EXPORT_PACKAGE) else None
     if int8 is not None:
-        runtimes = ("openvino", "onnxruntime") if openvino_available() else ("onnxruntime",)
-        variants += [segmenter_variant(f"int8 {runtime}", int8, size, optimize=runtime) for runtime in runtimes]
+        runners = ("openvino", "onnxruntime") if package_available("openvino") else ("onnxruntime",)
+        variants += [segmenter_variant(f"int8 {runner}", int8, size, optimize=runner, cache=False)
+                     for runner in runners]
     return variants
 
 
@@ -184,7 +183,7 @@ def run_comparison(checkpoint: Path, size: tuple[int, int], *, frames: int, warm
     return variants, scores, timings
 
 
-COLUMNS = ("variant", "runtime", "prec.", "network med/p95 ms", "end-to-end med/p95 ms", "e2e vs 0.2 auto",
+COLUMNS = ("variant", "runner", "prec.", "network med/p95 ms", "end-to-end med/p95 ms", "e2e vs 0.2 auto",
            "pixels equal to fp32", "class mIoU (change)")
 
 
@@ -199,7 +198,7 @@ def comparison_rows(variants: list[Variant], scores: dict[str, dict],
     for variant in variants:
         network, end_to_end = stats(timings["network"][variant.name]), stats(timings["end_to_end"][variant.name])
         score = scores[variant.name]
-        rows.append([variant.name, variant.runtime, variant.precision, f"{network[0]:.1f} / {network[1]:.1f}",
+        rows.append([variant.name, variant.runner, variant.precision, f"{network[0]:.1f} / {network[1]:.1f}",
                      f"{end_to_end[0]:.1f} / {end_to_end[1]:.1f}", f"{baseline / end_to_end[0]:.2f}x",
                      f"{score['agreement']:.2%}", f"{score['miou']:.4f} ({score['miou_change']:+.4f})"])
     return rows

@@ -1,49 +1,27 @@
-"""CPU runtimes for an exported network: onnxruntime (fp32, INT8) and OpenVINO (fp32, bf16, INT8).
+"""The ONNX runners (:mod:`liteseg_ros.inference.runners`): onnxruntime (fp32, INT8) and OpenVINO (fp32, bf16,
+INT8), and the export to ONNX they take.
 
-Each takes an ONNX model (bytes or a file) and runs it as ``x -> logits`` on torch CPU tensors. Which one serves
-which precision was chosen by measurement (docs/benchmarks.md): onnxruntime is a dependency and runs fp32;
-OpenVINO (the optional ``openvino`` extra) runs bf16 natively on CPUs with AVX-512 BF16 or AMX and runs
-quantized (INT8) models fastest.
+Each runs an ONNX model (bytes or a file; OpenVINO also its own compiled blob, kept in the network cache) as
+``x -> logits`` on torch CPU tensors. Which one serves which precision was chosen by measurement
+(docs/benchmarks.md): onnxruntime runs fp32 fastest; OpenVINO runs bf16 natively on CPUs with AVX-512 BF16 or
+AMX, and INT8 fastest. The runtimes are imported only when a network of theirs is built.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
+from liteseg_ros.inference.runners import EXPORT_PACKAGE, OPENVINO_INSTALL, package_available
 
-OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-OPENVINO_INSTALL = "pip install 'liteseg_ros[openvino]' or pip install openvino"
-
-
-def package_available(name: str) -> bool:
-    """Whether the package ``name`` can be imported (without importing it)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def onnxruntime_available() -> bool:
-    """Whether onnxruntime can be imported (the export to ONNX also needs the ``onnx`` package)."""
-    return package_available("onnxruntime")
-
-
-def onnx_available() -> bool:
-    """Whether the ``onnx`` package, which torch.onnx.export needs, can be imported."""
-    return package_available("onnx")
-
-
-def openvino_available() -> bool:
-    """Whether OpenVINO (the ``openvino`` extra) can be imported."""
-    return package_available("openvino")
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # INT8: the layers left in float run f32
 
 
 def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
@@ -54,7 +32,7 @@ def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: An
     (deprecated in torch 2.9+, still shipped) needs nothing more, ``"dynamo"`` also needs onnxscript.
     ``destination`` is a path or a binary file object. Raises OptimizationError when onnx is missing.
     """
-    if not onnx_available():
+    if not package_available(EXPORT_PACKAGE):
         raise OptimizationError("onnx is not installed; pip install onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -79,7 +57,7 @@ class OnnxRuntimeNetwork:
     """An ONNX model run by onnxruntime's CPU provider (fp32 or a quantized model), fixed input shape."""
 
     def __init__(self, model: bytes | str | os.PathLike, threads: int | None = None, spin: bool = False):
-        if not onnxruntime_available():
+        if not package_available("onnxruntime"):
             raise OptimizationError("onnxruntime is not installed; pip install onnxruntime")
         import onnxruntime
 
@@ -112,7 +90,7 @@ def openvino_core() -> Any:
     """The process's OpenVINO Core (created once). Raises OptimizationError when OpenVINO is not installed."""
     global _CORE
     if _CORE is None:
-        if not openvino_available():
+        if not package_available("openvino"):
             raise OptimizationError(f"OpenVINO is not installed; {OPENVINO_INSTALL}")
         import openvino
 
@@ -134,22 +112,24 @@ def openvino_config(precision: str = "fp32", threads: int | None = None) -> dict
 
 
 class OpenVinoNetwork:
-    """An ONNX model compiled by OpenVINO for the CPU, latency mode, one stream.
+    """An ONNX model compiled by OpenVINO for the CPU, latency mode, one stream; or that compiled model imported
+    from its blob (:meth:`from_blob`, what the network cache keeps: a tenth of a second instead of a compilation).
 
-    ``precision`` is the inference precision of the layers that are not quantized: ``fp32`` (exact) or
-    ``bf16`` (CPUs with AVX-512 BF16 or AMX only: elsewhere OptimizationError, and the caller falls back to
-    fp32). Input and output stay fp32.
+    ``precision`` is the inference precision of the layers that are not quantized: ``fp32`` (exact), ``int8`` (an
+    INT8 model: its float layers run fp32) or ``bf16`` (CPUs with AVX-512 BF16 or AMX only: elsewhere
+    OptimizationError, and the caller falls back to fp32). Input and output stay fp32.
     """
 
-    def __init__(self, model: bytes | str | os.PathLike, *, precision: str = "fp32", threads: int | None = None):
+    def __init__(self, model: bytes | str | os.PathLike | None, *, precision: str = "fp32",
+                 threads: int | None = None, compiled: Any = None):
         if precision not in OPENVINO_PRECISIONS:
             raise ConfigError(f"OpenVINO runs {', '.join(OPENVINO_PRECISIONS)} here, not {precision}")
         core = openvino_core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise OptimizationError("this CPU has no native bf16 (OpenVINO lists no BF16 capability)")
-        config = openvino_config(precision, threads)
         self.precision = precision
-        self.compiled = core.compile_model(core.read_model(_model_argument(model)), "CPU", config)
+        self.compiled = compiled if compiled is not None else core.compile_model(
+            core.read_model(_model_argument(model)), "CPU", openvino_config(precision, threads))
         self.request = self.compiled.create_infer_request()
 
     @classmethod
@@ -159,6 +139,21 @@ class OpenVinoNetwork:
         if example_input.device.type != "cpu":
             raise ConfigError("optimize: OpenVINO runs on the CPU here; on a GPU use cuda_graphs")
         return cls(export_onnx_bytes(network, example_input), precision=precision, threads=threads)
+
+    @classmethod
+    def from_blob(cls, blob: bytes | str | os.PathLike, *, precision: str,
+                  threads: int | None = None) -> "OpenVinoNetwork":
+        """The compiled model :meth:`export_blob` wrote (its bytes or its file), imported with ``threads``."""
+        core = openvino_core()
+        data = blob if isinstance(blob, bytes) else Path(blob).read_bytes()
+        compiled = core.import_model(io.BytesIO(data), "CPU", openvino_config(precision, threads))
+        return cls(None, precision=precision, threads=threads, compiled=compiled)
+
+    def export_blob(self, path: str | os.PathLike) -> None:
+        """Write the compiled model (OpenVINO's own format, for this CPU and OpenVINO version) to ``path``."""
+        blob = io.BytesIO()
+        self.compiled.export_model(blob)
+        Path(path).write_bytes(blob.getvalue())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         result = self.request.infer({0: x.contiguous().float().numpy()})
