@@ -7,6 +7,11 @@ from setuptools import find_packages, setup
 PACKAGE = "liteseg_ros"
 # Resolved: colcon --symlink-install runs a symlink to this file from the build directory.
 README = Path(__file__).resolve().parent / "README.md"
+# training/ (the folder users know, at the top of the tree) is installed as liteseg_ros.training, so no top-level
+# "training" package collides with another project's, and its files have one module name. colcon's symlinked build
+# space (--symlink-install) has no training/ beside this file: there the package finds it in the source tree
+# (liteseg_ros/__init__.py).
+TRAINING = {f"{PACKAGE}.training": "training"} if (Path(__file__).parent / "training").is_dir() else {}
 
 setup(
     name=PACKAGE,
@@ -16,9 +21,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # training/ (the folder users know) is installed as liteseg_ros.training (liteseg_ros/training links to it),
-    # so no top-level "training" package collides with another project's.
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]) + list(TRAINING),
+    package_dir=TRAINING,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

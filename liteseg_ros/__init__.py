@@ -7,6 +7,11 @@ The packages show the layers: ``inference``, ``images``, ``model``, ``labels``/`
 test/test_layering.py checks it.
 """
 
+import importlib.abc
+import importlib.util
+import sys
+from pathlib import Path
+
 __version__ = "0.1.0"
 __all__ = ["SegmentationResult", "Segmenter", "__version__"]
 
@@ -18,3 +23,24 @@ def __getattr__(name: str):
 
         return getattr(segmenter, name)
     raise AttributeError(f"module 'liteseg_ros' has no attribute {name!r}")
+
+
+class _SourceTreeTraining(importlib.abc.MetaPathFinder):
+    """``liteseg_ros.training`` in a source tree run in place (colcon --symlink-install, an editable install,
+    ``PYTHONPATH=.``): the tree's top-level ``training/`` folder, as setup.py's package_dir installs it. Asked
+    after every other finder, so an installed ``liteseg_ros/training`` always comes first."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname != f"{__name__}.training":
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.folder / "__init__.py",
+                                                      submodule_search_locations=[str(self.folder)])
+
+
+_TREE_TRAINING = Path(__file__).resolve().parent.parent / "training"
+if not (Path(__file__).parent / "training").exists() and (_TREE_TRAINING / "__init__.py").is_file() \
+        and not any(isinstance(finder, _SourceTreeTraining) for finder in sys.meta_path):
+    sys.meta_path.append(_SourceTreeTraining(_TREE_TRAINING))

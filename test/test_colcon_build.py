@@ -25,7 +25,7 @@ def _copy_tracked_files(target: Path) -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target / name, follow_symlinks=False)  # liteseg_ros/training stays a link
+        shutil.copy2(ROOT / name, target / name)
 
 
 @pytest.mark.skipif(COLCON is None, reason="colcon is not installed (pip install colcon-common-extensions)")
@@ -56,7 +56,7 @@ def test_colcon_build_installs_executables_launch_config_and_models(tmp_path, sy
     )
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()) == prefix / "share/liteseg_ros/models/liteseg_mobilenetv2_synthetic.pt"
-    # training/ is installed as liteseg_ros.training in both modes (through the liteseg_ros/training link)
+    # training/ is installed as liteseg_ros.training in both modes (setup.py's package_dir)
     python_path = {"PYTHONPATH": f"{site}:{tmp_path / 'build' / 'liteseg_ros'}"}
     train = subprocess.run([str(prefix / "lib/liteseg_ros/liteseg-train"), "--help"], capture_output=True, text=True,
                            cwd=tmp_path, env={**os.environ, **python_path})

@@ -119,7 +119,7 @@ def _truncate(path: Path) -> None:
     (lambda r: (r / "JPEGImages" / "c.jpg").unlink(), r"1 stems of .*train.txt without an image .*: c"),
     (_foreign_colour, r"1 mask\(s\) of split train .* b.png: \(9, 9, 9\) \(3 px\)"),
     (lambda r: Image.fromarray(np.zeros((5, 8, 3), np.uint8)).save(r / "SegmentationClass" / "a.png"),
-     r"a.png is 8x5 but its image .*a.jpg is 8x6"),
+     r"a.png is 5x8 but its image .*a.jpg is 6x8 \(HxW\)"),
     (lambda r: (r / "ImageSets" / "Segmentation" / "train.txt").write_text("\n"), "is empty"),
     (lambda r: (r / "labelmap.txt").write_text(LABELMAP.replace("pallet:250", "floor:250")), "same name 'floor'"),
     (lambda r: (r / "labelmap.txt").write_text(LABELMAP.replace("250,170,30", "128,64,128")), "same colour"),

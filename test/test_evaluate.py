@@ -175,7 +175,7 @@ def test_duplicate_prediction_is_an_error(tmp_path, capsys):
 def test_prediction_of_another_size_is_an_error(tmp_path, capsys):
     pred_root, gt_root = write_case(tmp_path, "all_ids", 1)
     Image.fromarray(np.zeros((H // 2, W // 2), np.uint8)).save(pred_root / "aachen_000000_000019_leftImg8bit.png")
-    expect_error(capsys, "--pred-dir", pred_root, "--gt-dir", gt_root, match="is 16x12 (WxH) but its ground truth")
+    expect_error(capsys, "--pred-dir", pred_root, "--gt-dir", gt_root, match="is 12x16 (HxW) but its ground truth")
 
 
 def test_bad_prediction_content_is_an_error(tmp_path, capsys):

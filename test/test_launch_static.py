@@ -1,8 +1,11 @@
-"""Static checks of the launch file, the parameter file, the rviz config and package.xml.
+"""The launch file's decisions (liteseg_ros.ros.launching, which it calls), the parameter file, the rviz config and
+package.xml.
 
-launch / launch_ros are not installed here, so the launch file is checked as source: it parses,
-defines generate_launch_description, declares every documented argument, starts an executable
-that setup.py installs, and references config files that exist and are installed.
+launch / launch_ros are not installed here (not on PyPI), so what the launch file decides is tested by calling the
+functions it calls: the arguments that override parameters and how their text is read, the node's DDS
+environment, the rviz2 check, the exit handler. The file itself is read for what it is made of (its declared
+arguments, executables and config files): that it is wired to those functions is run by the launch_testing tests
+where launch is installed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import ast
 import os
 import runpy
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -24,7 +29,17 @@ from liteseg_ros.ros.environment import (
     large_frames_dds_profile,
     use_large_frames_dds_profile,
 )
-from liteseg_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeConfig
+from liteseg_ros.ros.launching import (
+    PARAMETER_ARGUMENTS,
+    NodeFailed,
+    argument_description,
+    dds_environment,
+    node_exit_handler,
+    parameter_overrides,
+    rviz2_missing,
+    rviz_config,
+)
+from liteseg_ros.ros.parameters import PARAMETER_NAMES, PARAMETER_SPECS, PARAMETERS, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"
@@ -65,28 +80,16 @@ def _keyword(call: ast.Call, name: str) -> ast.AST | None:
 
 
 def _declared_arguments(tree: ast.Module) -> set[str]:
-    """First arguments of DeclareLaunchArgument(...) calls, following names of module-level dicts."""
+    """First arguments of DeclareLaunchArgument(...) calls: constants, and the names of a comprehension over
+    PARAMETER_ARGUMENTS (launching's)."""
     names = set()
-    module_dicts = {
-        target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
-        for target in node.targets if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict)
-    }
     for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "DeclareLaunchArgument":
-            first = call.args[0]
-            if isinstance(first, ast.Constant):
-                names.add(first.value)
-            elif isinstance(first, ast.Name):  # a comprehension over a dict such as PARAMETER_ARGUMENTS
-                loops = [
-                    n
-                    for n in ast.walk(tree)
-                    if isinstance(n, ast.comprehension)
-                    and isinstance(n.target, ast.Tuple)
-                    and first.id in {getattr(e, "id", None) for e in n.target.elts}
-                ]
-                for loop in loops:
-                    source = loop.iter.func.value if isinstance(loop.iter, ast.Call) else loop.iter
-                    names |= {key.value for key in module_dicts[source.id].keys}
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "DeclareLaunchArgument" \
+                and isinstance(call.args[0], ast.Constant):
+            names.add(call.args[0].value)
+    for loop in ast.walk(tree):
+        if isinstance(loop, ast.comprehension) and getattr(loop.iter, "id", None) == "PARAMETER_ARGUMENTS":
+            names |= set(PARAMETER_ARGUMENTS)
     return names
 
 
@@ -99,13 +102,17 @@ def test_every_documented_launch_argument_is_declared(launch_tree):
     assert DOCUMENTED_LAUNCH_ARGUMENTS <= _declared_arguments(launch_tree)
 
 
-def test_parameter_arguments_are_node_parameters(launch_tree):
-    overrides = next(
-        node.value
-        for node in launch_tree.body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"
-    )
-    assert {key.value for key in overrides.keys} <= set(PARAMETER_NAMES)
+def test_parameter_arguments_override_their_parameters_typed_as_the_parameters():
+    assert set(PARAMETER_ARGUMENTS) <= set(PARAMETER_NAMES)
+    overrides = parameter_overrides({"backbone": "shufflenet", "input_width": " 320 ", "input_height": "",
+                                     "cameras": "[front, rear]", "weights": "", "output_size": "360x640"})
+    assert overrides == {"backbone": "shufflenet", "input_width": 320, "cameras": ["front", "rear"],
+                         "output_size": "360x640"}
+    assert parameter_overrides({}) == {}
+    with pytest.raises(ValueError, match="launch argument input_width:=wide must be int"):
+        parameter_overrides({"input_width": "wide"})
+    for name in PARAMETER_ARGUMENTS:  # each launch argument says what its parameter is
+        assert argument_description(name).startswith(PARAMETER_SPECS[name].description), name
 
 
 def test_launched_executables_exist(launch_tree, setup_kwargs):
@@ -149,7 +156,8 @@ def test_parameters_have_descriptions_ranges_and_dataclass_defaults():
     assert NodeConfig().validated() == NodeConfig(**{spec.name: spec.default for spec in PARAMETERS}).validated()
     for spec in PARAMETERS:
         assert len(spec.description) > 20, spec.name
-        assert (spec.integer_range is not None) == isinstance(spec.default, int), spec.name
+        integer = isinstance(spec.default, int) and not isinstance(spec.default, bool)
+        assert (spec.integer_range is not None) == integer, spec.name
         assert (spec.float_range is not None) == isinstance(spec.default, float), spec.name
 
 
@@ -196,52 +204,29 @@ def test_package_xml_declares_the_runtime_dependencies_with_keys_rosdep_resolves
     assert {element.text for element in root.findall("test_depend")} >= {"python3-pytest", "launch_testing"}
 
 
-def _function(tree: ast.Module, name: str) -> ast.FunctionDef:
-    return next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
-
-
-def test_rviz_without_rviz2_is_a_warning_and_no_process(launch_tree, tmp_path, monkeypatch):
-    """The launch file's own rviz2 check, run with the real ament_index_python on prefixes with and without
-    rviz2, and the rviz2 Node only created where that check found it (so nothing is left running)."""
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-    scope = {"get_package_share_directory": get_package_share_directory, "PackageNotFoundError": PackageNotFoundError,
-             "os": os}
-    check = ast.Module(body=[_function(launch_tree, "_rviz2_missing")], type_ignores=[])
-    exec(compile(check, str(LAUNCH_FILE), "exec"), scope)
+def test_rviz_without_rviz2_is_a_warning_and_no_process(tmp_path, monkeypatch):
+    """The launch file's rviz2 check, run with the real ament_index_python on prefixes with and without rviz2 (the
+    launch file starts rviz2 only where it returns None)."""
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
     monkeypatch.setenv("ROS_DISTRO", "jazzy")
-    assert "rviz2 is not installed (sudo apt install ros-jazzy-rviz2)" in scope["_rviz2_missing"]()
+    assert "rviz2 is not installed (sudo apt install ros-jazzy-rviz2)" in rviz2_missing()
     (tmp_path / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
     (tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").touch()
     (tmp_path / "share" / "rviz2").mkdir()
-    assert scope["_rviz2_missing"]() is None
-
-    setup = _function(launch_tree, "_launch_setup")
-    guards = [node for node in ast.walk(setup) if isinstance(node, ast.If)
-              and isinstance(node.test, ast.Name) and node.test.id == "missing"]
-    assert len(guards) == 1
-    rviz_nodes = [call for call in ast.walk(setup) if isinstance(call, ast.Call)
-                  and getattr(call.func, "id", "") == "Node"
-                  and getattr(_keyword(call, "executable"), "value", None) == "rviz2"]
-    guarded = [call for statement in guards[0].orelse for call in ast.walk(statement) if call in rviz_nodes]
-    assert rviz_nodes and guarded == rviz_nodes, "rviz2 must only be started where _rviz2_missing() found it"
-    assigned = [node for node in ast.walk(setup) if isinstance(node, ast.Assign)
-                and getattr(node.targets[0], "id", "") == "missing"]
-    assert len(assigned) == 1 and assigned[0].value.func.id == "_rviz2_missing"
+    assert rviz2_missing() is None
 
 
-def test_launch_fails_with_the_node_and_only_then(launch_tree):
-    """The handler the launch file registers on the node's exit, run: a non-zero exit before shutdown raises (launch
-    then shuts down and returns 1), a clean exit or one during shutdown does not; _launch_setup registers it."""
-    registered = []
-    scope = {"RegisterEventHandler": lambda handler: registered.append(handler) or handler,
-             "OnProcessExit": lambda **kwargs: kwargs}
-    exec(compile(ast.Module(body=[_class(launch_tree, "NodeFailed"), _function(launch_tree, "_fail_when_node_fails")],
-                            type_ignores=[]), str(LAUNCH_FILE), "exec"), scope)
-    node = object()
-    handler = scope["_fail_when_node_fails"](node)
-    assert registered == [handler] and handler["target_action"] is node
+def test_rviz_topics_move_into_the_namespace():
+    assert rviz_config(RVIZ_FILE, "") == str(RVIZ_FILE)
+    moved = yaml.safe_load(Path(rviz_config(RVIZ_FILE, "robot/front")).read_text(encoding="utf-8"))
+    topics = {d["Topic"]["Value"] for d in moved["Visualization Manager"]["Displays"] if "Topic" in d}
+    assert topics and all(topic.startswith(f"/robot/front/{NODE_NAME}/") for topic in topics)
+
+
+def test_launch_fails_with_the_node_and_only_then():
+    """The handler the launch file registers on the node's exit: a non-zero exit before shutdown raises (launch then
+    shuts down and returns 1), a clean exit or one during shutdown does not."""
+    on_exit = node_exit_handler()
 
     class Exited:
         process_name, returncode = "segmentation_node-1", 1
@@ -249,43 +234,34 @@ def test_launch_fails_with_the_node_and_only_then(launch_tree):
     class Context:
         is_shutdown = False
 
-    with pytest.raises(scope["NodeFailed"], match="segmentation_node-1 exited with status 1"):
-        handler["on_exit"](Exited(), Context())
+    with pytest.raises(NodeFailed, match="segmentation_node-1 exited with status 1"):
+        on_exit(Exited(), Context())
     Exited.returncode = 0
-    assert handler["on_exit"](Exited(), Context()) is None
+    assert on_exit(Exited(), Context()) is None
     Exited.returncode, Context.is_shutdown = -2, True
-    assert handler["on_exit"](Exited(), Context()) is None
-    setup = _function(launch_tree, "_launch_setup")
-    calls = [call for call in ast.walk(setup) if isinstance(call, ast.Call)
-             and getattr(call.func, "id", "") == "_fail_when_node_fails"]
-    assert len(calls) == 1 and calls[0].args[0].id == "segmentation_node"
+    assert on_exit(Exited(), Context()) is None
 
 
-def _class(tree: ast.Module, name: str) -> ast.ClassDef:
-    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
-
-
-def test_the_node_gets_the_dds_profile_unless_the_environment_names_one(launch_tree, setup_kwargs, monkeypatch):
-    """The launch file's own choice of the node's environment, run; the profile it names is installed and is a
-    Fast DDS profile whose shared-memory segment holds a 1920x1080 rgb8 frame."""
-    scope = {"os": os}
-    exec(compile(ast.Module(body=[node for node in launch_tree.body if isinstance(node, ast.Assign)
-                                  and getattr(node.targets[0], "id", "").startswith("DDS_")]
-                            + [_function(launch_tree, "_dds_environment")], type_ignores=[]),
-                 str(LAUNCH_FILE), "exec"), scope)
-    for variable in scope["DDS_PROFILE_VARIABLES"]:
-        monkeypatch.delenv(variable, raising=False)
-    assert scope["_dds_environment"]("/opt/x.xml") == {"FASTRTPS_DEFAULT_PROFILES_FILE": "/opt/x.xml"}
-    assert scope["_dds_environment"]("") == {}
-    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/home/robot/mine.xml")
-    assert scope["_dds_environment"]("/opt/x.xml") == {}
+def test_the_node_gets_the_dds_profile_unless_the_environment_names_one(setup_kwargs):
+    """The node's environment as the launch file chooses it; the profile it names is installed and is a Fast DDS
+    profile whose shared-memory segment holds a 1920x1080 rgb8 frame."""
+    assert dds_environment("/opt/x.xml", {}) == {"FASTRTPS_DEFAULT_PROFILES_FILE": "/opt/x.xml"}
+    assert dds_environment("", {}) == {}
+    assert dds_environment("/opt/x.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": "/home/robot/mine.xml"}) == {}
     installed = {destination: set(files) for destination, files in setup_kwargs["data_files"]}
-    assert f"config/{scope['DDS_PROFILE_NAME']}" in installed["share/liteseg_ros/config"]
-    assert (scope["DDS_PROFILE_NAME"], scope["DDS_PROFILE_VARIABLES"]) == (DDS_PROFILE_NAME, DDS_PROFILE_VARIABLES)
-    profile = ElementTree.parse(ROOT / "config" / scope["DDS_PROFILE_NAME"]).getroot()
+    assert f"config/{DDS_PROFILE_NAME}" in installed["share/liteseg_ros/config"]
+    profile = ElementTree.parse(ROOT / "config" / DDS_PROFILE_NAME).getroot()
     namespace = {"dds": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
     assert int(profile.find(".//dds:transport_descriptor/dds:segment_size", namespace).text) > 1920 * 1080 * 3
     assert profile.find(".//dds:participant", namespace).get("is_default_profile") == "true"
+
+
+def test_the_launch_file_imports_what_it_decides_with_and_no_torch():
+    """``ros2 launch`` imports the launch file's helpers: quickly (no torch, rclpy or message package)."""
+    code = ("import sys, liteseg_ros.ros.launching; print(sorted({n.split('.')[0] for n in sys.modules} & "
+            "{'torch', 'rclpy', 'sensor_msgs', 'cv2', 'onnxruntime', 'openvino'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
 
 
 def test_the_demo_names_the_packaged_profile_unless_one_is_named(monkeypatch):

@@ -11,8 +11,10 @@ from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
 
 def test_defaults_are_valid():
     config = NodeConfig().validated()
-    assert config.input_size == (360, 640)
+    assert config.input_size is None  # the size the weights were trained at
+    assert NodeConfig(input_width=320, input_height=192).validated().input_size == (192, 320)
     assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto", "confidence": "auto"}
+    assert config.cache is True and config.segmenter_arguments()["calibrate"] is True
 
 
 @pytest.mark.parametrize("value, mode", [(True, "always"), (False, "never"), ("true", "always"), ("never", "never")])
@@ -24,8 +26,10 @@ def test_output_switches_accept_booleans(value, mode):
     "changes, message",
     [
         ({"backbone": "resnet50"}, "backbone='resnet50' is invalid: choose one of mobilenetv2, shufflenet, darknet19"),
-        ({"input_width": 8}, r"input_width=8 is invalid: give an integer in \[32, 4096\]"),
+        ({"input_width": 8, "input_height": 360}, r"input_width=8 is invalid: give an integer in \[32, 4096\]"),
         ({"input_height": 2.5}, "input_height=2.5 is invalid"),
+        ({"input_width": 640}, "input_width and input_height are set together: both 0"),
+        ({"cache": "yes"}, "cache='yes' is invalid: give true or false"),
         ({"overlay_alpha": 1.5}, r"overlay_alpha=1.5 is invalid: give a number in \[0.0, 1.0\]"),
         ({"overlay_alpha": float("nan")}, "overlay_alpha=nan is invalid"),
         ({"input_transport": "theora"}, "choose one of raw, compressed"),
@@ -37,7 +41,7 @@ def test_output_switches_accept_booleans(value, mode):
         ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
         ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one runner of openvino, onnxruntime, torchscript_freeze"),
         ({"optimize": "warmup=many"}, "warmup must be an integer"),
-        ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network or WIDTHxHEIGHT"),
+        ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network or HEIGHTxWIDTH"),
         ({"output_size": "0x360"}, "output_size='0x360' is invalid"),
         ({"output_size": 640}, "output_size=640 is invalid"),
     ],
@@ -53,10 +57,10 @@ def test_optimize_accepts_auto_none_and_lists(value):
 
 
 @pytest.mark.parametrize("value, normalised, for_segmenter", [
-    ("camera", "camera", None), ("network", "network", "input"), ("640x360", "640x360", (360, 640)),
-    (" 1280 x 720 ", "1280x720", (720, 1280)),
+    ("camera", "camera", None), ("network", "network", "input"), ("360x640", "360x640", (360, 640)),
+    (" 720 x 1280 ", "720x1280", (720, 1280)),
 ])
-def test_output_size_is_camera_network_or_width_x_height(value, normalised, for_segmenter):
+def test_output_size_is_camera_network_or_height_x_width(value, normalised, for_segmenter):
     config = NodeConfig(output_size=value).validated()
     assert config.output_size == normalised and config.segmenter_output_size == for_segmenter
 

@@ -16,7 +16,7 @@ INPUT = (96, 160)
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("output_size, shape", [("network", INPUT), ("200x120", (120, 200))])
+@pytest.mark.parametrize("output_size, shape", [("network", INPUT), ("120x200", (120, 200))])
 def test_the_node_publishes_masks_at_the_output_size(ros_client, tmp_path, output_size, shape):
     image = unseen_frames(1, 270, 480)[0].image
     segmenter_size = "input" if output_size == "network" else shape

@@ -34,7 +34,8 @@ CASES = {
     "optimisation the device cannot run": ({"weights": "{mobilenetv2}", "device": "cpu", "optimize": "cuda_graphs"},
                                            "optimize: cuda_graphs needs device=cuda"),
     "unknown optimisation": ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
-    "input size out of range": ({"input_width": 8}, "Parameter input_width out of range"),
+    "input size out of range": ({"input_width": 8000}, "Parameter input_width out of range"),
+    "input size too small": ({"input_width": 8, "input_height": 8}, "input_width=8 is invalid: give an integer in"),
     "input size of the wrong type": ({"input_height": "tall"}, "'input_height' to 'tall' of type 'STRING'"),
 }
 

@@ -33,7 +33,8 @@ from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
 from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
-from liteseg_ros.tools.cli.conventions import add_run_arguments, parse_size, run_cli
+from liteseg_ros.sizes import format_size
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_run_arguments, parse_size, run_cli
 
 PROG = "liteseg-eval"
 GT_SUFFIX = "_gtFine_labelIds.png"
@@ -124,8 +125,8 @@ def _load_pair(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray, tuple[P
     gt = read_label_ids(gt_path)
     if pred.shape != gt.shape:
         raise ImageError(
-            f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {gt_path} is "
-            f"{gt.shape[1]}x{gt.shape[0]}; write predictions at full label resolution"
+            f"prediction {pred_path} is {format_size(pred.shape)} (HxW) but its ground truth {gt_path} is "
+            f"{format_size(gt.shape)}; write predictions at full label resolution"
         )
     return gt, pred, pair
 
@@ -192,7 +193,7 @@ def format_table(scores: SegmentationScores) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROG,
         description="Pixel-level evaluation: class IoU of the model's class set on a CVAT / VOC, plain or Cityscapes "
                     "data set (Cityscapes: also category IoU, as cityscapesscripts computes them).",

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, ConfigError, LiteSegError
+from liteseg_ros.errors import EXIT_INTERRUPTED, ConfigError, LiteSegError
 from liteseg_ros.logs import get_logger
+from liteseg_ros.tools.cli.conventions import CLI_HANDLER, OneLineArgumentParser, run_cli
 from liteseg_ros.training.config import TrainConfig, dump_config, load_config
 from liteseg_ros.training.distributed import DistContext, init_distributed, shutdown
 
@@ -32,7 +33,7 @@ log = get_logger("liteseg-train")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="liteseg-train", description=__doc__.split("\n\n")[0],
+    parser = OneLineArgumentParser(prog="liteseg-train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="YAML config (default with --resume: RUN_DIR/config.yaml)")
     parser.add_argument("--data", type=Path, required=True, help="dataset root (Cityscapes layout)")
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def setup_logging(run_dir: Path, level: str, is_main: bool) -> None:
     """Log to stderr (rank 0 at ``level``, other ranks warnings only) and to RUN_DIR/train.log (rank 0)."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "liteseg_train", False)]:
+    for handler in [h for h in root.handlers if getattr(h, "liteseg_train", False) or getattr(h, CLI_HANDLER, False)]:
         root.removeHandler(handler)
         handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -131,7 +132,7 @@ def benchmark_loader(trainer, batches: int) -> None:
 TRAIN_EXTRA_MODULES = ("tqdm", "tensorboard")  # what the trainer imports beyond the runtime (setup.py: train extra)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
     context = None
     try:
@@ -149,38 +150,41 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(config, context)
         if context.is_main:
             dump_config(config, args.out / "config.yaml")
-        from liteseg_ros.training.engine import Trainer
-
-        trainer = Trainer(config, data, args.out, context, resume=args.resume)
-        if args.benchmark_loader:
-            benchmark_loader(trainer, args.benchmark_loader)
-            return 0
-        install_stop_handlers(trainer)
-        log.info(
-            "training on %s (world size %d, amp %s), run dir %s",
-            context.device,
-            context.world_size,
-            trainer.amp,
-            args.out,
-        )
-        outcome = trainer.run()
-        log.info(
-            "training %s at iteration %d; best val mIoU %.4f at iteration %d",
-            outcome,
-            trainer.state.iteration,
-            trainer.state.best_miou,
-            trainer.state.best_iteration,
-        )
-        return EXIT_INTERRUPTED if outcome == "interrupted" else 0
+        return _train(args, config, data, context)
     except LiteSegError as error:
-        if any(getattr(handler, "liteseg_train", False) for handler in logging.getLogger().handlers):
-            log.error("%s", error)  # to stderr and RUN_DIR/train.log
-        else:  # before the run directory is set up (config, data set): nothing is written there
-            print(f"liteseg-train: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        _note_in_run_log(error)
+        raise
     finally:
         if context is not None:
             shutdown(context)
+
+
+def _train(args: argparse.Namespace, config: TrainConfig, data, context: DistContext) -> int:
+    from liteseg_ros.training.engine import Trainer
+
+    trainer = Trainer(config, data, args.out, context, resume=args.resume)
+    if args.benchmark_loader:
+        benchmark_loader(trainer, args.benchmark_loader)
+        return 0
+    install_stop_handlers(trainer)
+    log.info("training on %s (world size %d, amp %s), run dir %s", context.device, context.world_size, trainer.amp,
+             args.out)
+    outcome = trainer.run()
+    log.info("training %s at iteration %d; best val mIoU %.4f at iteration %d", outcome, trainer.state.iteration,
+             trainer.state.best_miou, trainer.state.best_iteration)
+    return EXIT_INTERRUPTED if outcome == "interrupted" else 0
+
+
+def _note_in_run_log(error: LiteSegError) -> None:
+    """An error after the run directory's log was set up is written there too (stderr gets run_cli's line)."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "liteseg_train", False) and isinstance(handler, logging.FileHandler):
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point of liteseg-train: exit status 0, 2 (a configuration or data error), 130 (stopped)."""
+    return run_cli(_main, argv, "liteseg-train")
 
 
 if __name__ == "__main__":

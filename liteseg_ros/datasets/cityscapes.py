@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from liteseg_ros.errors import DatasetError
 from liteseg_ros.labels import ID_TO_TRAIN_ID
+from liteseg_ros.sizes import format_size
 
 IMAGE_DIR = "leftImg8bit"
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -180,8 +181,8 @@ class CityscapesDataset(Dataset):
         label = read_train_ids(sample.label)
         if image.shape[:2] != label.shape:
             raise DatasetError(
-                f"{sample.image} is {image.shape[1]}x{image.shape[0]} but its label {sample.label} is "
-                f"{label.shape[1]}x{label.shape[0]}"
+                f"{sample.image} is {format_size(image.shape)} but its label {sample.label} is "
+                f"{format_size(label.shape)} (HxW)"
             )
         if self.transform is not None:
             return self.transform(image, label)

@@ -31,6 +31,7 @@ from liteseg_ros.datasets import voc
 from liteseg_ros.datasets.cityscapes import CityscapesDataset, read_rgb
 from liteseg_ros.errors import ClassSetError, DatasetError, first_line
 from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.sizes import format_size
 
 CLASSES_FILE = "classes.yaml"
 MAX_LISTED = 5
@@ -149,8 +150,8 @@ def check_split(pairs: list[Pair], classes: ClassSet, where: str) -> None:
         image = read_rgb(pair.image)
         mask, unknown = read_mask(pair.mask, classes)
         if image.shape[:2] != mask.shape:
-            raise DatasetError(f"mask {pair.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image} is "
-                               f"{image.shape[1]}x{image.shape[0]}")
+            raise DatasetError(f"mask {pair.mask} is {format_size(mask.shape)} but its image {pair.image} is "
+                               f"{format_size(image.shape)} (HxW)")
         if unknown:
             listed = ", ".join(f"{value} ({count} px)" for value, count in list(unknown.items())[:MAX_LISTED])
             strangers.append(f"{pair.mask.name}: {listed}")

@@ -277,6 +277,10 @@ class Segmenter:
         """
         return self._path.network if isinstance(self._path, CpuPath) else self.stages.network
 
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the outputs of an image of ``height`` x ``width`` (``output_size``, else its own)."""
+        return self.stages.output_shape(height, width)
+
     def example_input(self, seed: int = 0) -> torch.Tensor:
         """A random network input of the deployed shape, dtype, device and memory format."""
         return example_input(self.plan, self.input_size, seed)

@@ -10,6 +10,7 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import BagError
 from liteseg_ros.labels import CITYSCAPES, ID_TO_TRAIN_ID
 from liteseg_ros.metrics import ConfusionMatrix
+from liteseg_ros.sizes import format_size
 
 GT_ENCODINGS = ("labelids", "trainids")
 
@@ -63,8 +64,8 @@ class StampMatcher:
     def _score(self, stamp: int, mask: np.ndarray, truth: np.ndarray) -> None:
         if mask.shape != truth.shape:
             raise BagError(
-                f"ground truth for stamp {stamp / 1e9:.9f} is {truth.shape[1]}x{truth.shape[0]} but the image is "
-                f"{mask.shape[1]}x{mask.shape[0]}: ground truth must have the image's size"
+                f"ground truth for stamp {stamp / 1e9:.9f} is {format_size(truth.shape)} but the image is "
+                f"{format_size(mask.shape)} (HxW): ground truth must have the image's size"
             )
         self.confusion.update(truth, mask)
         self.matched += 1

@@ -1,11 +1,14 @@
 """numpy -> sensor_msgs/Image and CompressedImage (the node's and live replay's outputs), without cv_bridge.
 
-Encoding goes through ``ndarray.tobytes()``: assigning bytes to ``Image.data`` is a single memcpy in rclpy,
-while assigning an ndarray or a memoryview is converted element by element (~100x slower for a 720p frame).
+A message's ``data`` field holds an ``array.array('B')``: assigned one, rclpy keeps it as it is (no copy), while
+bytes are copied into a new one and an ndarray or a memoryview is converted element by element (~100x slower for
+a 720p frame). The node's outputs are written by the post-processing straight into such arrays
+(:class:`OutputBuffers`), so a published frame is copied once, by rclpy into its C message.
 """
 
 from __future__ import annotations
 
+import array
 import io
 from typing import Any
 
@@ -43,6 +46,33 @@ def array_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> 
     msg.step = msg.width * channels
     msg.data = np.ascontiguousarray(array).tobytes()
     return msg
+
+
+class OutputBuffers:
+    """Reusable message data for one camera's outputs: an ``array.array('B')`` per output and its numpy view of
+    the output's shape. A buffer may be reused once the message that holds it has been published (rclpy copies
+    the data into its own message then); one thread (the node's output stage) uses them."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, tuple[array.array, np.ndarray]] = {}
+
+    def view(self, output: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The uint8 array of ``shape`` to write output ``output`` into (its buffer, made or resized here)."""
+        held = self._buffers.get(output)
+        if held is None or held[1].shape != tuple(shape):
+            data = array.array("B", bytes(int(np.prod(shape))))
+            held = self._buffers[output] = (data, np.frombuffer(data, dtype=np.uint8).reshape(shape))
+        return held[1]
+
+    def image_msg(self, output: str, encoding: str, header: Any) -> Any:
+        """A sensor_msgs/Image of the output last written into :meth:`view`, holding its buffer, with ``header``."""
+        data, view = self._buffers[output]
+        msg = Image(height=view.shape[0], width=view.shape[1], encoding=encoding, is_bigendian=0,
+                    step=view.shape[1] * CHANNELS_OF_ENCODING[encoding])
+        if header is not None:
+            msg.header = header
+        msg.data = data
+        return msg
 
 
 def array_to_compressed_msg(array: np.ndarray, fmt: str = "png", header: Any = None) -> Any:

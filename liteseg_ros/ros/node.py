@@ -78,9 +78,11 @@ def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) ->
               "cameras": ", ".join(runtime.channels) if runtime and runtime.config.cameras else "image",
               "classes": ", ".join(segmenter.classes.names) if segmenter else "none",
               "plan": segmenter.plan.summary() if segmenter else "none"}
-    if segmenter:  # each decision of the plan with its reason
+    if segmenter:  # each decision of the plan with its reason, and where a pending switch stands
         values.update({f"plan {name}": f"{value} ({reason})" if reason else value
                        for name, value, reason in segmenter.plan.decisions()})
+        if segmenter.pending:
+            values["plan pending"] = segmenter.pending
     level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
     return DiagnosticStatus(level=level, name=f"{node.get_fully_qualified_name()}: model", message=state,
                             hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -141,9 +143,11 @@ class SegmentationNode(Node):
                                f"outputs {self.runtime.describe_outputs()}")
 
     def close(self) -> None:
-        """Stop the worker thread (waits for the frame in progress); a no-op before :meth:`start` finished."""
+        """Stop the stages (waits for the frames in progress) and what runs beside the model; a no-op before
+        :meth:`start` finished."""
         if self.runtime is not None:
             self.runtime.deactivate()
+            self.runtime.segmenter.close()
 
 
 def _interrupt(signum: int, _frame: Any) -> None:

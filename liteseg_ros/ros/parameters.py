@@ -1,35 +1,40 @@
-"""Parameters of the segmentation node: declarations, validation and the weights look-up.
+"""Parameters of the segmentation node: one table (:class:`NodeConfig`'s fields), from which the ROS declarations,
+the validation, the launch arguments, ``config/liteseg.yaml`` and the README's table follow (tests check the YAML
+and the README against it); and the weights look-up.
 
-Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) ->
-:func:`declare_parameters` -> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter.
-This module imports no rclpy, so tests and tools (``liteseg-info --plan``) read :data:`PARAMETERS` and
-:class:`NodeConfig` without ROS.
+Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) -> :func:`declare_parameters`
+-> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter. This module imports no rclpy and no torch, so tests,
+tools (``liteseg-info --plan``) and the launch file read :data:`PARAMETERS` and :class:`NodeConfig` cheaply.
+Sizes are written HEIGHTxWIDTH here as everywhere in the package (rows first, as torch and the paper write them).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, make_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.inference.plan import AUTO_PRECISION_RULE, DEVICE_CHOICES, PRECISIONS
-from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE, bundled_model_path
+from liteseg_ros.inference.runners import AUTO_RUNNER_RULE
+from liteseg_ros.model.bundled import bundled_model_path
+from liteseg_ros.outputs import OUTPUTS
+from liteseg_ros.sizes import format_size, parse_size
 
 OUTPUT_MODES = ("auto", "always", "never")
 INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
 MAX_INPUT_SIDE = 4096
 MAX_QOS_DEPTH = 100
+OUTPUT_QOS_DEPTH = 5  # the reliable outputs' keep-last depth (liteseg-replay's output bag offers the same)
 
 
 @dataclass(frozen=True)
 class ParameterSpec:
     """One ROS parameter, written once: name, default (which also fixes its type), description, range or
-    choices, and how its value is checked. The ROS declarations, :class:`NodeConfig` and its validation, the
-    params YAML and the README table all follow from :data:`PARAMETERS` (tests check the YAML and README)."""
+    choices, and how its value is checked."""
 
     name: str
     default: Any
@@ -56,6 +61,13 @@ class ParameterSpec:
         return value
 
 
+def parameter(default: Any, description: str, **spec: Any) -> Any:
+    """A :class:`NodeConfig` field that is a ROS parameter (a list default is declared as a string array and held
+    as a tuple)."""
+    held = tuple(default) if isinstance(default, list) else default
+    return field(default=held, metadata={"spec": ParameterSpec("", default, description, **spec)})
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"parameter {name}={value!r} is invalid: choose one of {', '.join(choices)}")
@@ -76,6 +88,20 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+def _input_side(name: str, value: Any) -> int:
+    """0 (the size the weights were trained at) or 32..MAX_INPUT_SIDE pixels."""
+    if value != 0 or isinstance(value, bool):
+        _integer(name, value, 32, MAX_INPUT_SIDE)
+    return value
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give a number in [{low}, {high}]")
+    return float(value)
+
+
 def _camera_names(name: str, value: Any) -> tuple[str, ...]:
     """The ``cameras`` names: distinct ROS name tokens (letters, digits, underscores; not starting with a digit)."""
     names = tuple(value or ())  # an empty list in a params file arrives as "not set"
@@ -89,14 +115,14 @@ def _camera_names(name: str, value: Any) -> tuple[str, ...]:
 
 
 def _output_size(name: str, value: Any) -> str:
-    """``camera``, ``network`` or WIDTHxHEIGHT (each side 1..MAX_INPUT_SIDE)."""
+    """``camera``, ``network`` or HEIGHTxWIDTH (each side 1..MAX_INPUT_SIDE)."""
     if isinstance(value, str) and value in ("camera", "network"):
         return value
-    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", value) if isinstance(value, str) else None
-    if match is None or not all(1 <= int(side) <= MAX_INPUT_SIDE for side in match.groups()):
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give camera, network or WIDTHxHEIGHT "
-                          f"(e.g. 640x360, sides 1..{MAX_INPUT_SIDE})")
-    return f"{int(match.group(1))}x{int(match.group(2))}"
+    try:
+        return format_size(parse_size(value, MAX_INPUT_SIDE))
+    except ValueError:
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give camera, network or HEIGHTxWIDTH "
+                          f"(e.g. 360x640, sides 1..{MAX_INPUT_SIDE})") from None
 
 
 def _class_map(name: str, value: Any) -> str:
@@ -108,15 +134,8 @@ def _class_map(name: str, value: Any) -> str:
     return value
 
 
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give a number in [{low}, {high}]")
-    return float(value)
-
-
 def _backbone(name: str, value: Any) -> str:
-    from liteseg_ros.model import BACKBONES  # imports torch; the node needs it next anyway
+    from liteseg_ros.model.liteseg import BACKBONES
 
     return _choice(name, value, BACKBONES)
 
@@ -131,75 +150,89 @@ def _optimize(name: str, value: Any) -> str:
     return value
 
 
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"parameter {name}={value!r} is invalid: give true or false")
+    return value
+
+
 _OUTPUT_SWITCH_TEXT = (
     "'auto': computed and published only while the topic has subscribers; 'always'; "
     "'never' (the topic is not advertised). Booleans are accepted: true = always, false = never."
 )
 
-PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("backbone", "mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
-                  "Must match the weights file.", check=_backbone),
-    ParameterSpec("weights", "", "Weights file: our checkpoint (.pt), the authors' .pth, an INT8 model (.onnx from "
-                  "liteseg-quantize; CPU, its own input size), or 'cityscapes' (the "
-                  "authors' Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
-                  "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source tree)."),
-    ParameterSpec("input_width", DEFAULT_INPUT_SIZE[1], "Width the image is resized to for inference (pixels); "
-                  "the outputs' resolution is output_size.", integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("input_height", DEFAULT_INPUT_SIZE[0], "Height the image is resized to for inference (pixels).",
-                  integer_range=(32, MAX_INPUT_SIDE)),
-    ParameterSpec("device", "auto", f"Inference device: {DEVICE_CHOICES} (auto: cuda:0 when available, else cpu). "
-                  "Asking for CUDA without CUDA is a start-up error."),
-    ParameterSpec("precision", "auto", f"Inference precision: {', '.join(PRECISIONS[1:])} or {AUTO_PRECISION_RULE}; "
-                  "the start-up plan says which and why (liteseg-info --plan shows it beforehand). An INT8 model "
-                  "(.onnx from liteseg-quantize) runs in int8."),
-    ParameterSpec("upsample", "logits", "How results reach the input resolution: 'logits' (bilinear logits, "
-                  "then argmax) or 'mask' (argmax at input_size, then nearest-neighbour mask)."),
-    ParameterSpec("optimize", "auto", "Deployment optimisations: 'auto' (CPU fp32: BatchNorm folding + onnxruntime; "
-                  "CPU bf16: BatchNorm folding + OpenVINO; "
-                  "CUDA: BatchNorm folding, channels-last, CUDA graphs), 'none' (plain eager PyTorch), or a "
-                  "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an unknown "
-                  "name is a start-up error that lists the valid ones).", check=_optimize),
-    ParameterSpec("output_size", "camera", "Resolution of ~/mask, ~/color_mask and ~/overlay: 'camera' (the "
-                  "input image's), 'network' (input_width x input_height) or WIDTHxHEIGHT such as 640x360. Smaller "
-                  "outputs cost less CPU and bandwidth; headers stay the input's.", check=_output_size),
-    ParameterSpec("class_map", "", "A class map YAML file merging the model's classes into the published ones "
-                  "(e.g. road -> drivable; person, car, ... -> obstacle): masks, colours, confidence and "
-                  "~/label_info follow it. Empty: the model's own class set.", check=_class_map),
-    ParameterSpec("threads", 0, "CPU threads for the network and the pre/post-processing (0: all of torch's, "
-                  "by default one per core).", integer_range=(0, 256)),
-    ParameterSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
-                  "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0)),
-    ParameterSpec("input_transport", "raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': "
-                  "subscribe sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.", choices=INPUT_TRANSPORTS),
-    ParameterSpec("qos_reliability", "auto", "Input subscription reliability: 'auto' (best_effort when any "
-                  "publisher of the topic is best-effort, else reliable; re-checked every second), "
-                  "'reliable' or 'best_effort'.", choices=QOS_RELIABILITIES),
-    ParameterSpec("qos_depth", 1, "Input subscription history depth (keep-last). The node segments only "
-                  "the newest frame anyway.", integer_range=(1, MAX_QOS_DEPTH)),
-    ParameterSpec("output_qos_depth", 5, "History depth (keep-last) of the reliable output publishers. A large "
-                  "image lost on the wire is re-sent only while it is still in this history: at depth 1 the next "
-                  "frame replaces it and the subscriber never gets it.", integer_range=(1, MAX_QOS_DEPTH)),
-    ParameterSpec("publish_mask", "auto", "~/mask (mono8 class ids of the model's class set, or of class_map's): "
-                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
-    ParameterSpec("publish_color", "auto", "~/color_mask (rgb8, the class set's colours): " + _OUTPUT_SWITCH_TEXT,
-                  check=_output_mode, dynamic_typing=True),
-    ParameterSpec("publish_overlay", "auto", "~/overlay (rgb8 image blended with the colour mask): "
-                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
-    ParameterSpec("publish_confidence", "auto", "~/confidence (mono8, the probability of each pixel's class x "
-                  "255): " + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True),
-    ParameterSpec("cameras", [], "Names of several cameras served by this one model: each name N subscribes N/image "
-                  "(or N/image/compressed) and publishes ~/N/mask, ~/N/color_mask, ~/N/overlay. Empty: one camera "
-                  "on 'image' with outputs ~/mask, ~/color_mask, ~/overlay.", check=_camera_names),
-    ParameterSpec("summary_period", 10.0, "Seconds between one-line statistics summaries in the log "
-                  "(0 = never). /diagnostics is published at 1 Hz regardless.",
-                  float_range=(0.0, 3600.0)),
-)
 
-PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated configuration of the segmentation node: one field per ROS parameter (field names = parameter
+    names, defaults = the parameters' defaults; each field's spec in its metadata)."""
 
-
-class _NodeConfigBase:
-    """The methods of :class:`NodeConfig` (its fields come from :data:`PARAMETERS`)."""
+    backbone: str = parameter("mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
+                              "Must match the weights file.", check=_backbone)
+    weights: str = parameter("", "Weights file: our checkpoint (.pt), the authors' .pth, an INT8 model (.onnx "
+                             "from liteseg-quantize; CPU, its own input size), or 'cityscapes' (the authors' "
+                             "Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
+                             "model models/liteseg_<backbone>_synthetic.pt from share/liteseg_ros (or the source "
+                             "tree).")
+    input_width: int = parameter(0, "Width the image is resized to for inference (pixels; 32..4096). 0: the width "
+                                 "the weights were trained at (their metadata; 640 for the bundled model).",
+                                 integer_range=(0, MAX_INPUT_SIDE), check=_input_side)
+    input_height: int = parameter(0, "Height the image is resized to for inference (pixels; 32..4096). 0: the "
+                                  "height the weights were trained at (360 for the bundled model).",
+                                  integer_range=(0, MAX_INPUT_SIDE), check=_input_side)
+    device: str = parameter("auto", f"Inference device: {DEVICE_CHOICES} (auto: cuda:0 when available, else cpu). "
+                            "Asking for CUDA without CUDA is a start-up error.")
+    precision: str = parameter("auto", f"Inference precision: {', '.join(PRECISIONS[1:])} or {AUTO_PRECISION_RULE}"
+                               "; the start-up plan says which and why (liteseg-info --plan shows it beforehand), "
+                               "and /diagnostics when it switched. An INT8 model (.onnx) runs in int8.")
+    upsample: str = parameter("logits", "How results reach the input resolution: 'logits' (bilinear logits, "
+                              "then argmax) or 'mask' (argmax at the input size, then nearest-neighbour mask).")
+    optimize: str = parameter("auto", f"Deployment optimisations: 'auto' ({AUTO_RUNNER_RULE}; with BatchNorm "
+                              "folding, and on CUDA channels-last), 'none' (plain eager PyTorch), or a "
+                              "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an "
+                              "unknown name is a start-up error that lists the valid ones).", check=_optimize)
+    cache: bool = parameter(True, "Keep the network prepared for its runner (the ONNX export, OpenVINO's compiled "
+                            "blob, an INT8 model made from the first frames) in $XDG_CACHE_HOME/liteseg_ros/networks "
+                            "(else ~/.cache/...), so the next start reads it; false: prepare it in the node's own "
+                            "process at every start (liteseg-info --cache lists or clears the cache).",
+                            check=_boolean)
+    output_size: str = parameter("camera", "Resolution of ~/mask, ~/color_mask, ~/overlay and ~/confidence: "
+                                 "'camera' (the input image's), 'network' (input_height x input_width) or "
+                                 "HEIGHTxWIDTH such as 360x640. Smaller outputs cost less CPU and bandwidth; headers "
+                                 "stay the input's.", check=_output_size)
+    class_map: str = parameter("", "A class map YAML file merging the model's classes into the published ones "
+                               "(e.g. road -> drivable; person, car, ... -> obstacle): masks, colours, confidence "
+                               "and ~/label_info follow it. Empty: the model's own class set.", check=_class_map)
+    threads: int = parameter(0, "CPU threads for the network and the pre/post-processing (0: all of torch's, by "
+                             "default one per core).", integer_range=(0, 256))
+    overlay_alpha: float = parameter(0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
+                                     "Can be changed at run time.", read_only=False, float_range=(0.0, 1.0))
+    input_transport: str = parameter("raw", "'raw': subscribe sensor_msgs/Image on 'image'; 'compressed': subscribe "
+                                     "sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.",
+                                     choices=INPUT_TRANSPORTS)
+    qos_reliability: str = parameter("auto", "Input subscription reliability: 'auto' (best_effort when any publisher "
+                                     "of the topic is best-effort, else reliable; re-checked every second), "
+                                     "'reliable' or 'best_effort'.", choices=QOS_RELIABILITIES)
+    qos_depth: int = parameter(1, "Input subscription history depth (keep-last). The node segments only the newest "
+                               "frame anyway.", integer_range=(1, MAX_QOS_DEPTH))
+    output_qos_depth: int = parameter(OUTPUT_QOS_DEPTH, "History depth (keep-last) of the reliable output "
+                                      "publishers. A large image lost on the wire is re-sent only while it is still in "
+                                      "this history: at depth 1 the next frame replaces it and the subscriber never "
+                                      "gets it.", integer_range=(1, MAX_QOS_DEPTH))
+    publish_mask: str = parameter("auto", "~/mask (mono8 class ids of the model's class set, or of class_map's): "
+                                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
+    publish_color: str = parameter("auto", "~/color_mask (rgb8, the class set's colours): " + _OUTPUT_SWITCH_TEXT,
+                                   check=_output_mode, dynamic_typing=True)
+    publish_overlay: str = parameter("auto", "~/overlay (rgb8 image blended with the colour mask): "
+                                     + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
+    publish_confidence: str = parameter("auto", "~/confidence (mono8, the probability of each pixel's class x "
+                                        "255): " + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
+    cameras: tuple[str, ...] = parameter([], "Names of several cameras served by this one model: each name N "
+                                         "subscribes N/image (or N/image/compressed) and publishes ~/N/mask, "
+                                         "~/N/color_mask, ~/N/overlay. Empty: one camera on 'image' with outputs "
+                                         "~/mask, ~/color_mask, ~/overlay.", check=_camera_names)
+    summary_period: float = parameter(10.0, "Seconds between one-line statistics summaries in the log (0 = never). "
+                                      "/diagnostics is published at 1 Hz regardless.", float_range=(0.0, 3600.0))
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> "NodeConfig":
@@ -213,12 +246,17 @@ class _NodeConfigBase:
         """Return a normalised copy (output switches as strings, cameras as a tuple) or raise ConfigError naming
         the parameter. Device, precision, upsample, the optimisations' fit to the device and the input size's
         fit to the backbone are checked by the Segmenter when it is built."""
-        return replace(self, **{spec.name: spec.validate(getattr(self, spec.name)) for spec in PARAMETERS})
+        config = replace(self, **{spec.name: spec.validate(getattr(self, spec.name)) for spec in PARAMETERS})
+        if (config.input_width == 0) != (config.input_height == 0):
+            raise ConfigError("parameters input_width and input_height are set together: both 0 (the size the "
+                              f"weights were trained at) or both a size; got {config.input_height}x"
+                              f"{config.input_width} (HEIGHTxWIDTH)")
+        return config
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        """(height, width) of the network input."""
-        return self.input_height, self.input_width
+    def input_size(self) -> tuple[int, int] | None:
+        """(height, width) of the network input; None: the size the weights were trained at."""
+        return (self.input_height, self.input_width) if self.input_width else None
 
     @property
     def segmenter_output_size(self) -> tuple[int, int] | str | None:
@@ -227,32 +265,25 @@ class _NodeConfigBase:
             return None
         if self.output_size == "network":
             return "input"
-        width, height = (int(side) for side in self.output_size.split("x"))
-        return height, width
+        return parse_size(self.output_size)
 
     def segmenter_arguments(self) -> dict[str, Any]:
         """The Segmenter's keywords for this configuration (the node's, and the plan liteseg-info --plan shows)."""
         return dict(backbone=self.backbone, device=self.device, precision=self.precision, input_size=self.input_size,
                     overlay_alpha=self.overlay_alpha, upsample=self.upsample, optimize=self.optimize,
                     threads=self.threads or None, output_size=self.segmenter_output_size,
-                    class_map=self.class_map or None)
+                    class_map=self.class_map or None, cache=self.cache, calibrate=True)
 
     @property
     def output_modes(self) -> dict[str, str]:
-        """Output name ('mask', 'color', 'overlay') -> 'auto' | 'always' | 'never'."""
-        return {"mask": self.publish_mask, "color": self.publish_color, "overlay": self.publish_overlay,
-                "confidence": self.publish_confidence}
+        """Output name (:data:`~liteseg_ros.outputs.OUTPUTS`) -> 'auto' | 'always' | 'never'."""
+        return {output: getattr(self, f"publish_{output}") for output in OUTPUTS}
 
 
-NodeConfig = make_dataclass(
-    "NodeConfig",
-    [(spec.name, type(spec.default) if not isinstance(spec.default, list) else tuple,
-      field(default=tuple(spec.default) if isinstance(spec.default, list) else spec.default)) for spec in PARAMETERS],
-    bases=(_NodeConfigBase,), frozen=True,
-)
-NodeConfig.__module__ = __name__
-NodeConfig.__doc__ = ("Validated configuration of the segmentation node: one field per entry of PARAMETERS "
-                      "(field names = ROS parameter names, defaults = the parameters' defaults).")
+PARAMETERS: tuple[ParameterSpec, ...] = tuple(replace(item.metadata["spec"], name=item.name)
+                                              for item in fields(NodeConfig))
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+PARAMETER_SPECS = {spec.name: spec for spec in PARAMETERS}
 
 
 def resolve_weights(config: NodeConfig) -> Path:
@@ -286,24 +317,18 @@ def declare_parameters(node: Any, *, changeable: bool = False) -> dict[str, Any]
 
     values = {}
     for spec in PARAMETERS:
-        descriptor = ParameterDescriptor(
-            name=spec.name,
-            description=spec.description,
-            read_only=spec.read_only and not changeable,
-            dynamic_typing=spec.dynamic_typing,
-        )
+        descriptor = ParameterDescriptor(name=spec.name, description=spec.description,
+                                         read_only=spec.read_only and not changeable,
+                                         dynamic_typing=spec.dynamic_typing)
         if spec.integer_range:
             descriptor.integer_range = [
-                IntegerRange(from_value=spec.integer_range[0], to_value=spec.integer_range[1], step=1)
-            ]
+                IntegerRange(from_value=spec.integer_range[0], to_value=spec.integer_range[1], step=1)]
         if spec.float_range:
             descriptor.floating_point_range = [
-                FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)
-            ]
+                FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)]
         # an empty list has no type for rclpy: declare a string array without a value (it reads as None)
         default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, list) else spec.default
-        parameter = node.declare_parameter(spec.name, default, descriptor)
-        values[spec.name] = parameter.value
+        values[spec.name] = node.declare_parameter(spec.name, default, descriptor).value
     return values
 
 

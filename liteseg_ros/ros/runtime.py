@@ -1,9 +1,14 @@
-"""What the segmentation nodes run once configured: one model, one worker thread, one channel per camera.
+"""What the segmentation nodes run once configured: one model, one channel per camera, and a frame's two stages on
+two threads.
 
 Each camera (``cameras`` parameter; none = the single ``image`` input) has its own subscription, drop-oldest
-slot, outputs (``~/<camera>/mask``, ...), statistics and diagnostics. The subscription callbacks only store
-the newest frame of their camera; the worker takes the cameras with a frame waiting in round-robin order, so
-a fast camera cannot starve a slow one, and segments one frame at a time with the one Segmenter.
+slot, outputs (``~/<camera>/mask``, ...), statistics and diagnostics (:mod:`liteseg_ros.ros.channels`). The
+subscription callbacks only store the newest frame of their camera. The *network stage* takes the cameras with a
+frame waiting in round-robin order (a fast camera cannot starve a slow one), converts the message and runs the
+network (:meth:`Segmenter.infer`); the *output stage* post-processes it into the messages' own buffers and
+publishes (:meth:`Segmenter.finish`). When frames come faster than one frame's latency, the network of a frame
+runs while the previous one is post-processed and published, so both cores work; one frame at most waits between
+the stages, outputs keep their frames' order, and the newest frame is the next to be taken.
 Used by :mod:`liteseg_ros.ros.node` (plain) and :mod:`liteseg_ros.ros.lifecycle_node` (managed).
 """
 
@@ -11,57 +16,61 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage
 
 from liteseg_ros.errors import ImageError
 from liteseg_ros.images import conversions
-from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_ENCODINGS, OUTPUT_TOPICS
-from liteseg_ros.ros import messages
-from liteseg_ros.ros.label_info import MISSING_TEXT, LabelInfoPublisher, label_info_types
+from liteseg_ros.outputs import OUTPUT_ENCODINGS
+from liteseg_ros.ros.channels import WARN_THROTTLE_S, CameraChannel, FrameMailbox
+from liteseg_ros.ros.label_info import MISSING_TEXT, label_info_types
 from liteseg_ros.ros.parameters import NodeConfig
-from liteseg_ros.ros.stats import NodeStats, SequenceGaps, diagnostic_status, summary_line
+from liteseg_ros.ros.stats import diagnostic_status, summary_line
 
-WARN_THROTTLE_S = 5.0
 PUBLISHER_POLL_PERIOD_S = 1.0
 
 
-class FrameMailbox:
-    """One drop-oldest slot per camera. ``put`` overwrites the camera's waiting frame; ``take`` blocks until a
-    frame waits and returns the next camera's in round-robin order."""
+@dataclass
+class Job:
+    """A frame between the stages: its camera, message, the time it arrived and what the network made of it."""
 
-    def __init__(self, cameras: Sequence[str]) -> None:
+    channel: CameraChannel
+    msg: Any
+    received_at: float
+    inference: Any
+
+
+class Handoff:
+    """One frame's place between the network stage and the output stage."""
+
+    def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._order = list(cameras)
-        self._slots: dict[str, Any] = dict.fromkeys(self._order)
-        self._next = 0
+        self._job: Job | None = None
         self._closed = False
 
-    def put(self, camera: str, item: Any) -> bool:
-        """Store ``item`` for ``camera``; return True when it overwrote a frame that was never taken."""
+    def wait_free(self) -> bool:
+        """Wait until the output stage took the frame waiting here; False once closed."""
         with self._condition:
-            overwritten = self._slots[camera] is not None
-            self._slots[camera] = item
-            self._condition.notify()
-            return overwritten
-
-    def take(self) -> tuple[str, Any] | None:
-        """Wait for a frame; return (camera, item), or None once the mailbox is closed."""
-        with self._condition:
-            while not self._closed and all(item is None for item in self._slots.values()):
+            while self._job is not None and not self._closed:
                 self._condition.wait()
-            if self._closed:
-                return None
-            for offset in range(len(self._order)):
-                camera = self._order[(self._next + offset) % len(self._order)]
-                if self._slots[camera] is not None:
-                    self._next = (self._order.index(camera) + 1) % len(self._order)
-                    item, self._slots[camera] = self._slots[camera], None
-                    return camera, item
-            return None  # unreachable: a slot was full
+            return not self._closed
+
+    def put(self, job: Job) -> None:
+        with self._condition:
+            self._job = job
+            self._condition.notify_all()
+
+    def take(self) -> Job | None:
+        """Wait for a frame; None once closed (a frame still waiting is dropped)."""
+        with self._condition:
+            while self._job is None and not self._closed:
+                self._condition.wait()
+            job, self._job = (None, None) if self._closed else (self._job, None)
+            self._condition.notify_all()
+            return job
 
     def close(self) -> None:
         with self._condition:
@@ -69,96 +78,8 @@ class FrameMailbox:
             self._condition.notify_all()
 
 
-class CameraChannel:
-    """One camera's input, outputs and statistics."""
-
-    def __init__(self, node: Any, name: str, config: NodeConfig, make_publisher: Callable[..., Any],
-                 label_info_types: tuple[Any, Any] | None = None) -> None:
-        prefix = f"{name}/" if name else ""
-        compressed = config.input_transport == "compressed"
-        self.name, self.node, self.config = name, node, config
-        self.input_type = CompressedImage if compressed else Image
-        self.input_topic = node.resolve_topic_name(prefix + ("image/compressed" if compressed else "image"))
-        output_qos = QoSProfile(depth=config.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.VOLATILE)
-        self.publishers = {
-            output: make_publisher(Image, f"~/{prefix}{suffix}", output_qos)
-            for output, suffix in OUTPUT_TOPICS.items() if config.output_modes[output] != "never"
-        }
-        self.label_info = (LabelInfoPublisher(node, f"~/{prefix}{LABEL_INFO_TOPIC}", label_info_types)
-                           if label_info_types else None)
-        self.stats = NodeStats()
-        self.sequence = SequenceGaps()
-        self.subscription: Any = None
-        self.reliability: ReliabilityPolicy | None = None
-        self.publisher_count = 0
-        self.last_shape: tuple[int, ...] | None = None
-
-    @property
-    def label(self) -> str:
-        return self.name or "image"
-
-    def output_topic(self, output: str) -> str:
-        prefix = f"{self.name}/" if self.name else ""
-        return self.node.resolve_topic_name(f"~/{prefix}{OUTPUT_TOPICS[output]}")
-
-    def poll(self, callback: Callable[[Any, dict], None]) -> None:
-        """Note the camera's publishers; (re)subscribe when the reliability to use changed."""
-        publishers = self.node.get_publishers_info_by_topic(self.input_topic)
-        if len(publishers) != self.publisher_count:
-            self.publisher_count = len(publishers)
-            self.sequence.reset()
-        reliability = self._wanted_reliability(publishers)
-        if reliability == self.reliability and self.subscription is not None:
-            return
-        self.unsubscribe()
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
-        self.subscription = self.node.create_subscription(self.input_type, self.input_topic, callback, qos)
-        self.reliability = reliability
-        self.node.get_logger().info(f"subscribed to {self.input_topic} ({reliability.name.lower()}, depth {qos.depth})")
-
-    def unsubscribe(self) -> None:
-        if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
-            self.subscription = None
-
-    def _wanted_reliability(self, publishers: list[Any]) -> ReliabilityPolicy:
-        choice = self.config.qos_reliability
-        if choice != "auto":
-            return ReliabilityPolicy.RELIABLE if choice == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        if not publishers:
-            return self.reliability or ReliabilityPolicy.RELIABLE
-        if any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in publishers):
-            return ReliabilityPolicy.BEST_EFFORT  # a reliable subscriber cannot hear a best-effort publisher
-        return ReliabilityPolicy.RELIABLE  # best-effort would lose fragments of large frames
-
-    def wanted_outputs(self) -> tuple[str, ...]:
-        return tuple(output for output, publisher in self.publishers.items()
-                     if self.config.output_modes[output] == "always" or publisher.get_subscription_count() > 0)
-
-    def note_resolution(self, shape: tuple[int, ...]) -> None:
-        if self.last_shape is not None and shape != self.last_shape:
-            self.stats.on_resolution_change()
-            self.node.get_logger().warning(
-                f"input resolution changed from {self.last_shape[1]}x{self.last_shape[0]} to {shape[1]}x{shape[0]} "
-                f"on {self.input_topic}; outputs follow the new resolution", throttle_duration_sec=WARN_THROTTLE_S)
-        self.last_shape = shape
-
-    def destroy(self) -> None:
-        self.unsubscribe()
-        # a managed node's lifecycle publishers are also removed from its managed entities
-        destroy = getattr(self.node, "destroy_lifecycle_publisher", self.node.destroy_publisher)
-        for publisher in self.publishers.values():
-            destroy(publisher)
-        self.publishers = {}
-        if self.label_info is not None:
-            self.label_info.destroy()
-            self.label_info = None
-
-
 class SegmentationRuntime:
-    """The cameras, the worker thread and the model of a configured node."""
+    """The cameras, the two stages and the model of a configured node."""
 
     def __init__(self, node: Any, config: NodeConfig, segmenter: Any, make_publisher: Callable[..., Any]) -> None:
         self.node, self.config, self.segmenter = node, config, segmenter
@@ -168,8 +89,8 @@ class SegmentationRuntime:
             node.get_logger().info(MISSING_TEXT)
         self.channels = {name: CameraChannel(node, name, config, make_publisher, types) for name in names}
         self.publish_label_info()
-        self._mailbox = FrameMailbox(names)
-        self._worker: threading.Thread | None = None
+        self._mailbox, self._handoff = FrameMailbox(names), Handoff()
+        self._workers: list[threading.Thread] = []
         self.active = False
         self._timers = [node.create_timer(PUBLISHER_POLL_PERIOD_S, self._poll)]
         if config.summary_period > 0:
@@ -177,30 +98,34 @@ class SegmentationRuntime:
 
     # -- life cycle ------------------------------------------------------------------------------
     def activate(self) -> None:
-        """Subscribe to every camera and start the worker."""
-        self._mailbox = FrameMailbox(list(self.channels))
+        """Subscribe to every camera and start the two stages."""
+        self._mailbox, self._handoff = FrameMailbox(list(self.channels)), Handoff()
         self.active = True
         self._poll()
-        self._worker = threading.Thread(target=self._work, name="liteseg-worker", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._network_stage, name="liteseg-network", daemon=True),
+                         threading.Thread(target=self._output_stage, name="liteseg-outputs", daemon=True)]
+        for worker in self._workers:
+            worker.start()
 
     def deactivate(self) -> None:
-        """Unsubscribe and stop the worker (after the frame in progress); the model stays loaded."""
+        """Unsubscribe and stop the stages (after the frames in progress); the model stays loaded."""
         self.active = False
         for channel in self.channels.values():
             channel.unsubscribe()
         self._mailbox.close()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
+        self._handoff.close()
+        for worker in self._workers:
+            worker.join(timeout=10.0)
+        self._workers = []
 
     def destroy(self) -> None:
-        """Deactivate and remove every timer, subscription and publisher of this runtime."""
+        """Deactivate and remove every timer, subscription and publisher of this runtime; release the model."""
         self.deactivate()
         for timer in self._timers:
             self.node.destroy_timer(timer)
         for channel in self.channels.values():
             channel.destroy()
+        self.segmenter.close()
 
     def publish_label_info(self) -> None:
         """Send each camera's ``~/label_info`` (the Segmenter's published class set), where vision_msgs is."""
@@ -226,41 +151,57 @@ class SegmentationRuntime:
         lost = channel.sequence.gap(info.get("publication_sequence_number")) if channel.publisher_count == 1 else 0
         channel.stats.on_received(now, dropped_previous=self._mailbox.put(camera, (msg, now)), lost_before=lost)
 
-    # -- processing ------------------------------------------------------------------------------
-    def _work(self) -> None:
-        mailbox = self._mailbox
-        while (taken := mailbox.take()) is not None:
+    # -- the two stages --------------------------------------------------------------------------
+    def _network_stage(self) -> None:
+        mailbox, handoff = self._mailbox, self._handoff
+        while handoff.wait_free() and (taken := mailbox.take()) is not None:
             channel = self.channels[taken[0]]
-            try:
-                self._process(channel, *taken[1])
-            except Exception as error:  # never let one frame stop the node
-                channel.stats.on_error(f"{type(error).__name__}: {error}")
-                self.node.get_logger().error(f"segmentation failed on {channel.input_topic}: {type(error).__name__}: "
-                                             f"{error}", throttle_duration_sec=WARN_THROTTLE_S)
+            job = self._guarded(channel, lambda: self._infer(channel, *taken[1]))
+            if job is not None:
+                handoff.put(job)
 
-    def _process(self, channel: CameraChannel, msg: Any, received_at: float) -> None:
-        outputs = channel.wanted_outputs()
-        if not outputs:
-            channel.stats.on_idle()
-            return
-        self.segmenter.overlay_alpha = self.config.overlay_alpha  # the Segmenter is used from this thread only
+    def _output_stage(self) -> None:
+        handoff = self._handoff
+        while (job := handoff.take()) is not None:
+            self._guarded(job.channel, lambda: self._publish(job))
+
+    def _guarded(self, channel: CameraChannel, step: Callable[[], Any]) -> Any:
+        """``step()``; a failure is counted and logged, never the end of the node."""
         try:
-            if isinstance(msg, CompressedImage):
-                image, encoding = conversions.compressed_msg_to_segmenter_input(msg)
-            else:
-                image, encoding = conversions.image_msg_to_segmenter_input(msg)
-            channel.note_resolution(image.shape[:2])
-            result = self.segmenter.segment(image, encoding=encoding, outputs=outputs)
+            return step()
         except ImageError as error:
             channel.stats.on_rejected(str(error))
             self.node.get_logger().warning(f"rejected a frame on {channel.input_topic}: {error}",
                                            throttle_duration_sec=WARN_THROTTLE_S)
-            return
-        for output in outputs:
-            encoding = OUTPUT_ENCODINGS[output]
-            channel.publishers[output].publish(messages.array_to_image_msg(getattr(result, output), encoding,
-                                                                              msg.header))
-        self._count(channel, msg, received_at)
+        except Exception as error:  # never let one frame stop the node
+            channel.stats.on_error(f"{type(error).__name__}: {error}")
+            self.node.get_logger().error(f"segmentation failed on {channel.input_topic}: {type(error).__name__}: "
+                                         f"{error}", throttle_duration_sec=WARN_THROTTLE_S)
+        return None
+
+    def _infer(self, channel: CameraChannel, msg: Any, received_at: float) -> Job | None:
+        outputs = channel.wanted_outputs()
+        if not outputs:
+            channel.stats.on_idle()
+            return None
+        if isinstance(msg, CompressedImage):
+            image, encoding = conversions.compressed_msg_to_segmenter_input(msg)
+        else:
+            image, encoding = conversions.image_msg_to_segmenter_input(msg)
+        channel.note_resolution(image.shape[:2])
+        return Job(channel, msg, received_at, self.segmenter.infer(image, encoding=encoding, outputs=outputs))
+
+    def _publish(self, job: Job) -> None:
+        channel, inference = job.channel, job.inference
+        self.segmenter.overlay_alpha = self.config.overlay_alpha  # set here: the output stage blends
+        shape = self.segmenter.output_shape(*inference.image.shape[:2])
+        views = {output: channel.buffers.view(output, shape + ((3,) if OUTPUT_ENCODINGS[output] == "rgb8" else ()))
+                 for output in inference.wanted}
+        self.segmenter.finish(inference, out=views)
+        for output in inference.wanted:
+            channel.publishers[output].publish(channel.buffers.image_msg(output, OUTPUT_ENCODINGS[output],
+                                                                          job.msg.header))
+        self._count(channel, job.msg, job.received_at)
 
     def _count(self, channel: CameraChannel, msg: Any, received_at: float) -> None:
         now = time.monotonic()

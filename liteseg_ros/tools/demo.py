@@ -21,7 +21,7 @@ from liteseg_ros.errors import EXIT_INTERRUPTED, LiteSegError
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.ros.environment import isolated_ros_environment, use_large_frames_dds_profile
-from liteseg_ros.tools.cli.conventions import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC
 
 LOG = get_logger("liteseg_ros.tools.demo")
@@ -29,7 +29,7 @@ DEMO_SEED = 2024  # not among the seeds the demo model was trained on (see model
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-demo", description=__doc__,
+    parser = OneLineArgumentParser(prog="liteseg-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (recreated)")
     parser.add_argument("--frames", type=int, default=60)

@@ -35,8 +35,14 @@ from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.plan import Machine, Request, make_plan
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
-from liteseg_ros.tools.cli.conventions import add_run_arguments, parse_size, run_cli
-from liteseg_ros.tools.cli.export import OneLineArgumentParser
+from liteseg_ros.tools.cli.conventions import (
+    OneLineArgumentParser,
+    add_run_arguments,
+    add_threads_argument,
+    check_threads,
+    parse_size,
+    run_cli,
+)
 from liteseg_ros.tools.synthetic.batchnorm_statistics import with_street_statistics
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, fragmented_frame
 from liteseg_ros.tools.timing import environment, time_interleaved
@@ -97,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds the passes are split into (default 3)"
     )
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    add_threads_argument(parser)
     parser.add_argument("--runners", action="store_true",
                         help="compare the CPU runners/precisions (see above) instead of the default table")
     parser.add_argument("--frames", type=int, default=8, help="--runners: unseen frames scored (default 8)")
@@ -242,7 +248,8 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("warmup", "iters", "rounds", "threads"):
+    check_threads(args.threads)
+    for name in ("warmup", "iters", "rounds"):
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             raise ConfigError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
@@ -270,7 +277,7 @@ def _main(argv: list[str] | None) -> int:
     _check(args)
     device = torch.device(make_plan(Request(device="cpu" if args.runners and args.device == "auto" else args.device),
                                     Machine.detect()).device)
-    if device.type == "cpu":
+    if device.type == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
     if args.runners:
         return _compare_runners(args, device)

@@ -1,5 +1,6 @@
-"""What every command-line tool of the package does alike: sizes as HxW, the run options (device, precision,
-...), one-line errors and their exit statuses."""
+"""What every command-line tool of the package does alike: one argument parser (usage errors in one line), sizes as
+HEIGHTxWIDTH (:mod:`liteseg_ros.sizes`), the run options (device, precision, optimize, threads: 0 = torch's count),
+one-line errors and their exit statuses (:func:`run_cli`)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,40 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from liteseg_ros import sizes
 from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, LiteSegError
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Every tool's argument parser: a usage error is one line on stderr and exit status EXIT_ERROR (2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_threads_argument(parser: Any, purpose: str = "CPU threads") -> None:
+    """``--threads N`` as every tool has it: 0 (the default) is torch's count, one per core."""
+    parser.add_argument("--threads", type=int, default=0, help=f"{purpose} (default 0: torch's count, one per core)")
+
+
+def check_threads(threads: int) -> int:
+    """``--threads`` checked; ConfigError for a negative count."""
+    if threads < 0:
+        from liteseg_ros.errors import ConfigError
+
+        raise ConfigError(f"--threads must be positive (0: torch's count), got {threads}")
+    return threads
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (height, width)."""
+    """'HxW' -> (height, width), for argparse (:mod:`liteseg_ros.sizes`: HEIGHTxWIDTH everywhere)."""
     try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 360x640), got {text!r}") from None
-    if height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return height, width
+        return sizes.parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def format_size(size: tuple[int, int]) -> str:
-    """(height, width) -> 'HxW', as :func:`parse_size` reads it."""
-    return f"{size[0]}x{size[1]}"
+format_size = sizes.format_size
 
 
 def add_run_arguments(parser: Any, *, optimize: bool = False) -> None:
@@ -40,13 +58,20 @@ def add_run_arguments(parser: Any, *, optimize: bool = False) -> None:
     if optimize:
         parser.add_argument("--optimize", default="auto", help="auto, none, or a comma-separated list such as "
                             "fold_bn,channels_last,torchscript_freeze,warmup=3 (default auto)")
-        parser.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: torch's count)")
+        add_threads_argument(parser)
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None, prog: str) -> int:
     """Run ``main``; a LiteSegError becomes one line on stderr and exit status EXIT_ERROR (2), Ctrl-C
-    EXIT_INTERRUPTED (130)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    EXIT_INTERRUPTED (130). Log records go to stderr, as logging.basicConfig sends them (a tool may replace that
+    handler: it is marked with :data:`CLI_HANDLER`)."""
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig: where a host (a test runner) installed none
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        setattr(handler, CLI_HANDLER, True)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
     try:
         return main(argv)
     except LiteSegError as error:
@@ -55,3 +80,6 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None, pro
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+CLI_HANDLER = "liteseg_cli"  # the attribute that marks run_cli's log handler

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from liteseg_ros.model import BACKBONES, CheckpointMeta, load_weights, save_checkpoint
-from liteseg_ros.tools.cli.conventions import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-convert", description=__doc__)
+    parser = OneLineArgumentParser(prog="liteseg-convert", description=__doc__)
     parser.add_argument("source", help="the authors' checkpoint, e.g. liteseg-mobilenet-cityscapes.pth")
     parser.add_argument("--backbone", required=True, choices=BACKBONES)
     parser.add_argument("-o", "--output", required=True, help="the liteseg_ros checkpoint to write")

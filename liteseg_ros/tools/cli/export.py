@@ -24,18 +24,11 @@ from liteseg_ros.inference.onnx_runners import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
-from liteseg_ros.tools.cli.conventions import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
 
 LOG = get_logger("liteseg-export")
 MIN_OPSET = 13
 EXPORTERS = ("torchscript", "dynamo")
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 class LogitsAndMask(nn.Module):

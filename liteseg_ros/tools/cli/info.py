@@ -20,7 +20,7 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError, first_line
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
-from liteseg_ros.tools.cli.conventions import parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_threads_argument, parse_size, run_cli
 
 COLUMNS = (
     "backbone",
@@ -34,7 +34,7 @@ COLUMNS = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-info", description=__doc__)
+    parser = OneLineArgumentParser(prog="liteseg-info", description=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--backbone", choices=BACKBONES + ("all",), default="all", help="architecture (default: all three)"
@@ -42,8 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--weights", help="a liteseg_ros checkpoint or an authors' .pth instead of --backbone")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input HEIGHTxWIDTH (default 512x1024)")
     parser.add_argument("--time", action="store_true", help="also time the eager fp32 CPU forward (median)")
-    parser.add_argument("--threads", type=int, help="CPU threads for --time (default 2); with --plan the node's "
-                        "threads parameter")
+    add_threads_argument(parser, "CPU threads for --time; with --plan the node's threads parameter")
     parser.add_argument("--iters", type=int, default=10, help="timed passes for --time (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plan = parser.add_argument_group("--plan: what the node would do here (flags override the parameters file)")
@@ -68,7 +67,7 @@ def node_parameters(args: argparse.Namespace) -> dict:
             if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
                 values.update(entry["ros__parameters"])
     flags = {"device": args.device, "precision": args.precision, "optimize": args.optimize,
-             "threads": args.threads, "weights": args.weights}
+             "threads": args.threads or None, "weights": args.weights}
     values.update({name: value for name, value in flags.items() if value is not None})
     if args.backbone != "all":
         values["backbone"] = args.backbone
@@ -114,7 +113,8 @@ def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespa
     if args.time:
         from liteseg_ros.model import LiteSeg
 
-        torch.set_num_threads(args.threads or 2)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         row["eager_cpu_ms"] = round(median_ms(time_eager_forward(LiteSeg(config), args.size, iters=args.iters)), 1)
     if classes is not None:
         row["classes"] = classes.to_dict()
@@ -122,7 +122,7 @@ def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespa
 
 
 def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    header = list(COLUMNS) + ([f"eager CPU fwd ms ({args.threads or 2} thr, median)"] if args.time else [])
+    header = list(COLUMNS) + ([f"eager CPU fwd ms ({torch.get_num_threads()} thr, median)"] if args.time else [])
     lines = [header] + [[f"{v:,}" if isinstance(v, int) else str(v) for k, v in row.items() if k != "classes"]
                         for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

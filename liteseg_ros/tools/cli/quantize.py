@@ -24,8 +24,14 @@ from liteseg_ros.inference.runners import ONNX_RUNNERS
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
 from liteseg_ros.replay.matching import GT_ENCODINGS
-from liteseg_ros.tools.cli.conventions import format_size, parse_size, run_cli
-from liteseg_ros.tools.cli.export import OneLineArgumentParser
+from liteseg_ros.tools.cli.conventions import (
+    OneLineArgumentParser,
+    add_threads_argument,
+    check_threads,
+    format_size,
+    parse_size,
+    run_cli,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-topic", help="a bag's camera topic (found automatically when there is one)")
     parser.add_argument("--gt-topic", help="a bag's ground-truth mono8 label topic (for the mIoU change)")
     parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="a bag's label values")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    add_threads_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -58,8 +64,7 @@ def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.calibration < 1 or args.holdout < 1:
         raise ConfigError("--calibration and --holdout must be at least 1")
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be positive (0: all), got {args.threads}")
+    check_threads(args.threads)
     import torch
 
     from liteseg_ros.tools.calibration import read_frames

@@ -14,11 +14,11 @@ from liteseg_ros.outputs import NODE_NAMESPACE
 from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
-from liteseg_ros.tools.cli.conventions import add_run_arguments, format_size, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_run_arguments, format_size, parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-replay", description=__doc__)
+    parser = OneLineArgumentParser(prog="liteseg-replay", description=__doc__)
     parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
                                               "zstd-compressed or not)")
     parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")

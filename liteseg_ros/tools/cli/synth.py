@@ -15,12 +15,12 @@ import time
 from dataclasses import asdict
 
 from liteseg_ros.errors import ConfigError
-from liteseg_ros.tools.cli.conventions import run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-synth", description=__doc__,
+    parser = OneLineArgumentParser(prog="liteseg-synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="new (or empty) directory for a data set (--layout)")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from liteseg_ros.files import cache_dir
 from liteseg_ros.model.published import CATALOG, download_url, fetch
-from liteseg_ros.tools.cli.conventions import run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liteseg-weights", description=__doc__,
+    parser = OneLineArgumentParser(prog="liteseg-weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="what can be fetched, with source, size and licence")
