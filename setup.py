@@ -28,7 +28,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
-        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
+        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.int8.onnx") + glob("models/*.md")),
     ],
     # onnx: the CPU default exports the network to ONNX (in memory) for onnxruntime; without it the Segmenter
     # warns once and runs TorchScript instead.

@@ -1,15 +1,17 @@
 """Measure the segmentation node as a robot runs it: the node in its own process, frames published at a fixed rate
-by this (separate) rclpy process, which also subscribes to the outputs. Prints one Markdown table row per camera
-and run: frames sent, outputs received per topic, end-to-end latency p50/p95 (header stamp = send time), the node
-process's CPU per frame (/proc), and the Segmenter's own CPU per frame and post-processing in this process on
-the same frames after the node stopped.
+by this (separate) rclpy process, which also subscribes to the outputs; both with the shipped Fast DDS profile
+(``config/fastdds_large_images.xml``) unless ``--dds-profile none``. Prints one Markdown table row per camera and
+run: frames sent, outputs received per topic, end-to-end latency p50/p95 (header stamp = send time), the node
+process's CPU per frame (/proc), the Segmenter's own CPU per frame, end-to-end and post-processing time in this
+process on the same frames after the node stopped (built as the node builds it), the time from the node process's
+start to its first output, and the node's resident memory at the end.
 
     .venv/bin/python docs/measure_node.py --image 720x1280 --rate 15 --scene street [--outputs mask color overlay]
-        [--cameras 2] [--seconds 20] [--runs 3] [--node-param output_size:=network ...]
-        [--dds-profile config/fastdds_large_images.xml]
+        [--cameras 2] [--seconds 20] [--runs 3] [--node-param output_size:=network ...] [--dds-profile none]
 
-The node runs the bundled model on the CPU with its defaults (precision auto, input 360x640, threads = cores),
-in an isolated ROS graph (its own domain, localhost discovery). Reliable QoS both ways, depth 5.
+The node runs the bundled model on the CPU with its defaults (precision auto, input: the model's 360x640, threads =
+cores, the network cache of this user), in an isolated ROS graph (its own domain, localhost discovery). Reliable QoS
+both ways, depth 5. Sizes are HEIGHTxWIDTH.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.inference.cpu_features import cpu_model
-from liteseg_ros.outputs import NODE_NAME, OUTPUT_TOPICS
-from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.outputs import DEFAULT_OUTPUTS, NODE_NAME, OUTPUT_TOPICS
+from liteseg_ros.ros.environment import isolated_ros_environment, large_frames_dds_profile, node_command
+from liteseg_ros.sizes import format_size
 from liteseg_ros.tools.cli.conventions import parse_size
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, scene_frames
 
-NODE = Path(sys.executable).parent / "segmentation_node"
 FRAMES = 20  # distinct frames, sent in a loop
 READY_TIMEOUT_S = 120.0
 
@@ -45,6 +47,8 @@ class CameraRecord:
     received: dict[str, set[int]] = field(default_factory=dict)  # output -> frame numbers received
     latencies: list[float] = field(default_factory=list)  # seconds, of the first output subscribed
     node_cpu_per_frame: float = float("nan")  # seconds of the node process's CPU per frame it segmented
+    first_output_s: float = float("nan")  # from the node process's start to the first output received
+    resident_mib: float = float("nan")  # the node's resident memory at the end of the measured window
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -54,13 +58,18 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def start_node(namespace: str, cameras: list[str], params: list[str]) -> subprocess.Popen:
-    args = [str(NODE), "--ros-args", "-r", f"__ns:={namespace}", "-p", "device:=cpu", "-p", "summary_period:=0.0"]
-    if cameras:
-        args += ["-p", f"cameras:=[{', '.join(cameras)}]"]
-    for param in params:
-        args += ["-p", param]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    parameters = {"device": "cpu", "summary_period": 0.0, **({"cameras": cameras} if cameras else {}),
+                  **dict(param.split(":=", 1) for param in params)}
+    return subprocess.Popen(node_command(parameters, namespace=namespace), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def resident_mib(pid: int) -> float:
+    """The process's resident memory (VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 class Driver:
@@ -73,7 +82,7 @@ class Driver:
         self.Image, self.node, self.outputs = Image, node, outputs
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.records = {camera: CameraRecord(received={o: set() for o in outputs}) for camera in cameras or [""]}
-        self.publishers, self.subscriptions, self.counting = {}, [], False
+        self.publishers, self.subscriptions, self.counting, self.first_output = {}, [], False, None
         for camera in self.records:
             prefix = f"{camera}/" if camera else ""
             self.publishers[camera] = node.create_publisher(Image, f"{namespace}/{prefix}image", qos)
@@ -89,6 +98,8 @@ class Driver:
         record.received[output].add(int(msg.header.frame_id))
         if output == self.outputs[0]:
             record.latencies.append(time.time() - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        if self.first_output is None:
+            self.first_output = time.monotonic()
 
     def publish(self, camera: str, rgb: np.ndarray, number: int) -> None:
         height, width = rgb.shape[:2]
@@ -121,8 +132,9 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
 
     cameras = [f"cam{i}" for i in range(args.cameras)] if args.cameras > 1 else []
     namespace = f"/measure{os.getpid()}_{run}"
-    process = start_node(namespace, cameras, args.node_param)
     driver = Driver(rclpy_node, namespace, cameras, args.outputs)
+    started = time.monotonic()
+    process = start_node(namespace, cameras, args.node_param)
     executor = SingleThreadedExecutor()
     executor.add_node(rclpy_node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -139,7 +151,7 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
         driver.records = {camera: CameraRecord(received={o: set() for o in args.outputs}) for camera in driver.records}
         cpu_before = process_cpu_seconds(process.pid)
         drive(driver, frames, args.rate, args.seconds)
-        cpu = process_cpu_seconds(process.pid) - cpu_before
+        cpu, resident = process_cpu_seconds(process.pid) - cpu_before, resident_mib(process.pid)
         time.sleep(1.0)  # the last frames' outputs
         driver.counting = False
     finally:
@@ -151,7 +163,8 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
         stop(process)
     processed = sum(len(r.received[args.outputs[0]]) for r in driver.records.values())
     for record in driver.records.values():
-        record.node_cpu_per_frame = cpu / max(processed, 1)
+        record.node_cpu_per_frame, record.resident_mib = cpu / max(processed, 1), resident
+        record.first_output_s = driver.first_output - started
     return driver.records
 
 
@@ -165,30 +178,37 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def segmenter_cost(frames: list[np.ndarray], outputs: list[str], rounds: int = 3) -> tuple[float, float]:
-    """(CPU seconds per frame, median post-processing seconds) of a Segmenter with the node's defaults."""
+def segmenter_cost(frames: list[np.ndarray], outputs: list[str], params: list[str],
+                   rounds: int = 3) -> tuple[float, float, float]:
+    """(CPU seconds per frame, median end-to-end seconds, median post-processing seconds) of a Segmenter built as
+    the node builds it (its defaults and ``params``), in this process on the same frames."""
     from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.model.bundled import bundled_model_path
+    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
 
-    segmenter = Segmenter(bundled_model_path(), device="cpu")
+    values = {"device": "cpu", **dict(param.split(":=", 1) for param in params)}
+    config = NodeConfig(**{name: type(getattr(NodeConfig(), name))(value) for name, value in values.items()})
+    segmenter = Segmenter(resolve_weights(config), **{**config.validated().segmenter_arguments(), "calibrate": False})
     for frame in frames[:3]:
         segmenter.segment(frame, outputs=outputs)
-    post, cpu_before = [], time.process_time()
+    total, post, cpu_before = [], [], time.process_time()
     for _ in range(rounds):
         for frame in frames:
-            post.append(segmenter.segment(frame, outputs=outputs).timings["postprocess"])
-    return (time.process_time() - cpu_before) / len(post), float(np.median(post))
+            timings = segmenter.segment(frame, outputs=outputs).timings
+            total.append(timings["total"])
+            post.append(timings["postprocess"])
+    return (time.process_time() - cpu_before) / len(post), float(np.median(total)), float(np.median(post))
 
 
-def row(args: argparse.Namespace, camera: str, record: CameraRecord, segmenter: tuple[float, float]) -> str:
+def row(args: argparse.Namespace, camera: str, record: CameraRecord, segmenter: tuple[float, float, float]) -> str:
     sent = max(record.sent, 1)
     received = " | ".join(f"{len(record.received[o])} ({len(record.received[o]) / sent:.1%})" if o in record.received
                           else "-" for o in OUTPUT_TOPICS)
     ms = np.array(record.latencies or [float("nan")]) * 1e3
-    return (f"| {args.image[1]}x{args.image[0]} | {args.scene} | {args.rate:g} | {camera or 'image'} | "
+    return (f"| {format_size(args.image)} | {args.scene} | {args.rate:g} | {camera or 'image'} | "
             f"{'+'.join(args.outputs)} | {record.sent} | {received} | {np.median(ms):.0f} / "
             f"{np.percentile(ms, 95):.0f} | {record.node_cpu_per_frame * 1e3:.0f} | {segmenter[0] * 1e3:.0f} | "
-            f"{segmenter[1] * 1e3:.1f} |")
+            f"{segmenter[1] * 1e3:.1f} | {segmenter[2] * 1e3:.1f} | {record.first_output_s:.1f} | "
+            f"{record.resident_mib:.0f} |")
 
 
 def main() -> int:
@@ -196,19 +216,21 @@ def main() -> int:
     parser.add_argument("--image", type=parse_size, default=(360, 640), help="frame size HxW (default 360x640)")
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second per camera (default 30)")
     parser.add_argument("--scene", choices=SCENE_KINDS, default="street")
-    parser.add_argument("--outputs", nargs="+", choices=list(OUTPUT_TOPICS), default=list(OUTPUT_TOPICS))
+    parser.add_argument("--outputs", nargs="+", choices=list(OUTPUT_TOPICS), default=list(DEFAULT_OUTPUTS),
+                        help="outputs subscribed (default: the three images)")
     parser.add_argument("--cameras", type=int, default=1, help="cameras served by the one node (default 1)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="runs, each with a fresh node process (default 1)")
     parser.add_argument("--node-param", nargs="*", default=[], help="extra node parameters, e.g. output_size:=network")
-    parser.add_argument("--dds-profile", help="Fast DDS profile for this process and the node, e.g. "
-                        "config/fastdds_large_images.xml (default: the DDS defaults)")
+    parser.add_argument("--dds-profile", default=str(large_frames_dds_profile()),
+                        help="Fast DDS profile for this process and the node (default: the shipped one; none: the DDS "
+                        "defaults)")
     parser.add_argument("--no-header", action="store_true", help="print the rows only")
     args = parser.parse_args()
     import rclpy
 
     isolated_ros_environment()
-    if args.dds_profile:
+    if args.dds_profile and args.dds_profile != "none":
         os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
     frames = scene_frames(args.scene, FRAMES, *args.image)
     rclpy.init()
@@ -216,14 +238,15 @@ def main() -> int:
     records = [measure_run(args, run, frames, rclpy_node) for run in range(args.runs)]
     rclpy_node.destroy_node()
     rclpy.shutdown()
-    segmenter = segmenter_cost(frames, args.outputs)
+    segmenter = segmenter_cost(frames, args.outputs, args.node_param)
     if not args.no_header:
         print(f"machine: {cpu_model()}, {os.cpu_count()} cores; node: bundled model, device cpu, defaults"
               f"{', ' + ', '.join(args.node_param) if args.node_param else ''}; DDS profile: "
               f"{args.dds_profile or 'none'}; {args.seconds:g} s per run\n")
-        print("| frame | scene | Hz | camera | subscribed | sent | mask | color_mask | overlay | e2e p50 / p95 ms "
-              "| node CPU ms/frame | Segmenter CPU ms/frame | Segmenter post ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| frame | scene | Hz | camera | subscribed | sent | mask | color_mask | overlay | confidence | e2e p50 "
+              "/ p95 ms | node CPU ms/frame | Segmenter CPU ms/frame | Segmenter e2e ms | Segmenter post ms | first "
+              "output s | node RSS MiB |")
+        print("|" + "---|" * 17)
     for run_records in records:
         for camera, record in run_records.items():
             print(row(args, camera, record, segmenter), flush=True)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.ros.environment import isolated_ros_environment, node_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,9 +258,7 @@ def spawn_node(
 ) -> NodeProcess:
     """Start segmentation_node with ``-p name:=value`` for each parameter (does not wait)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    args = [str(installed_script(executable)), "--ros-args", "-r", f"__ns:={namespace}" if namespace else "__ns:=/"]
-    for name, value in parameters.items():
-        args += ["-p", f"{name}:={value}"]
+    args = node_command(parameters, namespace=namespace or "/", executable=installed_script(executable))
     args += list(extra_args)
     with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
         process = start_process(args, stdout=out, stderr=err, env={**node_environment(), **(env or {})}, cwd=ROOT)

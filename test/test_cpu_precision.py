@@ -13,7 +13,7 @@ from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cpu_features import cpu_flags, cpu_model, native_bf16_flags
 from liteseg_ros.inference.plan import Machine, Request, auto_cpu_precision
 from liteseg_ros.inference.runners import package_available
-from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.inference.segmenter import Segmenter, plan_for
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.tools.synthetic.scenes import unseen_frames
@@ -98,15 +98,20 @@ def test_bf16_on_openvino_agrees_with_fp32_on_unseen_frames(fp32, frames):
 
 
 def test_auto_precision_is_logged_with_its_reason(frames):
+    """The precision auto chose (bf16 on a CPU with native bf16, INT8 from the bundled model's twin on other x86-64
+    CPUs with OpenVINO, fp32 elsewhere), with its reason, as liteseg-info --plan computes it beforehand."""
+    expected = plan_for(bundled_model_path(), device="cpu", input_size=SIZE)
     with core_log(level=20) as logged:
         segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE)
     ready = [line for line in logged if line.startswith("segmenter ready:")]
     plans = [line for line in logged if line.startswith("plan:\n")]
-    expected, why, _ = auto_cpu_precision(Request(), Machine.detect())
     assert len(ready) == 1 and ready[0] == f"segmenter ready: {segmenter.description}", logged
     assert len(plans) == 1 and plans[0] == f"plan:\n{segmenter.plan.describe()}"
-    assert f"precision  {expected}" in plans[0] and why in plans[0] and why.startswith("auto: ")
-    assert segmenter.precision == expected
+    why = expected.reasons["precision"]
+    assert f"precision  {expected.precision}" in plans[0] and why in plans[0] and why.startswith("auto: ")
+    assert segmenter.precision == expected.precision
+    if not native_bf16_flags() and package_available("openvino") and Machine.detect().x86_64:
+        assert segmenter.precision == "int8" and "the INT8 twin liteseg_mobilenetv2_synthetic.int8.onnx" in why
 
 
 @pytest.mark.skipif(not package_available("onnx"), reason="onnxruntime runs the ONNX export: it needs onnx")

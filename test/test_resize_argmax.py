@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from liteseg_ros.inference.cpu import opencv_blend, opencv_blend_is_exact
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, block_banded, compose
 from liteseg_ros.inference.resize_argmax import (
     MIXED,
@@ -168,14 +167,18 @@ def test_first_argmax_takes_the_first_of_tied_maxima():
     assert torch.equal(first_argmax(values.to(torch.bfloat16), dim=1), values.argmax(dim=1).to(torch.uint8))
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 0.7, 1.0])
-def test_the_opencv_blend_is_used_only_where_it_gives_blends_bytes(alpha):
-    rng = np.random.default_rng(0)
-    image, color = (rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2))
-    expected = blend(torch.from_numpy(image), torch.from_numpy(color), torch.tensor(alpha)).numpy()
-    if opencv_blend_is_exact(alpha):
-        assert np.array_equal(opencv_blend(image, color, alpha), expected)
-    assert opencv_blend_is_exact(alpha) == (alpha in (0.0, 0.5, 1.0))
+def test_the_integer_blend_of_half_and_half_gives_the_float_blends_bytes():
+    """alpha 0.5 (the default) is blended in integers on the CPU: the very bytes of the float32 blend, halves rounded
+    to even, for all 65,536 (image, colour) value pairs; another alpha takes the float form."""
+    values = np.arange(256, dtype=np.uint8)
+    image, color = torch.from_numpy(np.repeat(values, 256)), torch.from_numpy(np.tile(values, 256))
+    floats = image.float().mul(0.5).add(color.float().mul(0.5)).round().to(torch.uint8)
+    assert torch.equal(blend(image, color, 0.5), floats) and torch.equal(blend(image, color, torch.tensor(0.5)), floats)
+    assert blend(torch.tensor([3], dtype=torch.uint8), torch.tensor([0], dtype=torch.uint8), 0.5).item() == 2
+    assert blend(torch.tensor([5], dtype=torch.uint8), torch.tensor([0], dtype=torch.uint8), 0.5).item() == 2
+    assert blend(torch.tensor([255], dtype=torch.uint8), torch.tensor([255], dtype=torch.uint8), 0.5).item() == 255
+    third = image.float().mul(1 - 0.3).add(color.float().mul(0.3)).round().to(torch.uint8)
+    assert torch.equal(blend(image, color, torch.tensor(0.3)), third)
 
 
 @pytest.mark.parametrize("alpha", [0.3, 0.5])

@@ -24,13 +24,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from liteseg_ros.files import atomic_folder, cache_dir
+from liteseg_ros.errors import LiteSegError
+from liteseg_ros.files import atomic_folder, cache_dir, write_text
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
 
 FORMAT = 1  # of an entry's layout and of the preparation that writes it: a new one never reads an older entry
 MANIFEST = "manifest.json"
+META_FOLDER = "weights-meta"  # a weights file's metadata by its digest (the file's name is its content's digest)
 DISABLED = "disabled"
 
 
@@ -130,11 +132,25 @@ class NetworkCache:
             raise StaleEntry(f"the entry just written to {path} does not verify")
         return entry
 
+    def weights_meta(self, digest: str) -> dict | None:
+        """The metadata kept for the weights file of SHA-256 ``digest`` (:meth:`keep_weights_meta`), or None."""
+        try:
+            return json.loads((self.root / META_FOLDER / f"{digest}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def keep_weights_meta(self, digest: str, meta: dict) -> None:
+        """Keep a weights file's metadata under its digest, so a start reads it without unpickling the file."""
+        try:
+            write_text(self.root / META_FOLDER / f"{digest}.json", json.dumps(meta))
+        except (OSError, LiteSegError) as error:
+            LOG.info("network cache: could not keep the weights' metadata (%s)", error)
+
     def entries(self) -> list[dict]:
         """Every entry's folder, size, creation time, key and report (a stale one says so)."""
         listed = []
         for path in sorted(self.root.iterdir()) if self.root.is_dir() else ():
-            if not path.is_dir() or path.name.startswith("."):
+            if not path.is_dir() or path.name.startswith(".") or path.name == META_FOLDER:
                 continue
             item = {"path": str(path), "bytes": _folder_bytes(path)}
             try:

@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 
@@ -61,7 +60,6 @@ class CpuPath:
     def overlay_alpha(self, value: float) -> None:
         self._alpha = float(value)
         self._alpha_tensor = torch.tensor(self._alpha, dtype=torch.float32)  # as the CUDA path blends
-        self._opencv_blend = opencv_blend_is_exact(self._alpha)  # same bytes, 7x faster
 
     def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> Inference:
         """Pre-process the checked ``pixels`` and run the network; ``start`` is when the frame's timing began."""
@@ -96,7 +94,7 @@ class CpuPath:
         certainty = buffer("confidence") if confidence is not None else None
         color = buffer("color") if wanted & {"color", "overlay"} else None
         overlay = buffer("overlay") if "overlay" in wanted else None
-        alpha, alpha_tensor, opencv = self._alpha, self._alpha_tensor, self._opencv_blend
+        alpha = self._alpha_tensor
 
         def rows(first: int, end: int) -> None:
             mask[first:end] = classes.band(first, end)
@@ -104,11 +102,8 @@ class CpuPath:
                 certainty[first:end] = confidence.band(first, end, mask[first:end])
             if color is not None:
                 color[first:end] = self.stages.colour(mask[first:end])
-            if overlay is not None and opencv:
-                rgb = rgb_view(image[first:end], encoding).contiguous().numpy()
-                opencv_blend(rgb, color[first:end].numpy(), alpha, out=overlay[first:end].numpy())
-            elif overlay is not None:
-                overlay[first:end] = blend(rgb_view(image[first:end], encoding), color[first:end], alpha_tensor)
+            if overlay is not None:
+                overlay[first:end] = blend(rgb_view(image[first:end], encoding), color[first:end], alpha)
 
         self.bands.run(rows, height)
         return SegmentationResult(
@@ -198,25 +193,3 @@ class NearestBands:
         if self.identity:
             return self.classes[first:end]
         return self.classes.index_select(0, self.rows.index[first:end, 0]).index_select(1, self.cols.index[:, 0])
-
-
-def opencv_blend(image: np.ndarray, color: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`~liteseg_ros.inference.stages.blend` by ``cv2.addWeighted`` (7x faster on the CPU); its bytes equal
-    blend's only for some alphas (:func:`opencv_blend_is_exact`)."""
-    return cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0, dst=out)
-
-
-@functools.lru_cache(maxsize=32)
-def opencv_blend_is_exact(alpha: float) -> bool:
-    """Whether :func:`opencv_blend` gives :func:`~liteseg_ros.inference.stages.blend`'s bytes (with a float32
-    ``alpha`` tensor, as the CUDA path calls it) for all 65,536 (image, colour) value pairs, in OpenCV's vectorised
-    code (one long row) and in its scalar code (one value per row). True for 0, 0.25, 0.4, 0.5, 0.6, 1; false for
-    0.3, 0.7, 0.9."""
-    values = np.arange(256, dtype=np.uint8)
-    image, color = np.repeat(values, 256), np.tile(values, 256)
-    expected = blend(torch.from_numpy(image), torch.from_numpy(color), torch.tensor(alpha)).numpy()
-    for layout in (lambda a: a.reshape(1, -1), lambda a: np.stack([a, a], axis=1)[:, :1]):
-        if not np.array_equal(opencv_blend(layout(image), layout(color), alpha).reshape(-1), expected):
-            return False
-    return True
-

@@ -83,7 +83,10 @@ def build_network(source: Source, plan: Plan, input_size: tuple[int, int], pre_u
     while True:
         try:
             network, plan, report = _runner(source, plan, input_size, pre_upsample, cache)
-            passes = min(plan.options.warmup, 1) if plan.options.cuda_graphs else plan.options.warmup
+            # an ONNX runner compiles ahead (nothing to profile): one pass sets up its buffers; the CUDA graph capture
+            # warms the network up itself
+            one = plan.options.cuda_graphs or RUNNERS[plan.runner].onnx
+            passes = min(plan.options.warmup, 1) if one else plan.options.warmup
             return warmed_up(network, example_input(plan, input_size), passes), plan, report
         except Exception as error:  # an optimisation must never stop start-up; a plan without fallbacks re-raises
             if not plan.fallbacks:

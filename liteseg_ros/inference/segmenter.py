@@ -88,9 +88,10 @@ def plan_for(source: nn.Module | str | os.PathLike | Source, *, device: str = "a
     """The plan a Segmenter of ``source`` built with these keywords would carry out on ``machine`` (default: this
     one), without preparing the network: what ``liteseg-info --plan`` prints. Other Segmenter keywords are
     ignored."""
-    loaded = source if isinstance(source, Source) else load_source(source, backbone)
+    cache = network_cache(cache)
+    loaded = source if isinstance(source, Source) else load_source(source, backbone, cache)
     size, _ = resolve_input_size(input_size, loaded)
-    option = int8_option(loaded, size, network_cache(cache))
+    option = int8_option(loaded, size, cache)
     int8_model = loaded.path.name if loaded.kind == "int8" else None
     request = Request(device=device, precision=precision, optimize=optimize, threads=threads,
                       postprocess_threads=postprocess_threads, int8_model=int8_model, int8=option,
@@ -139,16 +140,16 @@ class Segmenter:
                  class_map: str | os.PathLike | ClassMap | None = None, machine: Machine | None = None,
                  cache: Any = True, calibrate: bool = False):
         """Load the model, plan how to run it on ``machine`` (default: this one) and carry the plan out."""
-        source = load_source(model_or_checkpoint, backbone)
+        self._cache = network_cache(cache)
+        source = load_source(model_or_checkpoint, backbone, self._cache)
         size, size_reason = resolve_input_size(input_size, source)
-        self.input_size = check_input_size(size, source.module)
+        self.input_size = check_input_size(size, source.architecture if source.kind != "int8" else None)
         if source.int8_model is not None:
             check_int8_input_size(source.int8_model, self.input_size)
         if upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.upsample, self.backbone = upsample, source.backbone
         self.output_size = check_output_size(output_size, self.input_size)
-        self._cache = network_cache(cache)
         plan = plan_for(source, device=device, precision=precision, optimize=optimize, threads=threads,
                         postprocess_threads=postprocess_threads, input_size=self.input_size, cache=self._cache,
                         calibrate=calibrate, machine=machine)
@@ -175,7 +176,8 @@ class Segmenter:
             torch.set_num_threads(plan.threads)
         self._device = torch.device(plan.device)
         # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (cpu.CpuPath).
-        self._pre_upsample = not plan.is_cuda and (source.kind == "int8" or isinstance(source.module, LiteSeg))
+        self._pre_upsample = not plan.is_cuda and (source.kind in ("int8", "weights")
+                                                   or isinstance(source.module, LiteSeg))
         network, plan, self.preparation = build_network(source, plan, self.input_size, self._pre_upsample,
                                                         self._cache)
         if RUNNERS[plan.runner].cacheable:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -50,8 +51,14 @@ class Source:
             self._digest = file_digest(self.path)
         return self._digest
 
+    @property
+    def architecture(self) -> Any:
+        """What checks an input size: the module, or a weights file's architecture (its metadata)."""
+        return self.module if self.module is not None or self.meta is None else self.meta.model_config()
+
     def model(self) -> nn.Module:
-        """The network as a module (a weights file is read again after :meth:`release`)."""
+        """The network as a module (a weights file's is read when first asked for, and again after
+        :meth:`release`)."""
         if self.module is None:
             from liteseg_ros.model import load_weights
 
@@ -64,9 +71,11 @@ class Source:
             self.module = None
 
 
-def load_source(source: nn.Module | str | os.PathLike, backbone: str | None) -> Source:
+def load_source(source: nn.Module | str | os.PathLike, backbone: str | None,
+                cache: NetworkCache | None = None) -> Source:
     """The network source, its normalisation, class set (None for a bare network: decided by its outputs) and
-    training size. Raises WeightsError / IncompatibleWeightsError for a file that cannot be used."""
+    training size. A weights file's metadata is read from ``cache`` when it keeps it (under the file's digest).
+    Raises WeightsError / IncompatibleWeightsError for a file that cannot be used."""
     if isinstance(source, nn.Module):
         name = getattr(getattr(source, "config", None), "backbone", type(source).__name__)
         return Source("module", None, IMAGENET_MEAN, IMAGENET_STD, None, name, module=source)
@@ -76,12 +85,29 @@ def load_source(source: nn.Module | str | os.PathLike, backbone: str | None) -> 
             model = read_quantized_model(path, backbone=backbone)
             return Source("int8", path, model.meta.mean, model.meta.std, model.meta.classes, model.backbone,
                           model.input_size, int8_model=model, meta=model.meta)
-        from liteseg_ros.model import load_weights
-
-        module, meta = load_weights(path, backbone=backbone)
-        return Source("weights", path, meta.mean, meta.std, meta.classes, meta.backbone, meta.input_size,
-                      module=module, meta=meta)
+        meta, digest = _weights_meta(path, backbone, cache)  # the weights are read only if a runner needs them
+        return Source("weights", path, meta.mean, meta.std, meta.classes, meta.backbone, meta.input_size, meta=meta,
+                      _digest=digest)
     raise ConfigError(f"Segmenter needs an nn.Module or a weights path, got {type(source).__name__}")
+
+
+def _weights_meta(path: Path, backbone: str | None, cache: NetworkCache | None) -> tuple[CheckpointMeta, str | None]:
+    from liteseg_ros.errors import IncompatibleWeightsError
+    from liteseg_ros.model.checkpoint import read_weights_meta
+
+    if cache is None:
+        return read_weights_meta(path, backbone=backbone), None
+    digest = file_digest(path)
+    kept = cache.weights_meta(digest)
+    if kept is None:
+        meta = read_weights_meta(path, backbone=backbone)
+        cache.keep_weights_meta(digest, meta.to_dict())
+        return meta, digest
+    meta = CheckpointMeta.from_dict(kept, f"weights file {path}")
+    if backbone is not None and meta.backbone != backbone:
+        raise IncompatibleWeightsError(f"weights file {path} has keys for {meta.backbone}, but backbone={backbone}: "
+                                       f"use backbone={meta.backbone}")
+    return meta, digest
 
 
 def int8_option(source: Source, input_size: tuple[int, int], cache: NetworkCache | None) -> Int8Option | None:

@@ -158,6 +158,32 @@ def _safe_keys(obj: dict) -> dict:
         return {}
 
 
+def read_weights_meta(path: str | os.PathLike, backbone: str | None = None) -> CheckpointMeta:
+    """The metadata of our checkpoint or an authors' ``.pth`` without reading its weights (their tensors are mapped
+    from the file, not loaded); the same backbone check as :func:`load_weights`. A file whose weights do not fit
+    its metadata is refused when they are loaded."""
+    what = f"weights file {path}"
+    payload = read_weights_file(path, mmap=True)
+    if is_our_checkpoint(payload):
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise WeightsError(f"{what} has format version {payload.get('format_version')}; this liteseg_ros reads "
+                               f"{FORMAT_VERSION}")
+        meta = CheckpointMeta.from_dict(payload.get("meta") or {}, what)
+    else:
+        state = unwrap_state_dict(payload, what)
+        found = detect_backbone(state)
+        if found is None:
+            raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
+        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else NUM_CLASSES
+        meta = CheckpointMeta(backbone=found, num_classes=int(classes),
+                              origin=f"authors' checkpoint {Path(path).name}")
+    if backbone is not None and meta.backbone != backbone:
+        raise IncompatibleWeightsError(
+            f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}"
+        )
+    return meta
+
+
 def load_weights(path: str | os.PathLike, backbone: str | None = None) -> tuple[LiteSeg, CheckpointMeta]:
     """Load our checkpoint or an authors' ``.pth``; refuse one whose backbone differs from ``backbone`` (if given)."""
     what = f"weights file {path}"

@@ -51,6 +51,19 @@ class LiteSegConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise InputSizeError when the backbone cannot take an input of this size."""
+        spec = BACKBONE_SPECS[self.backbone]
+        multiple = spec.size_multiple
+        if height < MIN_INPUT_SIDE or width < MIN_INPUT_SIDE:
+            raise InputSizeError(f"input {height}x{width} is too small: both sides must be at least {MIN_INPUT_SIDE}")
+        if height % multiple or width % multiple:
+            raise InputSizeError(
+                f"{spec.name} needs input sides that are multiples of {multiple} "
+                f"({spec.recommended_multiple} recommended), got {height}x{width}; "
+                f"try {round(height / multiple) * multiple}x{round(width / multiple) * multiple}"
+            )
+
 
 class LiteSeg(nn.Module):
     """LiteSeg: backbone -> (D)ASPP with short residual -> decoder with long residual -> full-size logits.
@@ -89,15 +102,7 @@ class LiteSeg(nn.Module):
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise InputSizeError when the backbone cannot take an input of this size."""
-        multiple = self.spec.size_multiple
-        if height < MIN_INPUT_SIDE or width < MIN_INPUT_SIDE:
-            raise InputSizeError(f"input {height}x{width} is too small: both sides must be at least {MIN_INPUT_SIDE}")
-        if height % multiple or width % multiple:
-            raise InputSizeError(
-                f"{self.spec.name} needs input sides that are multiples of {multiple} "
-                f"({self.spec.recommended_multiple} recommended), got {height}x{width}; "
-                f"try {round(height / multiple) * multiple}x{round(width / multiple) * multiple}"
-            )
+        self.config.check_input_size(height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from liteseg_ros.errors import WeightsError, first_line
 _UNSAFE_MARKERS = ("Unsupported global", "GLOBAL ", "not an allowed global")
 
 
-def read_weights_file(path: str | os.PathLike) -> Any:
-    """Load a PyTorch file (zip or legacy format) without executing code from it.
+def read_weights_file(path: str | os.PathLike, mmap: bool = False) -> Any:
+    """Load a PyTorch file (zip or legacy format) without executing code from it. ``mmap``: map the tensors of a
+    zip-format file from the file instead of reading them (nothing is read until a tensor is used; the legacy
+    format is read as usual).
 
     Raises WeightsError naming the file for a missing, empty, truncated, corrupt or unsafe file.
     """
@@ -30,6 +33,8 @@ def read_weights_file(path: str | os.PathLike) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol N": the error below says more
+            if mmap and zipfile.is_zipfile(path):
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)

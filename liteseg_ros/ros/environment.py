@@ -1,11 +1,15 @@
-"""An isolated ROS 2 graph for demos and tests: a free ROS_DOMAIN_ID and localhost-only discovery; the Fast DDS
-profile for camera-sized frames (``config/fastdds_large_images.xml``)."""
+"""An isolated ROS 2 graph for demos, tests and measurements: a free ROS_DOMAIN_ID and localhost-only discovery; the
+Fast DDS profile for camera-sized frames (``config/fastdds_large_images.xml``); the command line that starts a node
+process. Imports no rclpy."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from liteseg_ros.model.bundled import package_data_dirs
 
@@ -58,3 +62,21 @@ def use_large_frames_dds_profile() -> dict[str, str]:
         return {}
     os.environ[DDS_PROFILE_VARIABLES[0]] = str(profile)
     return {DDS_PROFILE_VARIABLES[0]: str(profile)}
+
+
+def node_command(parameters: Mapping[str, Any] | None = None, *, namespace: str = "",
+                 remappings: Mapping[str, str] | None = None,
+                 executable: str | os.PathLike = "segmentation_node") -> list[str]:
+    """The command line of a segmentation node process: ``executable`` (a console script beside this Python, or a
+    path) with ``--ros-args``, the namespace, ``-r from:=to`` remappings and ``-p name:=value`` parameters."""
+    script = Path(executable) if os.sep in str(executable) else Path(sys.executable).parent / str(executable)
+    args = [str(script), "--ros-args"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace}"]
+    for source, target in (remappings or {}).items():
+        args += ["-r", f"{source}:={target}"]
+    for name, value in (parameters or {}).items():
+        text = f"[{', '.join(value)}]" if isinstance(value, (list, tuple)) else str(value).lower() \
+            if isinstance(value, bool) else str(value)
+        args += ["-p", f"{name}:={text}"]
+    return args

@@ -196,6 +196,10 @@ class NodeConfig:
                             "(else ~/.cache/...), so the next start reads it; false: prepare it in the node's own "
                             "process at every start (liteseg-info --cache lists or clears the cache).",
                             check=_boolean)
+    overlap: bool = parameter(False, "Run the network of a frame on one thread while another post-processes and "
+                              "publishes the previous one (frames stay in order). Off: one thread does both, each "
+                              "step on every core; on 2 cores that kept as many frames with lower latency "
+                              "(docs/benchmarks.md). Try it on robots with more cores.", check=_boolean)
     output_size: str = parameter("camera", "Resolution of ~/mask, ~/color_mask, ~/overlay and ~/confidence: "
                                  "'camera' (the input image's), 'network' (input_height x input_width) or "
                                  "HEIGHTxWIDTH such as 360x640. Smaller outputs cost less CPU and bandwidth; headers "

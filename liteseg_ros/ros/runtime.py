@@ -1,14 +1,15 @@
-"""What the segmentation nodes run once configured: one model, one channel per camera, and a frame's two stages on
-two threads.
+"""What the segmentation nodes run once configured: one model, one channel per camera, and a frame's two stages.
 
 Each camera (``cameras`` parameter; none = the single ``image`` input) has its own subscription, drop-oldest
 slot, outputs (``~/<camera>/mask``, ...), statistics and diagnostics (:mod:`liteseg_ros.ros.channels`). The
 subscription callbacks only store the newest frame of their camera. The *network stage* takes the cameras with a
 frame waiting in round-robin order (a fast camera cannot starve a slow one), converts the message and runs the
 network (:meth:`Segmenter.infer`); the *output stage* post-processes it into the messages' own buffers and
-publishes (:meth:`Segmenter.finish`). When frames come faster than one frame's latency, the network of a frame
-runs while the previous one is post-processed and published, so both cores work; one frame at most waits between
-the stages, outputs keep their frames' order, and the newest frame is the next to be taken.
+publishes (:meth:`Segmenter.finish`). By default one thread runs both, frame after frame: the network and the
+post-processing each use every core already. With ``overlap`` a second thread runs the output stage, so the
+network of a frame runs while the previous one is post-processed and published; one frame at most waits between
+the stages, outputs keep their frames' order, and the newest frame is the next one taken. On 2 cores it gained no
+frames and cost latency (docs/benchmarks.md); robots with more cores may differ.
 Used by :mod:`liteseg_ros.ros.node` (plain) and :mod:`liteseg_ros.ros.lifecycle_node` (managed).
 """
 
@@ -98,12 +99,13 @@ class SegmentationRuntime:
 
     # -- life cycle ------------------------------------------------------------------------------
     def activate(self) -> None:
-        """Subscribe to every camera and start the two stages."""
+        """Subscribe to every camera and start the stages' thread(s)."""
         self._mailbox, self._handoff = FrameMailbox(list(self.channels)), Handoff()
         self.active = True
         self._poll()
-        self._workers = [threading.Thread(target=self._network_stage, name="liteseg-network", daemon=True),
-                         threading.Thread(target=self._output_stage, name="liteseg-outputs", daemon=True)]
+        self._workers = [threading.Thread(target=self._network_stage, name="liteseg-network", daemon=True)]
+        if self.config.overlap:
+            self._workers.append(threading.Thread(target=self._output_stage, name="liteseg-outputs", daemon=True))
         for worker in self._workers:
             worker.start()
 
@@ -157,8 +159,10 @@ class SegmentationRuntime:
         while handoff.wait_free() and (taken := mailbox.take()) is not None:
             channel = self.channels[taken[0]]
             job = self._guarded(channel, lambda: self._infer(channel, *taken[1]))
-            if job is not None:
+            if job is not None and self.config.overlap:
                 handoff.put(job)
+            elif job is not None:
+                self._guarded(channel, lambda: self._publish(job))
 
     def _output_stage(self) -> None:
         handoff = self._handoff
