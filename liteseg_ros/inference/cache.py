@@ -166,12 +166,12 @@ class NetworkCache:
         return _folder_bytes(self.root) if self.root.is_dir() else 0
 
     def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
+        """Remove every entry (and the kept weights' metadata); returns how many entries were removed."""
         count = 0
         for path in sorted(self.root.iterdir()) if self.root.is_dir() else ():
             if path.is_dir():
                 self.remove(path)
-                count += 1
+                count += path.name != META_FOLDER
         return count
 
     def remove(self, path: Path) -> None:

@@ -136,8 +136,9 @@ class SegmentationRuntime:
                 channel.label_info.publish(self.segmenter.classes)
 
     def describe_outputs(self) -> str:
+        stages = "; the network and the outputs on two threads (overlap)" if self.config.overlap else ""
         return ", ".join(f"{channel.output_topic(output)} ({mode})" for channel in self.channels.values()
-                         for output, mode in self.config.output_modes.items())
+                         for output, mode in self.config.output_modes.items()) + stages
 
     # -- input -----------------------------------------------------------------------------------
     def _poll(self) -> None:

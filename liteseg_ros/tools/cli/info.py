@@ -1,9 +1,10 @@
 """liteseg-info: parameters, multiply-accumulates and strides of LiteSeg (optionally eager CPU forward time); with
---weights also the model's class set. With --plan: how the node would run on this machine (device, precision,
-runner, threads, each with its reason, and the fallbacks), from its parameters file and the flags, without
-loading the network:
+--weights also the model's class set and training size. With --plan: how the node would run on this machine
+(device, precision, runner, threads, each with its reason, and the fallbacks), from its parameters file and the
+flags, without preparing the network. With --cache: the network cache's entries, its size, or clearing it:
 
     liteseg-info --plan [--params-file config/liteseg.yaml] [--device cpu] [--precision auto] [--weights F]
+    liteseg-info --cache [list|size|clear] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError, first_line
 from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
+from liteseg_ros.sizes import format_size
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_threads_argument, parse_size, run_cli
 
 COLUMNS = (
@@ -52,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--device", help="the node's device parameter")
     plan.add_argument("--precision", help="the node's precision parameter")
     plan.add_argument("--optimize", help="the node's optimize parameter")
+    parser.add_argument("--cache", nargs="?", const="list", choices=("list", "size", "clear"),
+                        help="the network cache ($XDG_CACHE_HOME/liteseg_ros/networks): list its entries (default), "
+                             "print its size, or clear it")
     return parser
 
 
@@ -88,6 +93,37 @@ def print_plan(args: argparse.Namespace) -> int:
         print(f"weights    {weights}\n{plan.describe()}")
         for warning in plan.warnings:
             print(f"warning: {warning}")
+    return 0
+
+
+INT8_KINDS = {"twin": ", its INT8 twin", "calibrated": ", INT8 calibrated on this robot's frames",
+              "model": ", an INT8 model"}
+
+
+def print_cache(action: str, as_json: bool) -> int:
+    """The network cache's entries (what, for which CPU and input, how big, which verdict), size, or clearing."""
+    from liteseg_ros.inference.cache import NetworkCache
+
+    cache = NetworkCache()
+    if action == "clear":
+        print(f"removed {cache.clear()} entries from {cache.root}")
+        return 0
+    if action == "size":
+        print(json.dumps({"path": str(cache.root), "bytes": cache.size()}) if as_json
+              else f"{cache.size() / 1e6:.1f} MB in {cache.root}")
+        return 0
+    entries = cache.entries()
+    if as_json:
+        print(json.dumps({"path": str(cache.root), "entries": entries}, indent=2))
+        return 0
+    print(f"{len(entries)} entries, {cache.size() / 1e6:.1f} MB in {cache.root}")
+    for entry in entries:
+        key, report = entry.get("key", {}), entry.get("report", {})
+        what = "stale (rebuilt when next used)" if entry.get("stale") else (
+            f"{key['runner']} {key['precision']} {format_size(key['input_size'])} of {report.get('source', '?')} "
+            f"(sha256 {key['source'][:12]}{INT8_KINDS.get(key['int8'].split(':')[0], '')})")
+        verdict = f"; refused: {report['refused']}" if report.get("refused") else ""
+        print(f"  {Path(entry['path']).name}  {entry['bytes'] / 1e6:5.1f} MB  {what}{verdict}")
     return 0
 
 
@@ -141,6 +177,8 @@ def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.cache:
+        return print_cache(args.cache, args.json)
     if args.plan:
         return print_plan(args)
     rows = [_row(config, classes, args) for config, classes in _configs(args)]
