@@ -3,8 +3,8 @@ memory of one process serving N cameras against N single-camera processes. Print
 
     .venv/bin/python docs/measure_cameras.py [--seconds 20] [--cameras 1 2 3]
 
-Runs segmentation_node with the bundled model on the CPU (360x640 input, 640x360 street frames), in an
-isolated ROS graph (its own domain, localhost discovery).
+Runs segmentation_node with the bundled model on the CPU (360x640 input and street frames), in an isolated ROS
+graph (its own domain, localhost discovery), with the shipped Fast DDS profile on both sides.
 """
 
 from __future__ import annotations
@@ -24,20 +24,18 @@ import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from liteseg_ros.ros.environment import isolated_ros_environment
+from liteseg_ros.ros.environment import isolated_ros_environment, node_command, use_large_frames_dds_profile
 from liteseg_ros.tools.synthetic import Drive
 
-NODE = Path(sys.executable).parent / "segmentation_node"
 PRECISION = ["auto"]  # the node's precision parameter (--precision)
 RATE_HZ = 10.0
 
 
 def start_node(namespace: str, cameras: list[str]) -> subprocess.Popen:
-    args = [str(NODE), "--ros-args", "-r", f"__ns:={namespace}", "-p", "device:=cpu", "-p", "summary_period:=0.0",
-            "-p", f"precision:={PRECISION[0]}"]
-    if cameras:
-        args += ["-p", f"cameras:=[{', '.join(cameras)}]"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parameters = {"device": "cpu", "summary_period": 0.0, "precision": PRECISION[0],
+                  **({"cameras": cameras} if cameras else {})}
+    return subprocess.Popen(node_command(parameters, namespace=namespace), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def resident_mb(pid: int) -> float:
@@ -116,6 +114,7 @@ def main() -> int:
     args = parser.parse_args()
     PRECISION[0] = args.precision
     isolated_ros_environment()
+    use_large_frames_dds_profile()  # this process and the nodes it starts, as the README's road sets it
     rclpy.init()
     node = rclpy.create_node("measure_cameras")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; bundled mobilenetv2, "

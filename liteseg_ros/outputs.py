@@ -8,6 +8,7 @@ OUTPUTS = ("mask", "color", "overlay", "confidence")  # SegmentationResult field
 DEFAULT_OUTPUTS = ("mask", "color", "overlay")  # Segmenter.segment's default: the confidence costs, asked for
 OUTPUT_TOPICS = {"mask": "mask", "color": "color_mask", "overlay": "overlay", "confidence": "confidence"}
 OUTPUT_ENCODINGS = {"mask": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
+OUTPUT_QOS_DEPTH = 5  # the reliable outputs' keep-last depth (output_qos_depth's default; replay's bags offer it)
 LABEL_INFO_TOPIC = "label_info"  # vision_msgs/LabelInfo of the published class set (``~/<camera>/label_info``)
 
 

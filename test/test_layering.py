@@ -79,3 +79,21 @@ def test_training_is_installed_under_the_package_namespace(tmp_path):
     for tool in ("liteseg-train", "liteseg-eval"):
         run = subprocess.run([str(installed_script(tool)), "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert run.returncode == 0 and f"usage: {tool}" in run.stdout, run.stderr
+
+
+def test_the_node_runs_without_the_tools_and_the_synthetic_renderer(tmp_path):
+    """What a robot runs (the nodes, a Segmenter segmenting a frame) imports nothing of liteseg_ros.tools (the
+    command-line tools and the synthetic street renderer, installed beside it for users who try the road without
+    data), of the training package, nor the ONNX exporter."""
+    code = (
+        "import sys, numpy as np\n"
+        "import liteseg_ros.ros.node, liteseg_ros.ros.lifecycle_node\n"
+        "from liteseg_ros.inference.segmenter import Segmenter\n"
+        "from liteseg_ros.model.bundled import bundled_model_path\n"
+        "segmenter = Segmenter(bundled_model_path(), device='cpu', calibrate=True)\n"
+        "segmenter.segment(np.zeros((360, 640, 3), np.uint8))\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('liteseg_ros.tools', 'liteseg_ros.training', "
+        "'torch.onnx', 'onnx.'))))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
+from test_node_io import raw_message
 
 from liteseg_ros.inference.plan import Machine
 from liteseg_ros.inference.runners import package_available
@@ -19,7 +20,6 @@ from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
 from conftest import spawn_node, wait_until_ready
-from test_node_io import raw_message
 
 pytestmark = pytest.mark.ros
 needs_int8 = pytest.mark.skipif(

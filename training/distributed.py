@@ -88,8 +88,3 @@ def mean_scalar(value: float, context: DistContext) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return float(tensor.item()) / context.world_size
-
-
-def barrier(context: DistContext) -> None:
-    if context.distributed:
-        dist.barrier()

@@ -154,16 +154,16 @@ def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int
     dataset = open_split(data, split)  # checks the data set before the model is loaded
 
     from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.model import load_weights
+    from liteseg_ros.inference.sources import load_source
 
-    _, meta = load_weights(weights, backbone=backbone)  # checks the file and --backbone; metadata
-    if meta.classes.names != dataset.classes.names:
+    source = load_source(weights, backbone)  # checks the file and --backbone: metadata only (INT8 models too)
+    if source.classes.names != dataset.classes.names:
         raise DatasetError(f"{data} is labelled with the classes {', '.join(dataset.classes.names)} but {weights} "
-                           f"predicts {', '.join(meta.classes.names)}: evaluate a model trained on this class set")
-    size = input_size or meta.input_size or dataset[0][1].shape
+                           f"predicts {', '.join(source.classes.names)}: evaluate a model trained on this class set")
+    size = input_size or source.trained_size or dataset[0][1].shape
     # from the path, so that the Segmenter normalises with the checkpoint's own mean/std
     segmenter = Segmenter(weights, device=device, precision=precision, input_size=size, class_map=class_map)
-    LOG.info("evaluating %s (%s) on %d %s images, network input %dx%d, %s", weights, meta.backbone, len(dataset),
+    LOG.info("evaluating %s (%s) on %d %s images, network input %dx%d, %s", weights, source.backbone, len(dataset),
              split, size[0], size[1], segmenter.description)
     matrix = ConfusionMatrix(segmenter.classes)
     merge = segmenter.class_map.mask if segmenter.class_map else None

@@ -24,7 +24,7 @@ from liteseg_ros.images.conversions import (
     image_msg_to_segmenter_input,
 )
 from liteseg_ros.logs import get_logger
-from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUTS, replay_topic
+from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUT_QOS_DEPTH, OUTPUTS, replay_topic
 
 LOG = get_logger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -32,7 +32,6 @@ COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 COMPRESSIONS = ("none", "zstd")
-OUTPUT_QOS_DEPTH = 5  # as the node's outputs (output_qos_depth)
 
 
 def typestore():
@@ -54,6 +53,7 @@ class BagMessage:
 
 
 def stamp_ns(header: Any) -> int:
+    """A message header's stamp in nanoseconds."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 

@@ -20,7 +20,7 @@ from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.inference.plan import AUTO_PRECISION_RULE, DEVICE_CHOICES, PRECISIONS
 from liteseg_ros.inference.runners import AUTO_RUNNER_RULE
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.outputs import OUTPUTS
+from liteseg_ros.outputs import OUTPUT_QOS_DEPTH, OUTPUTS
 from liteseg_ros.sizes import format_size, parse_size
 
 OUTPUT_MODES = ("auto", "always", "never")
@@ -28,7 +28,6 @@ INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
 MAX_INPUT_SIDE = 4096
 MAX_QOS_DEPTH = 100
-OUTPUT_QOS_DEPTH = 5  # the reliable outputs' keep-last depth (liteseg-replay's output bag offers the same)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from liteseg_ros.errors import EXIT_INTERRUPTED, LiteSegError
 from liteseg_ros.logs import get_logger
-from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.ros.environment import isolated_ros_environment, use_large_frames_dds_profile
-from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
+from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE, bundled_model_path
+from liteseg_ros.ros.environment import isolated_ros_environment, node_command, use_large_frames_dds_profile
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, format_size, parse_size, run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC
 
 LOG = get_logger("liteseg_ros.tools.demo")
@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (recreated)")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--size", type=parse_size, default=(360, 640), help="camera HEIGHTxWIDTH (default 360x640)")
+    parser.add_argument("--size", type=parse_size, default=DEFAULT_INPUT_SIZE,
+                        help=f"camera HEIGHTxWIDTH (default {format_size(DEFAULT_INPUT_SIZE)}, the model's)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
     parser.add_argument("--weights", type=Path, help="weights (default: the bundled demo model)")
     parser.add_argument("--overlays", type=int, default=10, metavar="N", help="save every Nth overlay as PNG")
@@ -42,11 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start_node(weights: Path, size: tuple[int, int], log_dir: Path) -> subprocess.Popen:
-    args = [
-        sys.executable, "-m", "liteseg_ros.ros.node", "--ros-args", "-r", f"image:={DEFAULT_IMAGE_TOPIC}",
-        "-p", f"weights:={weights}", "-p", f"input_height:={size[0]}", "-p", f"input_width:={size[1]}",
-        "-p", "publish_mask:=always", "-p", "publish_color:=always", "-p", "publish_overlay:=always",
-    ]
+    args = node_command({"weights": weights, "input_height": size[0], "input_width": size[1], "publish_mask": "always",
+                         "publish_color": "always", "publish_overlay": "always"},
+                        remappings={"image": DEFAULT_IMAGE_TOPIC})
     log_dir.mkdir(parents=True, exist_ok=True)
     LOG.info("starting segmentation_node (log: %s)", log_dir / "node.log")
     with open(log_dir / "node.log", "wb") as log:

@@ -61,7 +61,7 @@ class BagSummary:
     camera_speed_mps: float
 
 
-def stamp_ns(index: int, rate_hz: float) -> int:
+def frame_stamp_ns(index: int, rate_hz: float) -> int:
     """Header stamp (ns) of frame ``index``."""
     return START_NS + int(round(index * 1e9 / rate_hz))
 
@@ -90,7 +90,7 @@ def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, s
             Writer(staging, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
         connections = {topic: writer.add_connection(topic, kind, typestore=store) for topic, kind in topics.items()}
         for index in range(frames):
-            ns = stamp_ns(index, rate_hz)
+            ns = frame_stamp_ns(index, rate_hz)
             rgb, label_ids, _ = drive.frame(index / rate_hz, index)
             messages = _frame_messages(store, ns, rgb, label_ids, drive.camera(index / rate_hz), compressed)
             for topic, msg in zip(topics, messages):
@@ -99,7 +99,7 @@ def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, s
                 LOG.info("rendered %d / %d frames", index + 1, frames)
     return BagSummary(path=path, storage=storage, frames=frames, rate_hz=rate_hz, height=height, width=width,
                       seed=seed, compressed=compressed, topics=topics, start_ns=START_NS,
-                      end_ns=stamp_ns(frames - 1, rate_hz), camera_speed_mps=drive.world.camera_speed)
+                      end_ns=frame_stamp_ns(frames - 1, rate_hz), camera_speed_mps=drive.world.camera_speed)
 
 
 def _check_arguments(path: Path, frames: int, height: int, width: int, rate_hz: float, storage: str,
