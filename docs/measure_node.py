@@ -8,6 +8,11 @@ start to its first output, and the node's resident memory at the end.
 
     .venv/bin/python docs/measure_node.py --image 720x1280 --rate 15 --scene street [--outputs mask color overlay]
         [--cameras 2] [--seconds 20] [--runs 3] [--node-param output_size:=network ...] [--dds-profile none]
+        [--depth 16UC1 --outputs mask color overlay points]
+
+With ``--depth`` each frame also goes out with a registered depth image of its size and stamp (16UC1 millimetres or
+32FC1 metres, 10 % invalid) and its camera_info, the node runs with ``publish_points:=always``, and ``points``
+(~/points, the labelled cloud) may be subscribed like the images.
 
 The node runs the bundled model on the CPU with its defaults (precision auto, input: the model's 360x640, threads =
 cores, the network cache of this user), in an isolated ROS graph (its own domain, localhost discovery). Reliable QoS
@@ -17,19 +22,22 @@ both ways, depth 5. Sizes are HEIGHTxWIDTH.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from liteseg_ros.inference.cpu_features import cpu_model
-from liteseg_ros.outputs import DEFAULT_OUTPUTS, NODE_NAME, OUTPUT_TOPICS
+from liteseg_ros.outputs import DEFAULT_OUTPUTS, NODE_NAME, OUTPUT_TOPICS, OUTPUTS, OUTPUTS_BY_NAME
 from liteseg_ros.ros.environment import isolated_ros_environment, large_frames_dds_profile, node_command
 from liteseg_ros.sizes import format_size
 from liteseg_ros.tools.cli.conventions import parse_size
@@ -57,9 +65,9 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_node(namespace: str, cameras: list[str], params: list[str]) -> subprocess.Popen:
+def start_node(namespace: str, cameras: list[str], params: list[str], depth: bool) -> subprocess.Popen:
     parameters = {"device": "cpu", "summary_period": 0.0, **({"cameras": cameras} if cameras else {}),
-                  **dict(param.split(":=", 1) for param in params)}
+                  **({"publish_points": "always"} if depth else {}), **dict(param.split(":=", 1) for param in params)}
     return subprocess.Popen(node_command(parameters, namespace=namespace), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -75,23 +83,34 @@ def resident_mib(pid: int) -> float:
 class Driver:
     """Publishes frames to each camera's input and records what comes back (this process's rclpy node)."""
 
-    def __init__(self, node, namespace: str, cameras: list[str], outputs: list[str]):
+    def __init__(self, node, namespace: str, cameras: list[str], outputs: list[str], depth: str | None):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-        self.Image, self.node, self.outputs = Image, node, outputs
+        self.Image, self.node, self.outputs, self.depth = Image, node, outputs, depth
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.records = {camera: CameraRecord(received={o: set() for o in outputs}) for camera in cameras or [""]}
         self.publishers, self.subscriptions, self.counting, self.first_output = {}, [], False, None
+        self.depth_publishers: dict[str, tuple] = {}
         for camera in self.records:
             prefix = f"{camera}/" if camera else ""
             self.publishers[camera] = node.create_publisher(Image, f"{namespace}/{prefix}image", qos)
+            if depth:
+                self.depth_publishers[camera] = (
+                    node.create_publisher(Image, f"{namespace}/{prefix}depth/image", qos),
+                    node.create_publisher(CameraInfo, f"{namespace}/{prefix}depth/camera_info", qos))
             for output in outputs:
                 topic = f"{namespace}/{NODE_NAME}/{prefix}{OUTPUT_TOPICS[output]}"
+                if OUTPUTS_BY_NAME[output].kind == "cloud":  # as a C++ consumer would: not turned into Python
+                    self.subscriptions.append(node.create_subscription(
+                        PointCloud2, topic, lambda raw, c=camera, o=output: self._on_output(c, o, cloud_header(raw)),
+                        qos, raw=True))
+                    continue
                 self.subscriptions.append(node.create_subscription(
                     Image, topic, lambda msg, c=camera, o=output: self._on_output(c, o, msg), qos))
 
     def _on_output(self, camera: str, output: str, msg) -> None:
+        """An output arrived: a message, or a cloud's header (:func:`cloud_header`)."""
         if not self.counting or not msg.header.frame_id.isdigit():
             return
         record = self.records[camera]
@@ -107,13 +126,48 @@ class Driver:
         now = time.time()
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
         msg.header.frame_id = str(number)
+        if self.depth:
+            self._publish_depth(camera, msg.header, height, width, number)
         self.publishers[camera].publish(msg)
         if self.counting:
             self.records[camera].sent += 1
 
+    def _publish_depth(self, camera: str, header, height: int, width: int, number: int) -> None:
+        """The registered depth image of a frame (its size and stamp) and its camera_info, before the frame."""
+        from sensor_msgs.msg import CameraInfo
+
+        values = depth_values(height, width, self.depth, number % FRAMES)
+        depth = self.Image(header=header, height=height, width=width, encoding=self.depth, step=width * values.itemsize,
+                           data=values.tobytes())
+        focal = 0.8 * width
+        info = CameraInfo(header=header, height=height, width=width, distortion_model="plumb_bob",
+                          k=[focal, 0.0, (width - 1) / 2, 0.0, focal, (height - 1) / 2, 0.0, 0.0, 1.0],
+                          p=[focal, 0.0, (width - 1) / 2, 0.0, 0.0, focal, (height - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0])
+        image_publisher, info_publisher = self.depth_publishers[camera]
+        info_publisher.publish(info)
+        image_publisher.publish(depth)
+
     def connected(self) -> bool:
         return all(p.get_subscription_count() > 0 for p in self.publishers.values()) and all(
             s.get_publisher_count() > 0 for s in self.subscriptions)
+
+
+def cloud_header(rawdata: bytes) -> SimpleNamespace:
+    """The header (stamp, frame_id) of a serialised message that starts with one (little-endian CDR)."""
+    sec, nanosec, length = struct.unpack_from("<iII", rawdata, 4)
+    frame_id = rawdata[16:16 + length - 1].decode()
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec), frame_id=frame_id))
+
+
+@functools.lru_cache(maxsize=FRAMES)
+def depth_values(height: int, width: int, encoding: str, seed: int) -> np.ndarray:
+    """A depth image: 0.5..6.5 m, 10 % of it invalid (0 mm, or NaN metres)."""
+    rng = np.random.default_rng(seed)
+    metres = 0.5 + 6.0 * rng.random((height, width), dtype=np.float32)
+    invalid = rng.random((height, width)) < 0.1
+    if encoding == "16UC1":
+        return np.where(invalid, 0, np.round(metres * 1000)).astype(np.uint16)
+    return np.where(invalid, np.nan, metres).astype(np.float32)
 
 
 def drive(driver: Driver, frames: list[np.ndarray], rate: float, seconds: float, until=None) -> None:
@@ -132,9 +186,9 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
 
     cameras = [f"cam{i}" for i in range(args.cameras)] if args.cameras > 1 else []
     namespace = f"/measure{os.getpid()}_{run}"
-    driver = Driver(rclpy_node, namespace, cameras, args.outputs)
+    driver = Driver(rclpy_node, namespace, cameras, args.outputs, args.depth)
     started = time.monotonic()
-    process = start_node(namespace, cameras, args.node_param)
+    process = start_node(namespace, cameras, args.node_param, bool(args.depth))
     executor = SingleThreadedExecutor()
     executor.add_node(rclpy_node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -188,12 +242,14 @@ def segmenter_cost(frames: list[np.ndarray], outputs: list[str], params: list[st
     values = {"device": "cpu", **dict(param.split(":=", 1) for param in params)}
     config = NodeConfig(**{name: type(getattr(NodeConfig(), name))(value) for name, value in values.items()})
     segmenter = Segmenter(resolve_weights(config), **{**config.validated().segmenter_arguments(), "calibrate": False})
+    images = [o for o in outputs if o in OUTPUTS] or ["mask"]
+    label_size = frames[0].shape[:2] if "points" in outputs else None  # the labels a cloud is made of
     for frame in frames[:3]:
-        segmenter.segment(frame, outputs=outputs)
+        segmenter.segment(frame, outputs=images, label_size=label_size)
     total, post, cpu_before = [], [], time.process_time()
     for _ in range(rounds):
         for frame in frames:
-            timings = segmenter.segment(frame, outputs=outputs).timings
+            timings = segmenter.segment(frame, outputs=images, label_size=label_size).timings
             total.append(timings["total"])
             post.append(timings["postprocess"])
     return (time.process_time() - cpu_before) / len(post), float(np.median(total)), float(np.median(post))
@@ -225,6 +281,8 @@ def main() -> int:
     parser.add_argument("--dds-profile", default=str(large_frames_dds_profile()),
                         help="Fast DDS profile for this process and the node (default: the shipped one; none: the DDS "
                         "defaults)")
+    parser.add_argument("--depth", choices=("16UC1", "32FC1"), help="also publish a registered depth image of each "
+                        "frame and its camera_info (the node publishes ~/points: --outputs ... points subscribes it)")
     parser.add_argument("--no-header", action="store_true", help="print the rows only")
     args = parser.parse_args()
     import rclpy
@@ -242,11 +300,12 @@ def main() -> int:
     if not args.no_header:
         print(f"machine: {cpu_model()}, {os.cpu_count()} cores; node: bundled model, device cpu, defaults"
               f"{', ' + ', '.join(args.node_param) if args.node_param else ''}; DDS profile: "
-              f"{args.dds_profile or 'none'}; {args.seconds:g} s per run\n")
-        print("| frame | scene | Hz | camera | subscribed | sent | mask | color_mask | overlay | confidence | e2e p50 "
+              f"{args.dds_profile or 'none'}; {args.seconds:g} s per run"
+              f"{f'; depth {args.depth} at the frame size' if args.depth else ''}\n")
+        print(f"| frame | scene | Hz | camera | subscribed | sent | {' | '.join(OUTPUT_TOPICS.values())} | e2e p50 "
               "/ p95 ms | node CPU ms/frame | Segmenter CPU ms/frame | Segmenter e2e ms | Segmenter post ms | first "
               "output s | node RSS MiB |")
-        print("|" + "---|" * 17)
+        print("|" + "---|" * (13 + len(OUTPUT_TOPICS)))
     for run_records in records:
         for camera, record in run_records.items():
             print(row(args, camera, record, segmenter), flush=True)

@@ -2,6 +2,8 @@
 
     ros2 launch liteseg_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda rviz:=true
     ros2 launch liteseg_ros segment.launch.py managed:=true autostart:=true cameras:="[front, rear]"
+    ros2 launch liteseg_ros segment.launch.py image_topic:=/camera/color/image_raw \
+        depth_topic:=/camera/aligned_depth_to_color/image_raw output_size:=depth
 
 Launch arguments that are left empty keep the value of the params file (config/liteseg.yaml by
 default); non-empty ones override it. A relative image_topic (the default) is resolved in the
@@ -38,6 +40,7 @@ from liteseg_ros.ros.launching import (
     dds_environment,
     node_exit_handler,
     parameter_overrides,
+    remappings,
     rviz2_missing,
     rviz_config,
 )
@@ -51,6 +54,12 @@ def generate_launch_description():
         DeclareLaunchArgument("image_topic", default_value="camera/image_raw",
                               description="Camera topic (sensor_msgs/Image), relative ones resolved in the namespace; "
                                           "<image_topic>/compressed is used when input_transport is compressed"),
+        DeclareLaunchArgument("depth_topic", default_value="",
+                              description="Registered depth image (sensor_msgs/Image 16UC1 or 32FC1, e.g. "
+                                          "/camera/aligned_depth_to_color/image_raw) for ~/points; empty: no depth"),
+        DeclareLaunchArgument("depth_info_topic", default_value="",
+                              description="The depth image's camera_info; empty: the camera_info beside depth_topic "
+                                          "(as image_transport finds it)"),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "liteseg.yaml"]),
                               description="Node parameters (YAML)"),
@@ -81,7 +90,8 @@ def _launch_setup(context):
     node_options = dict(
         package=PACKAGE, name=NODE_NAME, output="screen", emulate_tty=True,
         parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
-        remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
+        remappings=remappings(image_topic, LaunchConfiguration("depth_topic").perform(context),
+                              LaunchConfiguration("depth_info_topic").perform(context)),
         additional_env=dds_environment(LaunchConfiguration("dds_profile").perform(context).strip()),
     )
     if managed:

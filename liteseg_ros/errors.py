@@ -40,6 +40,11 @@ class ImageError(LiteSegError, ValueError):
     """An image that cannot be segmented (bad shape, dtype, encoding or data size)."""
 
 
+class DepthError(ImageError):
+    """A depth image or camera_info that cannot make a point cloud: an unknown encoding, no intrinsics, sizes that
+    disagree."""
+
+
 class DatasetError(LiteSegError):
     """A dataset tree that is not in the expected (Cityscapes) layout."""
 

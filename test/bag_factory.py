@@ -61,10 +61,13 @@ def compressed_msg(array: np.ndarray, fmt: str, hdr):
 def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96, storage: str = "sqlite3",
               compressed: str | None = None, gt: bool = True, gt_size: tuple[int, int] | None = None,
               image_topic: str = "/camera/image_raw", extra_topics: bool = True, zstd: str | None = None,
-              camera_qos: tuple = ()) -> Path:
+              camera_qos: tuple = (), depth: str | None = None) -> Path:
     """Write a drive of ``frames`` images (+ labelIds ground truth, camera_info) at 10 Hz; return the bag path.
 
-    ``zstd``: "file" or "message" compression; ``camera_qos``: the offered QoS profiles recorded for the camera.
+    ``zstd``: "file" or "message" compression; ``camera_qos``: the offered QoS profiles recorded for the camera;
+    ``depth``: also a registered depth image of this encoding (16UC1 / 32FC1, :data:`DEPTH_TOPIC`, with the frame's
+    stamp) and its camera_info (:data:`DEPTH_INFO_TOPIC`, intrinsics :data:`depth_fixtures.INTRINSICS` scaled to
+    the frame).
     """
     from rosbags.rosbag2 import CompressionFormat, CompressionMode
 
@@ -83,9 +86,12 @@ def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96,
             if extra_topics
             else None
         )
+        depth_connections = _depth_connections(writer) if depth else None
         for index in range(frames):
             rgb, labels = frame(index, height, width)
             hdr, ns = header(index)
+            if depth_connections:
+                _write_depth(writer, depth_connections, index, depth, height, width)
             msg = compressed_msg(rgb, compressed, hdr) if compressed else image_msg(rgb, "rgb8", hdr)
             writer.write(cam, ns, TYPESTORE.serialize_cdr(msg, image_type))
             if labels_conn is not None:
@@ -112,6 +118,39 @@ def write_bag(path: Path, *, frames: int = 4, height: int = 64, width: int = 96,
                 )
                 writer.write(info, ns, TYPESTORE.serialize_cdr(cam_info, "sensor_msgs/msg/CameraInfo"))
     return path
+
+
+DEPTH_TOPIC, DEPTH_INFO_TOPIC = "/camera/depth/image_raw", "/camera/depth/camera_info"
+
+
+def depth_intrinsics(height: int, width: int) -> dict[str, float]:
+    """The depth camera's fx, fy, cx, cy for a ``height`` x ``width`` frame."""
+    return {"fx": 0.8 * width, "fy": 0.8 * width, "cx": (width - 1) / 2, "cy": (height - 1) / 2}
+
+
+def _depth_connections(writer):
+    return (writer.add_connection(DEPTH_TOPIC, "sensor_msgs/msg/Image", typestore=TYPESTORE),
+            writer.add_connection(DEPTH_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=TYPESTORE))
+
+
+def _write_depth(writer, connections, index: int, encoding: str, height: int, width: int) -> None:
+    """The registered depth image of frame ``index`` (written before the colour frame, as drivers often do) and its
+    camera_info, with the frame's stamp and the depth frame id."""
+    from depth_fixtures import depth_scene
+
+    hdr, ns = header(index)
+    hdr = T["std_msgs/msg/Header"](stamp=hdr.stamp, frame_id="camera_depth")
+    values = depth_scene(height, width, encoding, seed=index)
+    msg = T["sensor_msgs/msg/Image"](header=hdr, height=height, width=width, encoding=encoding, is_bigendian=0,
+                                     step=width * values.itemsize, data=values.view(np.uint8).reshape(-1))
+    f = depth_intrinsics(height, width)
+    info = T["sensor_msgs/msg/CameraInfo"](
+        header=hdr, height=height, width=width, distortion_model="plumb_bob", d=np.zeros(5),
+        k=np.array([f["fx"], 0, f["cx"], 0, f["fy"], f["cy"], 0, 0, 1.0]), r=np.eye(3).reshape(-1),
+        p=np.array([f["fx"], 0, f["cx"], 0, 0, f["fy"], f["cy"], 0, 0, 0, 1.0, 0]), binning_x=0, binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    writer.write(connections[1], ns, TYPESTORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+    writer.write(connections[0], ns, TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
 
 
 def read_bag(path: Path) -> dict[str, list]:

@@ -58,8 +58,10 @@ def test_plan_shows_what_the_node_would_do_here():
     from liteseg_ros.model.bundled import bundled_model_path
 
     printed = _plan_json()
-    detect = "import json; from liteseg_ros.inference.plan import *; print(json.dumps(make_plan(Request(), " \
-             "Machine.detect()).to_dict()))"  # in a fresh process: torch's thread count is this pytest's to change
+    detect = ("import json; from liteseg_ros.inference.segmenter import plan_for; "
+              "from liteseg_ros.ros.parameters import NodeConfig, resolve_weights; config = NodeConfig().validated(); "
+              "print(json.dumps(plan_for(resolve_weights(config), **config.segmenter_arguments()).to_dict()))")
+    # in a fresh process: torch's thread count is this pytest's to change
     expected = json.loads(subprocess.run([sys.executable, "-c", detect], capture_output=True, text=True,
                                          check=True).stdout)
     assert printed["weights"] == str(bundled_model_path())
@@ -112,3 +114,48 @@ def test_plan_errors_are_one_line_with_status_2(tmp_path):
     run = subprocess.run([installed_script("liteseg-info"), "--plan", "--params-file", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--params-file" in run.stderr and run.stderr.count("\n") == 1
+
+
+# The parameters Nav2's semantic_segmentation_layer declares per observation source and per class type (its
+# src/semantic_segmentation_layer.cpp, onInitialize), with the types it declares them with.
+LAYER_SOURCE_PARAMETERS = {"segmentation_topic": str, "confidence_topic": str, "labels_topic": str,
+                           "pointcloud_topic": str, "observation_persistence": float, "sensor_frame": str,
+                           "expected_update_rate": float, "class_types": list, "max_obstacle_distance": float,
+                           "min_obstacle_distance": float, "tile_map_decay_time": float, "visualize_tile_map": bool,
+                           "use_cost_selection": bool}
+LAYER_CLASS_TYPE_PARAMETERS = {"classes": list, "base_cost": int, "max_cost": int, "mark_confidence": int,
+                               "samples_to_max_cost": int, "dominant_priority": bool}
+
+
+def test_nav2_layer_names_the_nodes_topics_and_groups_the_published_classes(tmp_path):
+    import yaml
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"/**/liteseg": {"ros__parameters": {
+        "class_map": "config/class_map_robot.yaml", "cameras": ["front", "rear"], "depth_slop": 0.02}}}))
+    run = subprocess.run([installed_script("liteseg-info"), "--nav2-layer", "--params-file", params, "--namespace",
+                          "/robot", "--camera", "front"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Classes left out (the layer ignores them): background" in run.stdout
+    layer = yaml.safe_load(run.stdout)["semantic_segmentation_layer"]
+    assert layer["plugin"] == "semantic_segmentation_layer::SemanticSegmentationLayer"
+    assert layer["observation_sources"] == "liteseg" and layer["use_approximate_time_sync"] is True
+    source = layer["liteseg"]
+    assert {key: source[key] for key in ("segmentation_topic", "confidence_topic", "labels_topic",
+                                         "pointcloud_topic")} == {
+        "segmentation_topic": "/robot/liteseg/front/mask", "confidence_topic": "/robot/liteseg/front/confidence",
+        "labels_topic": "/robot/liteseg/front/label_info", "pointcloud_topic": "/robot/liteseg/front/points"}
+    assert source["class_types"] == ["traversable", "obstacle"]
+    assert source["traversable"]["classes"] == ["drivable", "walkable"] and source["traversable"]["max_cost"] == 0
+    assert source["obstacle"]["classes"] == ["obstacle", "structure"] and source["obstacle"]["base_cost"] == 254
+    for key, value in source.items():
+        if key in source["class_types"]:
+            assert {name: type(v) for name, v in value.items()} == LAYER_CLASS_TYPE_PARAMETERS
+        else:
+            assert isinstance(value, LAYER_SOURCE_PARAMETERS[key]), key
+
+
+def test_nav2_layer_refuses_a_camera_the_node_does_not_serve():
+    run = subprocess.run([installed_script("liteseg-info"), "--nav2-layer", "--camera", "front"], capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and "not one of the node's cameras (none: it serves one camera" in run.stderr

@@ -13,7 +13,8 @@ def test_defaults_are_valid():
     config = NodeConfig().validated()
     assert config.input_size is None  # the size the weights were trained at
     assert NodeConfig(input_width=320, input_height=192).validated().input_size == (192, 320)
-    assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto", "confidence": "auto"}
+    assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto", "confidence": "auto",
+                                   "points": "auto"}
     assert config.cache is True and config.segmenter_arguments()["calibrate"] is True
 
 
@@ -41,7 +42,7 @@ def test_output_switches_accept_booleans(value, mode):
         ({"optimize": "turbo"}, "unknown optimize option 'turbo'"),
         ({"optimize": "fold_bn,compile,onnxruntime"}, "choose one runner of openvino, onnxruntime, torchscript_freeze"),
         ({"optimize": "warmup=many"}, "warmup must be an integer"),
-        ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network or HEIGHTxWIDTH"),
+        ({"output_size": "720p"}, "output_size='720p' is invalid: give camera, network, depth or HEIGHTxWIDTH"),
         ({"output_size": "0x360"}, "output_size='0x360' is invalid"),
         ({"output_size": 640}, "output_size=640 is invalid"),
     ],

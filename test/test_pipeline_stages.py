@@ -67,3 +67,37 @@ def test_the_cpu_path_and_the_stages_share_one_palette_and_blend(model):
     captured = cuda_path.alpha
     cuda_path.overlay_alpha = 0.25
     assert cuda_path.alpha is captured and float(captured) == 0.25
+
+
+@pytest.mark.parametrize("upsample", ["logits", "mask"])
+def test_per_frame_sizes_and_labels_at_another_size_agree_on_both_paths(model, upsample):
+    """``output_size`` and ``label_size`` of one frame (the node's depth outputs): the labels are the mask the
+    outputs would have at that size, on the CPU path exactly, on the CUDA path's stages but for near-ties."""
+    cpu = Segmenter(model, device="cpu", input_size=SIZE, upsample=upsample, optimize="none")
+    rgb = street_image(96, 160, seed=5)
+    result = cpu.segment(rgb, outputs=("mask", "confidence"), output_size=(40, 60), label_size=(48, 80))
+    at_labels = cpu.segment(rgb, outputs=("mask", "confidence"), output_size=(48, 80))
+    assert result.mask.shape == (40, 60) and result.labels.shape == (48, 80)
+    np.testing.assert_array_equal(result.labels, at_labels.mask)
+    np.testing.assert_array_equal(result.label_confidence, at_labels.confidence)
+    same = cpu.segment(rgb, outputs=("mask",), label_size=(96, 160))
+    np.testing.assert_array_equal(same.labels, same.mask)
+    assert same.labels is not same.mask and same.label_confidence is None  # an array of its own; no confidence asked
+
+    stages = dataclasses.replace(cpu.stages, network=copy.deepcopy(model).eval())
+    cuda_path = CudaPath(stages, torch.device("cpu"), cpu.options)
+    nearest = {size: cuda_path._nearest_indices(*size) if upsample == "mask" else None for size in ((40, 60), (48, 80))}
+    with torch.inference_mode():
+        run = stages.run(torch.from_numpy(rgb), "rgb8", frozenset({"mask", "confidence"}), cuda_path.alpha,
+                         nearest[(40, 60)], shape=(40, 60), labels=((48, 80), nearest[(48, 80)]))
+    assert agreement(run["mask"].numpy(), result.mask) >= 0.999
+    assert agreement(run["labels"].numpy(), result.labels) >= 0.999
+    assert run["label_confidence"].shape == (48, 80)
+
+
+def test_a_frame_size_that_is_not_two_positive_integers_is_refused(model):
+    from liteseg_ros.errors import ConfigError
+
+    cpu = Segmenter(model, device="cpu", input_size=SIZE, optimize="none")
+    with pytest.raises(ConfigError, match="label_size must be None or two positive integers"):
+        cpu.segment(street_image(48, 80), label_size=(0, 80))

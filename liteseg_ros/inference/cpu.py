@@ -39,6 +39,8 @@ class Inference:
     logits: torch.Tensor | dict  # C x h x w on the CPU; the CUDA path's outputs, downloaded
     timings: dict[str, float] = field(default_factory=dict)
     network_input: torch.Tensor | None = None
+    output_shape: tuple[int, int] | None = None  # (h, w) of the outputs; None: the Segmenter's output size
+    label_shape: tuple[int, int] | None = None  # (h, w) of the extra labels (SegmentationResult.labels), if any
 
 
 class CpuPath:
@@ -61,8 +63,10 @@ class CpuPath:
         self._alpha = float(value)
         self._alpha_tensor = torch.tensor(self._alpha, dtype=torch.float32)  # as the CUDA path blends
 
-    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> Inference:
-        """Pre-process the checked ``pixels`` and run the network; ``start`` is when the frame's timing began."""
+    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float,
+              sizes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)) -> Inference:
+        """Pre-process the checked ``pixels`` and run the network; ``start`` is when the frame's timing began;
+        ``sizes`` the frame's output size (None: the Segmenter's) and labels' size (None: none)."""
         with torch.inference_mode():
             image = as_tensor(pixels)
             with single_torch_thread():
@@ -71,7 +75,8 @@ class CpuPath:
             logits = self.network(network_input)[0]
         inferred = time.perf_counter()
         return Inference(image, encoding, wanted, logits, {"preprocess": preprocessed - start,
-                                                            "inference": inferred - preprocessed}, network_input)
+                                                            "inference": inferred - preprocessed}, network_input,
+                         *sizes)
 
     def finish(self, inference: Inference, out: dict[str, np.ndarray] | None = None) -> SegmentationResult:
         """The wanted outputs at the output size, written into ``out``'s arrays where given (each of the output's
@@ -85,9 +90,9 @@ class CpuPath:
     def _postprocess(self, inference: Inference, out: dict[str, np.ndarray]) -> SegmentationResult:
         """C x h x w network logits -> the wanted outputs at the output size, in row bands."""
         image, encoding, wanted = inference.image, inference.encoding, inference.wanted
-        height, width = self.stages.output_shape(*image.shape[:2])
+        height, width = inference.output_shape or self.stages.output_shape(*image.shape[:2])
         if "overlay" in wanted:
-            image = self.stages.overlay_image(image)
+            image = self.stages.overlay_image(image, (height, width))
         classes, confidence = self._class_rows(inference.logits, height, width, "confidence" in wanted)
         buffer = functools.partial(_output_buffer, out, height, width)
         mask = buffer("mask")
@@ -106,12 +111,34 @@ class CpuPath:
                 overlay[first:end] = blend(rgb_view(image[first:end], encoding), color[first:end], alpha)
 
         self.bands.run(rows, height)
-        return SegmentationResult(
+        result = SegmentationResult(
             mask=mask.numpy() if "mask" in wanted else None,
             color=color.numpy() if "color" in wanted else None,
             overlay=overlay.numpy() if overlay is not None else None,
             confidence=certainty.numpy() if certainty is not None else None,
         )
+        if inference.label_shape == (height, width):  # the outputs' mask, in arrays of their own
+            result.labels = mask.numpy().copy()
+            result.label_confidence = certainty.numpy().copy() if certainty is not None else None
+        elif inference.label_shape is not None:
+            result.labels, result.label_confidence = self._labels(inference.logits, inference.label_shape,
+                                                                  "confidence" in wanted)
+        return result
+
+    def _labels(self, logits: torch.Tensor, shape: tuple[int, int], confidence: bool
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The mask (and the confidence) at ``shape``, computed as the outputs are, into new arrays."""
+        classes, certainty = self._class_rows(logits, *shape, confidence)
+        labels = torch.empty(shape, dtype=torch.uint8)
+        label_confidence = torch.empty(shape, dtype=torch.uint8) if confidence else None
+
+        def rows(first: int, end: int) -> None:
+            labels[first:end] = classes.band(first, end)
+            if label_confidence is not None:
+                label_confidence[first:end] = certainty.band(first, end, labels[first:end])
+
+        self.bands.run(rows, shape[0])
+        return labels.numpy(), label_confidence.numpy() if label_confidence is not None else None
 
     def _class_rows(self, logits: torch.Tensor, height: int, width: int, confidence: bool
                     ) -> tuple[ResizeArgmax | NearestBands, ConfidenceRows | NearestBands | None]:

@@ -8,6 +8,7 @@ figures, where measured: docs/benchmarks.md.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from typing import Callable
@@ -51,27 +52,31 @@ class CudaPath:
     def overlay_alpha(self, value: float) -> None:
         self.alpha.fill_(float(value))
 
-    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float) -> Inference:
+    def infer(self, pixels: np.ndarray, encoding: str, wanted: frozenset[str], start: float,
+              sizes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)) -> Inference:
         """Upload the checked ``pixels``, run every stage on the device and download the wanted outputs (so that
         the next frame may start while :meth:`finish` hands these over); ``start`` is when the frame's timing
-        began."""
-        key = (pixels.shape, encoding, wanted)
-        buffers = self._buffers(key, pixels)
+        began; ``sizes`` the frame's output size (None: the Segmenter's) and labels' size (None: none)."""
+        shape = sizes[0] or self.stages.output_shape(*pixels.shape[:2])
+        key = (pixels.shape, encoding, wanted, shape, sizes[1])
+        buffers = self._buffers(key, pixels, shape, sizes[1])
         np.copyto(buffers["host_image"].numpy(), pixels)
         buffers["device_image"].copy_(buffers["host_image"], non_blocking=True)
         preprocessed = time.perf_counter()
+        downloads = [name for name in OUTPUTS if name in wanted]
+        if sizes[1] is not None:
+            downloads += ["labels", "label_confidence"] if "confidence" in wanted else ["labels"]
         with torch.inference_mode():
             outputs = self._device_outputs(key, buffers["device_image"], encoding, wanted)
             torch.cuda.current_stream().synchronize()
             inferred = time.perf_counter()
-            for name in OUTPUTS:
-                if name in wanted:
-                    buffers[name].copy_(outputs[name], non_blocking=True)
+            for name in downloads:
+                buffers[name].copy_(outputs[name], non_blocking=True)
             torch.cuda.current_stream().synchronize()
-        downloaded = {name: buffers[name].numpy().copy() for name in wanted}
+        downloaded = {name: buffers[name].numpy().copy() for name in downloads}
         timings = {"preprocess": preprocessed - start, "inference": inferred - preprocessed,
                    "download": time.perf_counter() - inferred}
-        return Inference(buffers["device_image"], encoding, wanted, downloaded, timings)
+        return Inference(buffers["device_image"], encoding, wanted, downloaded, timings, None, *sizes)
 
     def finish(self, inference: Inference, out: dict[str, np.ndarray] | None = None) -> SegmentationResult:
         """The downloaded outputs (copied into ``out``'s arrays where given)."""
@@ -86,17 +91,22 @@ class CudaPath:
 
     def _device_outputs(self, key: tuple, image: torch.Tensor, encoding: str,
                         wanted: frozenset[str]) -> dict[str, torch.Tensor]:
-        shape = self.stages.output_shape(*image.shape[:2])
+        shape, label_shape = key[3], key[4]
         nearest = self._nearest_indices(*shape) if self.stages.upsample == "mask" else None
+        labels = None
+        if label_shape is not None:
+            labels = (label_shape, self._nearest_indices(*label_shape) if self.stages.upsample == "mask" else None)
+        run = functools.partial(self.stages.run, encoding=encoding, wanted=wanted, alpha=self.alpha, nearest=nearest,
+                                shape=shape, labels=labels)
         if self.use_graphs:
             try:
-                return self._graph(key, image, encoding, wanted, nearest)()
+                return self._graph(key, image, run)()
             except Exception as error:  # an optimisation must never stop the node
                 LOG.warning("optimize: cuda_graphs could not be set up (%s); running the stages eagerly",
                             first_line(error))
                 self.use_graphs = False
                 self.on_fallback(first_line(error))
-        return self.stages.run(image, encoding, wanted, self.alpha, nearest)
+        return run(image)
 
     def _nearest_indices(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Device index tensors of the nearest-neighbour mask resize (made before any graph capture)."""
@@ -107,21 +117,20 @@ class CudaPath:
                                  nearest_map(net_width, width).index[:, 0].to(self.device))
         return self.nearest[key]
 
-    def _graph(self, key: tuple, device_image: torch.Tensor, encoding: str, wanted: frozenset[str],
-               nearest: tuple[torch.Tensor, torch.Tensor] | None) -> CudaGraphRunner:
+    def _graph(self, key: tuple, device_image: torch.Tensor, run: Callable[[torch.Tensor], dict]
+               ) -> CudaGraphRunner:
         if key not in self.graphs:
             # the upload buffer is the graph's static input (both are cached under the same key)
-            self.graphs[key] = CudaGraphRunner(lambda image: self.stages.run(image, encoding, wanted, self.alpha,
-                                                                             nearest),
-                                               [device_image], warmup=max(self.options.warmup, 1),
+            self.graphs[key] = CudaGraphRunner(run, [device_image], warmup=max(self.options.warmup, 1),
                                                copy_inputs=False)
             if len(self.graphs) > MAX_CACHED_SHAPES:
                 self.graphs.popitem(last=False)
         return self.graphs[key]
 
-    def _buffers(self, key: tuple, pixels: np.ndarray) -> dict[str, torch.Tensor]:
+    def _buffers(self, key: tuple, pixels: np.ndarray, shape: tuple[int, int],
+                 label_shape: tuple[int, int] | None) -> dict[str, torch.Tensor]:
         if key not in self.buffers:
-            height, width = self.stages.output_shape(*pixels.shape[:2])
+            height, width = shape
             self.buffers[key] = {
                 "host_image": torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True),
                 "device_image": torch.empty(pixels.shape, dtype=torch.uint8, device=self.device),
@@ -130,6 +139,9 @@ class CudaPath:
                 "overlay": torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
                 "confidence": torch.empty((height, width), dtype=torch.uint8, pin_memory=True),
             }
+            if label_shape is not None:
+                self.buffers[key].update({name: torch.empty(label_shape, dtype=torch.uint8, pin_memory=True)
+                                          for name in ("labels", "label_confidence")})
             if len(self.buffers) > MAX_CACHED_SHAPES:
                 self.buffers.popitem(last=False)
         return self.buffers[key]

@@ -49,7 +49,13 @@ from liteseg_ros.inference.resampling import AxisMap, bilinear_map, identity_map
 from liteseg_ros.inference.runners import RUNNERS
 from liteseg_ros.inference.sources import Source, check_int8_input_size, int8_option, load_source, log_quantized_report
 from liteseg_ros.inference.stages import PipelineStages, SegmentationResult, normalization_constants
-from liteseg_ros.inference.validation import check_input_size, check_output_size, validate_image, wanted_outputs
+from liteseg_ros.inference.validation import (
+    check_frame_size,
+    check_input_size,
+    check_output_size,
+    validate_image,
+    wanted_outputs,
+)
 from liteseg_ros.labels import default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import LiteSeg
@@ -279,28 +285,38 @@ class Segmenter:
         """
         return self._path.network if isinstance(self._path, CpuPath) else self.stages.network
 
-    def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) of the outputs of an image of ``height`` x ``width`` (``output_size``, else its own)."""
-        return self.stages.output_shape(height, width)
+    def output_shape(self, height: int, width: int, output_size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(height, width) of the outputs of an image of ``height`` x ``width``: the frame's ``output_size`` (see
+        :meth:`infer`), else the Segmenter's, else the image's."""
+        return tuple(output_size) if output_size is not None else self.stages.output_shape(height, width)
 
     def example_input(self, seed: int = 0) -> torch.Tensor:
         """A random network input of the deployed shape, dtype, device and memory format."""
         return example_input(self.plan, self.input_size, seed)
 
     # ---------------------------------------------------------------------------------------------- running
-    def segment(self, image: np.ndarray, encoding: str = "rgb8",
-                outputs: Iterable[str] = DEFAULT_OUTPUTS) -> SegmentationResult:
-        """Segment one H x W x 3 (rgb8, bgr8) or H x W / H x W x 1 (mono8) uint8 image.
+    def segment(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = DEFAULT_OUTPUTS,
+                output_size: tuple[int, int] | None = None,
+                label_size: tuple[int, int] | None = None) -> SegmentationResult:
+        """Segment one H x W x 3 (rgb8, bgr8) or H x W / H x W x 1 (mono8) uint8 image (the sizes: :meth:`infer`).
 
-        Raises ImageError for an image of the wrong type, dtype, shape or size, ConfigError for unknown outputs.
+        Raises ImageError for an image of the wrong type, dtype, shape or size, ConfigError for unknown outputs
+        or sizes.
         """
-        return self.finish(self.infer(image, encoding, outputs))
+        return self.finish(self.infer(image, encoding, outputs, output_size, label_size))
 
-    def infer(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = DEFAULT_OUTPUTS) -> Inference:
-        """The first half of :meth:`segment`: checks, pre-processing and the network."""
+    def infer(self, image: np.ndarray, encoding: str = "rgb8", outputs: Iterable[str] = DEFAULT_OUTPUTS,
+              output_size: tuple[int, int] | None = None, label_size: tuple[int, int] | None = None) -> Inference:
+        """The first half of :meth:`segment`: checks, pre-processing and the network.
+
+        ``output_size`` (height, width) puts this frame's outputs at that size instead of the Segmenter's
+        ``output_size``; ``label_size`` also computes the mask (and the confidence, when asked for) at that size, as
+        the outputs are computed, into the result's ``labels`` and ``label_confidence`` (e.g. at a depth image's
+        resolution, for its point cloud)."""
         start = time.perf_counter()
         wanted = wanted_outputs(outputs)
-        inference = self._path.infer(validate_image(image, encoding), encoding, wanted, start)
+        sizes = (check_frame_size("output_size", output_size), check_frame_size("label_size", label_size))
+        inference = self._path.infer(validate_image(image, encoding), encoding, wanted, start, sizes)
         inference.timings["start"] = start
         if self._switch is not None and isinstance(self._path, CpuPath):
             self._observe_switch(inference)
@@ -314,7 +330,7 @@ class Segmenter:
         return result
 
     def _observe_switch(self, inference: Inference) -> None:
-        height, width = self.stages.output_shape(*inference.image.shape[:2])
+        height, width = inference.output_shape or self.stages.output_shape(*inference.image.shape[:2])
         outcome = self._switch.observe(inference.network_input, inference.logits, inference.timings["inference"],
                                        lambda logits: self._path.classes_at(logits, height, width))
         if outcome is None:

@@ -34,6 +34,8 @@ class SegmentationResult:
     color: np.ndarray | None = None  # H x W x 3 uint8 RGB, the class set's colours
     overlay: np.ndarray | None = None  # H x W x 3 uint8 RGB, (1 - alpha) * image + alpha * color
     confidence: np.ndarray | None = None  # H x W uint8: the mask's class's probability x 255
+    labels: np.ndarray | None = None  # the mask at the ``label_size`` asked for (e.g. a depth image's), own array
+    label_confidence: np.ndarray | None = None  # the confidence at ``label_size``, when the confidence was asked for
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -56,9 +58,10 @@ class PipelineStages:
         """(h, w) of the outputs for an image of ``height`` x ``width``."""
         return self.output_size or (height, width)
 
-    def overlay_image(self, image: torch.Tensor) -> torch.Tensor:
-        """The H x W x C uint8 image the overlay blends: the image itself, or resized to ``output_size``."""
-        size = self.output_shape(*image.shape[:2])
+    def overlay_image(self, image: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The H x W x C uint8 image the overlay blends: the image itself, or resized to ``size`` (default: the
+        output size)."""
+        size = size or self.output_shape(*image.shape[:2])
         if tuple(image.shape[:2]) == size:
             return image
         batch = image.permute(2, 0, 1).unsqueeze(0)
@@ -115,22 +118,37 @@ class PipelineStages:
         return self.palette.index_select(0, classes.reshape(-1).to(torch.int32)).view(*classes.shape, 3)
 
     def run(self, image: torch.Tensor, encoding: str, wanted: frozenset[str], alpha: torch.Tensor,
-            nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+            nearest: tuple[torch.Tensor, torch.Tensor] | None = None, shape: tuple[int, int] | None = None,
+            labels: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] | None = None
+            ) -> dict[str, torch.Tensor]:
         """H x W x C uint8 image on the device -> the wanted uint8 outputs on the device (no host syncs); ``alpha``
-        is the overlay's weight as a 0-d tensor (updated in place between frames)."""
-        height, width = self.output_shape(*image.shape[:2])
-        logits = self.network(self.network_input(image_to_batch(image, encoding)))
-        if self.upsample == "logits":  # resized once, for the classes and the confidence
-            logits = at_size(logits, height, width)
-        classes = self.classes(logits, height, width, nearest)
-        outputs = {"mask": classes.to(torch.uint8)}
-        if "confidence" in wanted:
-            outputs["confidence"] = self.confidence(logits, classes, nearest)
+        is the overlay's weight as a 0-d tensor (updated in place between frames); ``shape`` the outputs' (default:
+        the output size); ``labels`` (shape, its nearest indices) adds ``labels`` (and ``label_confidence``): the
+        mask at another size."""
+        height, width = shape or self.output_shape(*image.shape[:2])
+        raw = self.network(self.network_input(image_to_batch(image, encoding)))
+        outputs = self.masks(raw, (height, width), "confidence" in wanted, nearest)
+        if labels is not None:
+            same = tuple(labels[0]) == (height, width)
+            at_labels = outputs if same else self.masks(raw, labels[0], "confidence" in wanted, labels[1])
+            outputs["labels"] = at_labels["mask"]
+            if "confidence" in at_labels:
+                outputs["label_confidence"] = at_labels["confidence"]
         if wanted & {"color", "overlay"}:
-            outputs["color"] = self.colour(classes)
+            outputs["color"] = self.colour(outputs["mask"])
             if "overlay" in wanted:
-                overlay_image = rgb_view(self.overlay_image(image), encoding)
+                overlay_image = rgb_view(self.overlay_image(image, (height, width)), encoding)
                 outputs["overlay"] = blend(overlay_image, outputs["color"], alpha)
+        return outputs
+
+    def masks(self, raw: torch.Tensor, shape: tuple[int, int], confidence: bool,
+              nearest: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """The uint8 mask (and confidence) at ``shape`` from the network's logits."""
+        logits = at_size(raw, *shape) if self.upsample == "logits" else raw  # resized once, for both
+        classes = self.classes(logits, *shape, nearest)
+        outputs = {"mask": classes.to(torch.uint8)}
+        if confidence:
+            outputs["confidence"] = self.confidence(logits, classes, nearest)
         return outputs
 
 

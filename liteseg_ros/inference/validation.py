@@ -72,6 +72,17 @@ def check_output_size(size: Any, input_size: tuple[int, int]) -> tuple[int, int]
     return pair
 
 
+def check_frame_size(name: str, size: Any) -> tuple[int, int] | None:
+    """A per-frame size (:meth:`Segmenter.infer`'s ``output_size``, ``label_size``): None or two positive
+    integers; ConfigError otherwise."""
+    if size is None:
+        return None
+    pair = _positive_pair(size)
+    if pair is None:
+        raise ConfigError(f"{name} must be None or two positive integers (height, width), got {size!r}")
+    return pair
+
+
 def _positive_pair(size: Any) -> tuple[int, int] | None:
     """``size`` as (height, width) when it is two positive integral numbers, else None."""
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from liteseg_ros.depth.camera import camera_info_topic
 from liteseg_ros.errors import BagError
 from liteseg_ros.files import atomic_folder
 from liteseg_ros.images.conversions import (
@@ -24,12 +25,13 @@ from liteseg_ros.images.conversions import (
     image_msg_to_segmenter_input,
 )
 from liteseg_ros.logs import get_logger
-from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUT_QOS_DEPTH, OUTPUTS, replay_topic
+from liteseg_ros.outputs import OUTPUT_ENCODINGS, OUTPUT_QOS_DEPTH, OUTPUT_TABLE, replay_topic
 
 LOG = get_logger(__name__)
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 COMPRESSIONS = ("none", "zstd")
 
@@ -76,7 +78,8 @@ def ground_truth_array(message: BagMessage) -> np.ndarray:
 class BagSource:
     """An open input bag: its topics, the chosen image and ground-truth topics, and their messages in time order."""
 
-    def __init__(self, path: str | Path, image_topic: str | None = None, gt_topic: str | None = None):
+    def __init__(self, path: str | Path, image_topic: str | None = None, gt_topic: str | None = None,
+                 depth_topic: str | None = None, depth_info_topic: str | None = None):
         from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
@@ -93,6 +96,7 @@ class BagSource:
         self.image_topic = self._choose_image_topic(image_topic)
         self.gt_topic = self._check_gt_topic(gt_topic)
         self.camera_info_topics = sorted(t for t, kind in self.topics.items() if kind == CAMERA_INFO_TYPE)
+        self.depth_topic, self.depth_info_topic = self._choose_depth_topics(depth_topic, depth_info_topic)
 
     def _choose_image_topic(self, requested: str | None) -> str:
         images = sorted(t for t, kind in self.topics.items() if kind in IMAGE_TYPES)
@@ -102,7 +106,7 @@ class BagSource:
             if self.topics[requested] not in IMAGE_TYPES:
                 raise BagError(f"topic {requested} carries {self.topics[requested]}, not an Image or CompressedImage")
             return requested
-        candidates = [t for t in images if not _looks_like_ground_truth(t)]
+        candidates = [t for t in images if not _looks_like_ground_truth(t) and not _looks_like_depth(t)]
         if not images:
             raise BagError(
                 f"bag {self.path} has no Image or CompressedImage topic (topics: {', '.join(self.topics) or 'none'})"
@@ -120,6 +124,23 @@ class BagSource:
             found = self.topics.get(requested, "no such topic")
             raise BagError(f"ground-truth topic {requested} must be a mono8 sensor_msgs/msg/Image ({found})")
         return requested
+
+    def _choose_depth_topics(self, requested: str | None, requested_info: str | None) -> tuple[str | None, str | None]:
+        """The registered depth image topic (asked for, or the one Image topic named like depth whose camera_info
+        is beside it) and its camera_info topic; (None, None) for none."""
+        if requested:
+            if self.topics.get(requested) != IMAGE_TYPE:
+                raise BagError(f"depth topic {requested} must be a sensor_msgs/msg/Image in bag {self.path} "
+                               f"({self.topics.get(requested, 'no such topic')})")
+            info = requested_info or camera_info_topic(requested)
+            if self.topics.get(info) != CAMERA_INFO_TYPE:
+                raise BagError(f"the depth image's camera_info {info} is not in bag {self.path}: give it with "
+                               "--depth-info-topic")
+            return requested, info
+        found = [(t, requested_info or camera_info_topic(t)) for t, kind in self.topics.items()
+                 if kind == IMAGE_TYPE and _looks_like_depth(t) and t != self.image_topic]
+        found = [(t, info) for t, info in found if self.topics.get(info) == CAMERA_INFO_TYPE]
+        return found[0] if len(found) == 1 else (None, None)
 
     @property
     def image_msgtype(self) -> str:
@@ -141,7 +162,7 @@ class BagSource:
 
         ``rawdata`` is always CDR (ROS 2): messages of a ROS 1 bag are converted field by field.
         """
-        topics = (self.image_topic, self.gt_topic, *self.camera_info_topics)
+        topics = (self.image_topic, self.gt_topic, self.depth_topic, *self.camera_info_topics)
         wanted = [c for c in self._reader.connections if c.topic in topics]
         iterator = self._reader.messages(connections=wanted)
         while True:
@@ -183,9 +204,13 @@ def _looks_like_ground_truth(topic: str) -> bool:
     return any(word in topic.lower() for word in ("label", "ground_truth", "groundtruth", "/gt", "semantic"))
 
 
+def _looks_like_depth(topic: str) -> bool:
+    return "depth" in topic.lower()
+
+
 class BagSink:
-    """The output bag: the input's camera, ground-truth and camera_info topics as recorded, plus the segmentation
-    outputs with the input headers.
+    """The output bag: the input's camera, ground-truth, depth and camera_info topics as recorded, plus the
+    segmentation outputs with the input headers (and ``/liteseg/points`` when the input has depth).
 
     It is written beside its path and moved there when closed (:func:`liteseg_ros.files.atomic_folder`), so the path
     is always a complete, closed bag whose data file is named like a finished recording (``<name>.db3`` /
@@ -209,15 +234,14 @@ class BagSink:
                 self._writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
             self._writer.open()
             self._placing = placing.pop_all()  # closed (the bag moved into place) by close()
-        copied = [source.image_topic, source.gt_topic, *source.camera_info_topics]
+        copied = [source.image_topic, source.gt_topic, source.depth_topic, *source.camera_info_topics]
         self._copies = {
             topic: self._connection(topic, source.topics[topic], source.offered_qos(topic) or [default_qos(1)])
             for topic in copied if topic
         }
-        self._outputs = {
-            name: self._connection(topic, IMAGE_TYPE, [default_qos(OUTPUT_QOS_DEPTH)])
-            for name, topic in ((output, replay_topic(output)) for output in OUTPUTS)
-        }
+        recorded = [o for o in OUTPUT_TABLE if o.kind == "image" or (o.kind == "cloud" and source.depth_topic)]
+        self._outputs = {output.name: self._connection(replay_topic(output.name), output.message_type,
+                                                       [default_qos(OUTPUT_QOS_DEPTH)]) for output in recorded}
         self.frames = 0
 
     def _connection(self, topic: str, msgtype: str, qos: Sequence[Any]) -> Any:
@@ -247,8 +271,20 @@ class BagSink:
             self._writer.write(self._outputs[name], timestamp_ns, self.typestore.serialize_cdr(msg, IMAGE_TYPE))
         self.frames += 1
 
+    def write_cloud(self, timestamp_ns: int, header: Any, cloud: Any) -> None:
+        """Write a :class:`liteseg_ros.depth.cloud.Cloud` as sensor_msgs/PointCloud2 with ``header``."""
+        types = self.typestore.types
+        fields = [types["sensor_msgs/msg/PointField"](name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in cloud.layout.fields]
+        points = np.ascontiguousarray(cloud.points)
+        msg = types[CLOUD_TYPE](header=header, height=cloud.height, width=cloud.width, fields=fields,
+                                is_bigendian=False, point_step=cloud.layout.point_step,
+                                row_step=cloud.layout.point_step * cloud.width,
+                                data=points.view(np.uint8).reshape(-1), is_dense=cloud.is_dense)
+        self._writer.write(self._outputs["points"], timestamp_ns, self.typestore.serialize_cdr(msg, CLOUD_TYPE))
+
     def write_raw(self, name: str, timestamp_ns: int, rawdata: bytes) -> None:
-        """Write an already serialised sensor_msgs/Image of output ``name`` (live replay records the node's own)."""
+        """Write an already serialised message of output ``name`` (live replay records the node's own)."""
         self._writer.write(self._outputs[name], timestamp_ns, rawdata)
 
     def close(self) -> Path:

@@ -14,6 +14,7 @@ from liteseg_ros.logs import get_logger
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.outputs import NODE_NAMESPACE, OUTPUTS
 from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
+from liteseg_ros.replay.depth import DepthReplay
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
 
@@ -39,6 +40,9 @@ class ReplayOptions:
     rate: float = 1.0  # live: multiple of the recorded rate
     node_namespace: str = NODE_NAMESPACE  # live: where the node publishes its outputs
     class_map: Path | None = None  # offline: merge the model's classes (liteseg_ros.class_map)
+    depth_topic: str | None = None  # a registered depth image (None: the bag's one depth Image topic, if any)
+    depth_info_topic: str | None = None  # its camera_info (None: the one beside it)
+    depth_slop: float = 0.0  # seconds between colour and depth stamps to pair them (0: equal)
 
     @property
     def out_bag(self) -> Path:
@@ -46,7 +50,8 @@ class ReplayOptions:
 
 
 def open_bag(options: ReplayOptions) -> BagSource:
-    source = BagSource(options.bag, options.image_topic, options.gt_topic)
+    source = BagSource(options.bag, options.image_topic, options.gt_topic, options.depth_topic,
+                       options.depth_info_topic)
     if source.image_count == 0:
         source.close()
         raise BagError(f"image topic {source.image_topic} of bag {options.bag} has no messages")
@@ -69,6 +74,8 @@ class _Replayer:
         self.options, self.segmenter, self.source, self.sink = options, segmenter, source, sink
         self.matcher = StampMatcher(options.gt_encoding, classes=segmenter.model_classes,
                                     class_map=segmenter.class_map) if source.gt_topic else None
+        self.depth = DepthReplay(segmenter.classes.palette(), options.depth_slop, sink.write_cloud) \
+            if source.depth_topic else None
         self.latencies: list[float] = []
         self.report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="offline",
                                    model=segmenter.description, classes=segmenter.classes.to_dict(),
@@ -80,7 +87,8 @@ class _Replayer:
         start = time.perf_counter()
         try:
             image, encoding = decode_image(message)
-            result = self.segmenter.segment(image, encoding=encoding, outputs=OUTPUTS)
+            label_size = self.depth.label_shape() if self.depth else None
+            result = self.segmenter.segment(image, encoding=encoding, outputs=OUTPUTS, label_size=label_size)
         except ImageError as error:
             self.report.rejected_frames += 1
             LOG.warning("frame at %.3f s rejected: %s", stamp_ns(message.msg.header) / 1e9, error)
@@ -92,6 +100,18 @@ class _Replayer:
         self.report.frames += 1
         if self.matcher:
             self.matcher.add_mask(stamp_ns(message.msg.header), result.mask)
+        if result.labels is not None:
+            self.depth.on_frame(stamp_ns(message.msg.header), result.labels, result.label_confidence)
+
+    def _on_other(self, message) -> None:
+        """Ground truth, depth and camera_info: copied as recorded; scored or paired."""
+        self.sink.write_copy(message)
+        if self.matcher and message.topic == self.source.gt_topic:
+            self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
+        elif self.depth and message.topic == self.source.depth_topic:
+            self.depth.on_depth(message.timestamp_ns, stamp_ns(message.msg.header), message.msg)
+        elif self.depth and message.topic == self.source.depth_info_topic:
+            self.depth.on_camera_info(message.msg)
 
     def run(self) -> ReplayReport:
         start = time.perf_counter()
@@ -99,15 +119,15 @@ class _Replayer:
             for message in self.source.messages():
                 if message.topic == self.source.image_topic:
                     self._on_image(message)
-                    continue
-                self.sink.write_copy(message)  # ground truth and camera_info, as recorded
-                if self.matcher and message.topic == self.source.gt_topic:
-                    self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
+                else:
+                    self._on_other(message)
         except KeyboardInterrupt:
             self.report.interrupted = True
             LOG.warning("interrupted: closing the output bag after %d frames", self.report.frames)
         finally:
             elapsed = time.perf_counter() - start
+            if self.depth:
+                self.report.add_depth(self.source.depth_topic, self.depth.finish())
             self.report.output_bag = str(self.sink.close())
             self.source.close()
         self.report.fps = round(self.report.frames / elapsed, 3) if elapsed > 0 and self.report.frames else None

@@ -45,6 +45,7 @@ class ReplayReport:
     per_category: dict[str, float | None] = field(default_factory=dict)
     classes: dict[str, Any] = field(default_factory=dict)  # the published class set: names, colours
     class_map: dict[str, Any] | None = None  # the class map that made it from the model's, if any
+    depth: dict[str, Any] | None = None  # the depth topic and its counts (clouds, unpaired, unusable), if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +67,10 @@ class ReplayReport:
             f"max {fmt(lat['max'])} ms",
             f"- class mIoU: {fmt(self.miou)}, category mIoU: {fmt(self.category_miou)} over {self.gt_frames} frames",
         ]
+        if self.depth:
+            lines.append(f"- depth `{self.depth['topic']}`: {self.depth['clouds']} clouds on /liteseg/points "
+                         f"({self.depth['unpaired_frames']} frames without a depth image, "
+                         f"{self.depth['unusable_depth']} depth images unusable)")
         if self.classes:
             lines.append(f"- classes: {', '.join(self.classes['names'])}"
                          + (f" (class map {self.class_map['path']})" if self.class_map else ""))
@@ -83,6 +88,11 @@ class ReplayReport:
         for path, text in zip(paths, (json.dumps(self.to_dict(), indent=2) + "\n", self.to_markdown())):
             write_text(path, text)
         return paths
+
+    def add_depth(self, topic: str, counts: Any) -> None:
+        """What the bag's depth gave (a :class:`liteseg_ros.replay.depth.DepthCounts`)."""
+        self.depth = {"topic": topic, "clouds": counts.clouds, "unpaired_frames": counts.unpaired,
+                      "unusable_depth": counts.unusable, "problems": list(counts.problems)}
 
     def add_scores(self, scores: dict[str, Any], gt_frames: int) -> None:
         self.miou, self.category_miou = scores["miou"], scores["category_miou"]

@@ -1,5 +1,6 @@
 """One camera of the segmentation node: its drop-oldest slot in the shared :class:`FrameMailbox`, its subscription
-(QoS following the publishers), its outputs and their reusable message buffers, and its statistics."""
+(QoS following the publishers), its image outputs and their reusable message buffers, its depth input and
+``~/points`` (:mod:`liteseg_ros.ros.depth`), and its statistics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TOPICS
+from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TOPICS, OUTPUTS
 from liteseg_ros.ros.label_info import LabelInfoPublisher
 from liteseg_ros.ros.messages import OutputBuffers
 from liteseg_ros.ros.parameters import NodeConfig
@@ -60,6 +61,55 @@ class FrameMailbox:
             self._condition.notify_all()
 
 
+class FollowingSubscription:
+    """A subscription whose reliability follows its topic's publishers (``qos_reliability`` auto: best-effort when
+    any publisher is, else reliable), re-checked at each :meth:`poll`."""
+
+    def __init__(self, node: Any, msg_type: Any, topic: str, choice: str, depth: int) -> None:
+        self.node, self.msg_type, self.topic, self.choice, self.depth = node, msg_type, topic, choice, depth
+        self.subscription: Any = None
+        self.reliability: ReliabilityPolicy | None = None
+        self.publisher_count = 0
+
+    def poll(self, callback: Callable[..., None]) -> bool:
+        """Note the topic's publishers and (re)subscribe when the reliability to use changed; True when the number
+        of publishers changed."""
+        publishers = self.node.get_publishers_info_by_topic(self.topic)
+        changed = len(publishers) != self.publisher_count
+        self.publisher_count = len(publishers)
+        reliability = self._wanted_reliability(publishers)
+        if reliability == self.reliability and self.subscription is not None:
+            return changed
+        self.unsubscribe()
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.depth, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)
+        self.subscription = self.node.create_subscription(self.msg_type, self.topic, callback, qos)
+        self.reliability = reliability
+        self.node.get_logger().info(f"subscribed to {self.topic} ({reliability.name.lower()}, depth {qos.depth})")
+        return changed
+
+    def unsubscribe(self) -> None:
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
+            self.subscription = None
+
+    def _wanted_reliability(self, publishers: list[Any]) -> ReliabilityPolicy:
+        if self.choice != "auto":
+            return ReliabilityPolicy.RELIABLE if self.choice == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        if not publishers:
+            return self.reliability or ReliabilityPolicy.RELIABLE
+        if any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in publishers):
+            return ReliabilityPolicy.BEST_EFFORT  # a reliable subscriber cannot hear a best-effort publisher
+        return ReliabilityPolicy.RELIABLE  # best-effort would lose fragments of large frames
+
+
+def output_qos(config: NodeConfig) -> QoSProfile:
+    """The outputs' QoS: reliable, keep-last ``output_qos_depth``, volatile (best-effort subscribers, such as Nav2's
+    layer, hear it too)."""
+    return QoSProfile(depth=config.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
 class CameraChannel:
     """One camera's input, outputs and statistics."""
 
@@ -70,20 +120,18 @@ class CameraChannel:
         self.name, self.node, self.config = name, node, config
         self.input_type = CompressedImage if compressed else Image
         self.input_topic = node.resolve_topic_name(prefix + ("image/compressed" if compressed else "image"))
-        output_qos = QoSProfile(depth=config.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.VOLATILE)
         self.publishers = {
-            output: make_publisher(Image, f"~/{prefix}{suffix}", output_qos)
-            for output, suffix in OUTPUT_TOPICS.items() if config.output_modes[output] != "never"
+            output: make_publisher(Image, f"~/{prefix}{OUTPUT_TOPICS[output]}", output_qos(config))
+            for output in OUTPUTS if config.output_modes[output] != "never"
         }
         self.label_info = (LabelInfoPublisher(node, f"~/{prefix}{LABEL_INFO_TOPIC}", label_info_types)
                            if label_info_types else None)
         self.buffers = OutputBuffers()  # written by the post-processing, published without another copy
         self.stats = NodeStats()
         self.sequence = SequenceGaps()
-        self.subscription: Any = None
-        self.reliability: ReliabilityPolicy | None = None
-        self.publisher_count = 0
+        self.subscription = FollowingSubscription(node, self.input_type, self.input_topic, config.qos_reliability,
+                                                  config.qos_depth)
+        self.depth: Any = None  # the camera's DepthChannel (liteseg_ros.ros.depth), when it has one
         self.last_shape: tuple[int, ...] | None = None
 
     @property
@@ -94,36 +142,19 @@ class CameraChannel:
         prefix = f"{self.name}/" if self.name else ""
         return self.node.resolve_topic_name(f"~/{prefix}{OUTPUT_TOPICS[output]}")
 
+    @property
+    def publisher_count(self) -> int:
+        return self.subscription.publisher_count
+
     def poll(self, callback: Callable[[Any, dict], None]) -> None:
         """Note the camera's publishers; (re)subscribe when the reliability to use changed."""
-        publishers = self.node.get_publishers_info_by_topic(self.input_topic)
-        if len(publishers) != self.publisher_count:
-            self.publisher_count = len(publishers)
+        if self.subscription.poll(callback):
             self.sequence.reset()
-        reliability = self._wanted_reliability(publishers)
-        if reliability == self.reliability and self.subscription is not None:
-            return
-        self.unsubscribe()
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
-        self.subscription = self.node.create_subscription(self.input_type, self.input_topic, callback, qos)
-        self.reliability = reliability
-        self.node.get_logger().info(f"subscribed to {self.input_topic} ({reliability.name.lower()}, depth {qos.depth})")
 
     def unsubscribe(self) -> None:
-        if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
-            self.subscription = None
-
-    def _wanted_reliability(self, publishers: list[Any]) -> ReliabilityPolicy:
-        choice = self.config.qos_reliability
-        if choice != "auto":
-            return ReliabilityPolicy.RELIABLE if choice == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        if not publishers:
-            return self.reliability or ReliabilityPolicy.RELIABLE
-        if any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in publishers):
-            return ReliabilityPolicy.BEST_EFFORT  # a reliable subscriber cannot hear a best-effort publisher
-        return ReliabilityPolicy.RELIABLE  # best-effort would lose fragments of large frames
+        self.subscription.unsubscribe()
+        if self.depth is not None:
+            self.depth.unsubscribe()
 
     def wanted_outputs(self) -> tuple[str, ...]:
         return tuple(output for output, publisher in self.publishers.items()
@@ -139,6 +170,8 @@ class CameraChannel:
 
     def destroy(self) -> None:
         self.unsubscribe()
+        if self.depth is not None:
+            self.depth.destroy()
         # a managed node's lifecycle publishers are also removed from its managed entities
         destroy = getattr(self.node, "destroy_lifecycle_publisher", self.node.destroy_publisher)
         for publisher in self.publishers.values():

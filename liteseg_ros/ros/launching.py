@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from liteseg_ros.depth.camera import camera_info_topic
 from liteseg_ros.outputs import NODE_NAME
 from liteseg_ros.ros.environment import DDS_PROFILE_NAME, DDS_PROFILE_VARIABLES
 from liteseg_ros.ros.parameters import PARAMETER_SPECS
@@ -21,7 +22,8 @@ RVIZ_TOPIC_PREFIX = f"/{NODE_NAME}/"
 PARAMETER_ARGUMENTS = ("backbone", "weights", "input_width", "input_height", "device", "precision", "optimize",
                        "class_map", "output_size", "cameras")
 __all__ = ["DDS_PROFILE_NAME", "NodeFailed", "PACKAGE", "PARAMETER_ARGUMENTS", "argument_description",
-           "dds_environment", "node_exit_handler", "parameter_overrides", "rviz2_missing", "rviz_config"]
+           "camera_info_topic", "dds_environment", "node_exit_handler", "parameter_overrides", "remappings",
+           "rviz2_missing", "rviz_config"]
 
 
 class NodeFailed(RuntimeError):
@@ -53,6 +55,16 @@ def parameter_overrides(values: Mapping[str, str]) -> dict[str, Any]:
             kind = "a list such as [front, rear]" if isinstance(default, list) else type(default).__name__
             raise ValueError(f"launch argument {name}:={text} must be {kind}") from None
     return overrides
+
+
+def remappings(image_topic: str, depth_topic: str = "", depth_info_topic: str = "") -> list[tuple[str, str]]:
+    """The node's remappings: its ``image`` (and ``image/compressed``) to ``image_topic``; with ``depth_topic``,
+    ``depth/image`` to it and ``depth/camera_info`` to ``depth_info_topic`` or the camera_info beside it."""
+    pairs = [("image", image_topic), ("image/compressed", f"{image_topic}/compressed")]
+    if depth_topic:
+        info_topic = depth_info_topic or camera_info_topic(depth_topic)
+        pairs += [("depth/image", depth_topic), ("depth/camera_info", info_topic)]
+    return pairs
 
 
 def dds_environment(profile: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:

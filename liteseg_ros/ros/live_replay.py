@@ -9,6 +9,7 @@ vision_msgs is installed); without one, the masks are scored as Cityscapes train
 from __future__ import annotations
 
 import queue
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import BagError
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.logs import get_logger
-from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TOPICS
-from liteseg_ros.replay.bag_io import COMPRESSED_TYPE, BagSink, BagSource, ground_truth_array, stamp_ns
+from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TABLE
+from liteseg_ros.replay.bag_io import BagSink, BagSource, ground_truth_array, stamp_ns
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
@@ -27,6 +28,7 @@ LOG = get_logger(__name__)
 DISCOVERY_TIMEOUT_S = 60.0
 DRAIN_IDLE_S = 3.0
 LABEL_INFO_TIMEOUT_S = 5.0  # after the node was found: a transient-local message arrives at once if there is one
+DEPTH_SUBSCRIBER_TIMEOUT_S = 5.0  # the node subscribes its depth within a second of a ~/points subscriber
 
 
 @dataclass
@@ -57,13 +59,18 @@ class LivePlayer:
         qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         self.msg_class = _message_class(source.image_msgtype)
         self.publisher = self.node.create_publisher(self.msg_class, source.image_topic, qos)
-        from sensor_msgs.msg import Image
 
         namespace = options.node_namespace.rstrip("/")
+        recorded = [o for o in OUTPUT_TABLE if o.kind == "image" or source.depth_topic]  # clouds when it has depth
         self.subscriptions = [
-            self.node.create_subscription(Image, f"{namespace}/{topic}", self._callback(name), qos, raw=True)
-            for name, topic in OUTPUT_TOPICS.items()
+            self.node.create_subscription(_message_class(output.message_type), f"{namespace}/{output.topic}",
+                                          self._callback(output.name), qos, raw=True)
+            for output in recorded
         ]
+        self.depth_publishers = {
+            topic: self.node.create_publisher(_message_class(source.topics[topic]), topic, qos)
+            for topic in (source.depth_topic, source.depth_info_topic) if topic
+        }
         self.label_info = _subscribe_label_info(self.node, f"{namespace}/{LABEL_INFO_TOPIC}", self.state)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -96,6 +103,9 @@ class LivePlayer:
                 name, receipt, rawdata = self.state.inbox.get_nowait()
             except queue.Empty:
                 return
+            if name not in ("mask", "overlay"):
+                self.sink.write_raw(name, header_stamp_ns(rawdata), rawdata)
+                continue
             msg = deserialize_message(rawdata, Image)
             stamp = stamp_ns(msg.header)
             self.sink.write_raw(name, stamp, rawdata)
@@ -121,6 +131,7 @@ class LivePlayer:
             if node_alive is not None and not node_alive():
                 raise BagError("the segmentation_node process exited before it was ready (see its log)")
             if self.publisher.get_subscription_count() > 0 and self.node.count_publishers(mask_topic) > 0:
+                self._wait_for_depth_subscribers()
                 time.sleep(0.5)  # let both sides finish matching their endpoints
                 return
             time.sleep(0.1)
@@ -128,6 +139,17 @@ class LivePlayer:
             f"no segmentation_node answered within {timeout:.0f} s: nothing subscribes to {self.source.image_topic} "
             f"and publishes {mask_topic}; start one with image remapped to {self.source.image_topic}"
         )
+
+    def _wait_for_depth_subscribers(self, timeout: float = DEPTH_SUBSCRIBER_TIMEOUT_S) -> None:
+        """Wait until the node subscribes to the bag's depth topics (it does once our ~/points subscription is
+        seen), else say why no cloud will come."""
+        deadline = time.monotonic() + timeout
+        for topic, publisher in self.depth_publishers.items():
+            while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if publisher.get_subscription_count() == 0:
+                LOG.warning("the node does not subscribe to %s: no clouds will be recorded (start it with depth/image "
+                            "and depth/camera_info remapped to the bag's depth topics)", topic)
 
     def node_classes(self, timeout: float = LABEL_INFO_TIMEOUT_S) -> ClassSet:
         """The class set the node publishes (its ``~/label_info``; colours are not in it), or Cityscapes' with a
@@ -146,13 +168,16 @@ class LivePlayer:
         return CITYSCAPES if tuple(names) == CITYSCAPES.names else ClassSet.from_names(names)
 
     def play(self) -> None:
-        """Publish the bag's images at the recorded rate (times options.rate); feed ground truth to the matcher."""
+        """Publish the bag's images (and depth) at the recorded rate (times options.rate); feed ground truth to the
+        matcher."""
         from rclpy.serialization import deserialize_message
 
         first_bag_ns, start = None, time.monotonic()
         for message in self.source.messages():
-            if message.topic != self.source.image_topic:
-                self.sink.write_copy(message)  # ground truth and camera_info, as recorded
+            publisher = self.publisher if message.topic == self.source.image_topic else \
+                self.depth_publishers.get(message.topic)
+            if publisher is None:
+                self.sink.write_copy(message)  # ground truth and other camera_infos, as recorded
                 if self.matcher and message.topic == self.source.gt_topic:
                     self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
                 continue
@@ -160,8 +185,9 @@ class LivePlayer:
             due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
             self._wait_until(due)
             self.sink.write_copy(message)
-            self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
-            self.publisher.publish(deserialize_message(message.rawdata, self.msg_class))
+            if publisher is self.publisher:
+                self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
+            publisher.publish(deserialize_message(message.rawdata, _message_class(message.msgtype)))
 
     def _wait_until(self, due: float) -> None:
         """Sleep until ``due`` (monotonic), recording the node's outputs meanwhile."""
@@ -208,10 +234,17 @@ def _subscribe_label_info(node, topic: str, state: _LiveState):
     return node.create_subscription(types[0], topic, store, LABEL_INFO_QOS)
 
 
-def _message_class(msgtype: str):
-    from sensor_msgs.msg import CompressedImage, Image
+def header_stamp_ns(rawdata: bytes) -> int:
+    """The header stamp of a serialised (little-endian CDR) message that starts with a std_msgs/Header."""
+    sec, nanosec = struct.unpack_from("<iI", rawdata, 4)  # after the 4-byte encapsulation header
+    return sec * 1_000_000_000 + nanosec
 
-    return CompressedImage if msgtype == COMPRESSED_TYPE else Image
+
+def _message_class(msgtype: str):
+    """The rclpy class of a sensor_msgs type named as bags name it (``sensor_msgs/msg/Image``)."""
+    from sensor_msgs import msg
+
+    return getattr(msg, msgtype.rsplit("/", 1)[-1])
 
 
 def _fill_report(report: ReplayReport, player: LivePlayer) -> None:

@@ -75,6 +75,40 @@ class OutputBuffers:
         return msg
 
 
+class CloudBuffer:
+    """The reusable data of one camera's organised ``~/points``: an ``array.array('B')`` and its structured numpy
+    view (reused once the message holding it was published, as :class:`OutputBuffers`)."""
+
+    def __init__(self) -> None:
+        self._held: tuple[array.array, np.ndarray] | None = None
+
+    def view(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """The structured array of ``shape`` points of ``dtype`` to write the cloud into."""
+        if self._held is None or self._held[1].shape != tuple(shape) or self._held[1].dtype != dtype:
+            data = array.array("B", bytes(int(np.prod(shape)) * dtype.itemsize))
+            self._held = (data, np.frombuffer(data, dtype=dtype).reshape(shape))
+        return self._held[1]
+
+    def data_of(self, points: np.ndarray) -> array.array | bytes:
+        """The message data of ``points``: this buffer when they are its view, else their bytes."""
+        if self._held is not None and points is self._held[1]:
+            return self._held[0]
+        return np.ascontiguousarray(points).tobytes()
+
+
+def point_cloud_msg(cloud: Any, header: Any, data: Any) -> Any:
+    """A sensor_msgs/PointCloud2 of a :class:`liteseg_ros.depth.cloud.Cloud` whose bytes are ``data``."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    msg = PointCloud2(height=cloud.height, width=cloud.width, is_bigendian=False, point_step=cloud.layout.point_step,
+                      row_step=cloud.layout.point_step * cloud.width, is_dense=cloud.is_dense)
+    msg.header = header
+    msg.fields = [PointField(name=field.name, offset=field.offset, datatype=field.datatype, count=field.count)
+                  for field in cloud.layout.fields]
+    msg.data = data
+    return msg
+
+
 def array_to_compressed_msg(array: np.ndarray, fmt: str = "png", header: Any = None) -> Any:
     """Encode an RGB (H x W x 3) or mono (H x W) uint8 array as a sensor_msgs/CompressedImage."""
     from PIL import Image as PILImage

@@ -10,155 +10,34 @@ Sizes are written HEIGHTxWIDTH here as everywhere in the package (rows first, as
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.inference.plan import AUTO_PRECISION_RULE, DEVICE_CHOICES, PRECISIONS
 from liteseg_ros.inference.runners import AUTO_RUNNER_RULE
 from liteseg_ros.model.bundled import bundled_model_path
-from liteseg_ros.outputs import OUTPUT_QOS_DEPTH, OUTPUTS
-from liteseg_ros.sizes import format_size, parse_size
-
-OUTPUT_MODES = ("auto", "always", "never")
-INPUT_TRANSPORTS = ("raw", "compressed")
-QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
-MAX_INPUT_SIDE = 4096
-MAX_QOS_DEPTH = 100
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One ROS parameter, written once: name, default (which also fixes its type), description, range or
-    choices, and how its value is checked."""
-
-    name: str
-    default: Any
-    description: str
-    read_only: bool = True
-    integer_range: tuple[int, int] | None = None
-    float_range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-    check: Callable[[str, Any], Any] | None = None  # (name, value) -> normalised value, or ConfigError
-    dynamic_typing: bool = False
-
-    def validate(self, value: Any) -> Any:
-        """The normalised value, or ConfigError naming the parameter and what to give."""
-        if self.check is not None:
-            return self.check(self.name, value)
-        if self.integer_range is not None:
-            return _integer(self.name, value, *self.integer_range)
-        if self.float_range is not None:
-            return _number(self.name, value, *self.float_range)
-        if self.choices is not None:
-            return _choice(self.name, value, self.choices)
-        if isinstance(self.default, str) and not isinstance(value, str):
-            raise ConfigError(f"parameter {self.name}={value!r} is invalid: give a string")
-        return value
-
-
-def parameter(default: Any, description: str, **spec: Any) -> Any:
-    """A :class:`NodeConfig` field that is a ROS parameter (a list default is declared as a string array and held
-    as a tuple)."""
-    held = tuple(default) if isinstance(default, list) else default
-    return field(default=held, metadata={"spec": ParameterSpec("", default, description, **spec)})
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"parameter {name}={value!r} is invalid: choose one of {', '.join(choices)}")
-    return value
-
-
-def _output_mode(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "always" if value else "never"
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return "always" if value.lower() == "true" else "never"
-    return _choice(name, value, OUTPUT_MODES)
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give an integer in [{low}, {high}]")
-    return value
-
-
-def _input_side(name: str, value: Any) -> int:
-    """0 (the size the weights were trained at) or 32..MAX_INPUT_SIDE pixels."""
-    if value != 0 or isinstance(value, bool):
-        _integer(name, value, 32, MAX_INPUT_SIDE)
-    return value
-
-
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give a number in [{low}, {high}]")
-    return float(value)
-
-
-def _camera_names(name: str, value: Any) -> tuple[str, ...]:
-    """The ``cameras`` names: distinct ROS name tokens (letters, digits, underscores; not starting with a digit)."""
-    names = tuple(value or ())  # an empty list in a params file arrives as "not set"
-    for camera in names:
-        if not isinstance(camera, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", camera):
-            raise ConfigError(f"parameter {name} has an invalid name {camera!r}: use letters, digits and "
-                              "underscores, e.g. cameras:=[front, rear]")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"parameter {name}={list(names)} names a camera twice")
-    return names
-
-
-def _output_size(name: str, value: Any) -> str:
-    """``camera``, ``network`` or HEIGHTxWIDTH (each side 1..MAX_INPUT_SIDE)."""
-    if isinstance(value, str) and value in ("camera", "network"):
-        return value
-    try:
-        return format_size(parse_size(value, MAX_INPUT_SIDE))
-    except ValueError:
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give camera, network or HEIGHTxWIDTH "
-                          f"(e.g. 360x640, sides 1..{MAX_INPUT_SIDE})") from None
-
-
-def _class_map(name: str, value: Any) -> str:
-    """A class map path (checked against the model when the Segmenter is built) or "" for none."""
-    if not isinstance(value, str):
-        raise ConfigError(f"parameter {name} must be a file path or empty, got {value!r}")
-    if value and not Path(value).expanduser().is_file():
-        raise ConfigError(f"parameter {name}={value!r}: no such file; give the path of a class map YAML file")
-    return value
-
-
-def _backbone(name: str, value: Any) -> str:
-    from liteseg_ros.model.liteseg import BACKBONES
-
-    return _choice(name, value, BACKBONES)
-
-
-def _optimize(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give a string")
-    if value not in ("auto", "none"):
-        from liteseg_ros.inference.optimize import parse_option_list
-
-        parse_option_list(value).validate()  # names and combinations; the device is checked by the Segmenter
-    return value
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"parameter {name}={value!r} is invalid: give true or false")
-    return value
-
-
-_OUTPUT_SWITCH_TEXT = (
-    "'auto': computed and published only while the topic has subscribers; 'always'; "
-    "'never' (the topic is not advertised). Booleans are accepted: true = always, false = never."
+from liteseg_ros.outputs import NODE_OUTPUTS, OUTPUT_QOS_DEPTH
+from liteseg_ros.ros.parameter_specs import (
+    INPUT_TRANSPORTS,
+    MAX_INPUT_SIDE,
+    MAX_QOS_DEPTH,
+    OUTPUT_SWITCH_TEXT,
+    QOS_RELIABILITIES,
+    ParameterSpec,
+    check_backbone,
+    check_boolean,
+    check_camera_names,
+    check_class_map,
+    check_class_names,
+    check_input_side,
+    check_optimize,
+    check_output_mode,
+    check_output_size,
+    parameter,
 )
+from liteseg_ros.sizes import parse_size
 
 
 @dataclass(frozen=True)
@@ -167,7 +46,7 @@ class NodeConfig:
     names, defaults = the parameters' defaults; each field's spec in its metadata)."""
 
     backbone: str = parameter("mobilenetv2", "Network backbone: mobilenetv2, shufflenet or darknet19. "
-                              "Must match the weights file.", check=_backbone)
+                              "Must match the weights file.", check=check_backbone)
     weights: str = parameter("", "Weights file: our checkpoint (.pt), the authors' .pth, an INT8 model (.onnx "
                              "from liteseg-quantize; CPU, its own input size), or 'cityscapes' (the authors' "
                              "Cityscapes model of the backbone, after 'liteseg-weights fetch'). Empty: the bundled "
@@ -175,10 +54,10 @@ class NodeConfig:
                              "tree).")
     input_width: int = parameter(0, "Width the image is resized to for inference (pixels; 32..4096). 0: the width "
                                  "the weights were trained at (their metadata; 640 for the bundled model).",
-                                 integer_range=(0, MAX_INPUT_SIDE), check=_input_side)
+                                 integer_range=(0, MAX_INPUT_SIDE), check=check_input_side)
     input_height: int = parameter(0, "Height the image is resized to for inference (pixels; 32..4096). 0: the "
                                   "height the weights were trained at (360 for the bundled model).",
-                                  integer_range=(0, MAX_INPUT_SIDE), check=_input_side)
+                                  integer_range=(0, MAX_INPUT_SIDE), check=check_input_side)
     device: str = parameter("auto", f"Inference device: {DEVICE_CHOICES} (auto: cuda:0 when available, else cpu). "
                             "Asking for CUDA without CUDA is a start-up error.")
     precision: str = parameter("auto", f"Inference precision: {', '.join(PRECISIONS[1:])} or {AUTO_PRECISION_RULE}"
@@ -189,23 +68,25 @@ class NodeConfig:
     optimize: str = parameter("auto", f"Deployment optimisations: 'auto' ({AUTO_RUNNER_RULE}; with BatchNorm "
                               "folding, and on CUDA channels-last), 'none' (plain eager PyTorch), or a "
                               "comma-separated list such as 'fold_bn,channels_last,torchscript_freeze,warmup=3' (an "
-                              "unknown name is a start-up error that lists the valid ones).", check=_optimize)
+                              "unknown name is a start-up error that lists the valid ones).", check=check_optimize)
     cache: bool = parameter(True, "Keep the network prepared for its runner (the ONNX export, OpenVINO's compiled "
                             "blob, an INT8 model made from the first frames) in $XDG_CACHE_HOME/liteseg_ros/networks "
                             "(else ~/.cache/...), so the next start reads it; false: prepare it in the node's own "
                             "process at every start (liteseg-info --cache lists or clears the cache).",
-                            check=_boolean)
+                            check=check_boolean)
     overlap: bool = parameter(False, "Run the network of a frame on one thread while another post-processes and "
                               "publishes the previous one (frames stay in order). Off: one thread does both, each "
                               "step on every core; on 2 cores that kept as many frames with lower latency "
-                              "(docs/benchmarks.md). Try it on robots with more cores.", check=_boolean)
+                              "(docs/benchmarks.md). Try it on robots with more cores.", check=check_boolean)
     output_size: str = parameter("camera", "Resolution of ~/mask, ~/color_mask, ~/overlay and ~/confidence: "
-                                 "'camera' (the input image's), 'network' (input_height x input_width) or "
-                                 "HEIGHTxWIDTH such as 360x640. Smaller outputs cost less CPU and bandwidth; headers "
-                                 "stay the input's.", check=_output_size)
+                                 "'camera' (the input image's), 'network' (input_height x input_width), 'depth' (the "
+                                 "depth image's, so that Nav2's semantic_segmentation_layer gets a mask and a cloud of "
+                                 "one size; the camera's until a depth image arrived) or HEIGHTxWIDTH such as 360x640. "
+                                 "Smaller outputs cost less CPU and bandwidth; headers stay the input's.",
+                                 check=check_output_size)
     class_map: str = parameter("", "A class map YAML file merging the model's classes into the published ones "
                                "(e.g. road -> drivable; person, car, ... -> obstacle): masks, colours, confidence "
-                               "and ~/label_info follow it. Empty: the model's own class set.", check=_class_map)
+                               "and ~/label_info follow it. Empty: the model's own class set.", check=check_class_map)
     threads: int = parameter(0, "CPU threads for the network and the pre/post-processing (0: all of torch's, by "
                              "default one per core).", integer_range=(0, 256))
     overlay_alpha: float = parameter(0.5, "Weight of the colour mask in ~/overlay (0 = image only, 1 = mask only). "
@@ -223,17 +104,37 @@ class NodeConfig:
                                       "this history: at depth 1 the next frame replaces it and the subscriber never "
                                       "gets it.", integer_range=(1, MAX_QOS_DEPTH))
     publish_mask: str = parameter("auto", "~/mask (mono8 class ids of the model's class set, or of class_map's): "
-                                  + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
-    publish_color: str = parameter("auto", "~/color_mask (rgb8, the class set's colours): " + _OUTPUT_SWITCH_TEXT,
-                                   check=_output_mode, dynamic_typing=True)
+                                  + OUTPUT_SWITCH_TEXT, check=check_output_mode, dynamic_typing=True)
+    publish_color: str = parameter("auto", "~/color_mask (rgb8, the class set's colours): " + OUTPUT_SWITCH_TEXT,
+                                   check=check_output_mode, dynamic_typing=True)
     publish_overlay: str = parameter("auto", "~/overlay (rgb8 image blended with the colour mask): "
-                                     + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
+                                     + OUTPUT_SWITCH_TEXT, check=check_output_mode, dynamic_typing=True)
     publish_confidence: str = parameter("auto", "~/confidence (mono8, the probability of each pixel's class x "
-                                        "255): " + _OUTPUT_SWITCH_TEXT, check=_output_mode, dynamic_typing=True)
+                                        "255): " + OUTPUT_SWITCH_TEXT, check=check_output_mode, dynamic_typing=True)
+    publish_points: str = parameter("auto", "~/points (sensor_msgs/PointCloud2: x, y, z, rgb = class colour, label, "
+                                    "confidence when computed) from the registered depth image on depth/image and its "
+                                    "depth/camera_info. 'auto': while ~/points has subscribers, and only when "
+                                    "depth/image is remapped (launch argument depth_topic); 'always' (subscribes "
+                                    "depth/image even if not remapped); 'never'. Booleans are accepted.",
+                                    check=check_output_mode, dynamic_typing=True)
+    depth_slop: float = parameter(0.0, "Largest difference (seconds) between the header stamps of a colour frame and "
+                                  "the depth image it is paired with for ~/points: 0 pairs only equal stamps (a "
+                                  "driver's aligned depth, depth_image_proc's register); otherwise the nearest "
+                                  "within it. Unpaired frames are counted in /diagnostics.", float_range=(0.0, 1.0))
+    points_max_range: float = parameter(0.0, "Points of ~/points farther than this (metres, from the camera) are NaN "
+                                        "(left out of an unorganised cloud); 0: no limit.",
+                                        float_range=(0.0, 1000.0))
+    points_stride: int = parameter(1, "Keep every n-th row and column of the depth image in ~/points (1: all; 2 "
+                                   "quarters the bandwidth). Nav2's semantic_segmentation_layer needs 1.",
+                                   integer_range=(1, 16))
+    points_classes: tuple[str, ...] = parameter([], "Publish only the points of these classes (names of the published "
+                                                "class set, e.g. [person, car]); the cloud is then unorganised (height "
+                                                "1, no invalid points). Empty: every point, organised.",
+                                                check=check_class_names)
     cameras: tuple[str, ...] = parameter([], "Names of several cameras served by this one model: each name N "
                                          "subscribes N/image (or N/image/compressed) and publishes ~/N/mask, "
                                          "~/N/color_mask, ~/N/overlay. Empty: one camera on 'image' with outputs "
-                                         "~/mask, ~/color_mask, ~/overlay.", check=_camera_names)
+                                         "~/mask, ~/color_mask, ~/overlay.", check=check_camera_names)
     summary_period: float = parameter(10.0, "Seconds between one-line statistics summaries in the log (0 = never). "
                                       "/diagnostics is published at 1 Hz regardless.", float_range=(0.0, 3600.0))
 
@@ -263,8 +164,9 @@ class NodeConfig:
 
     @property
     def segmenter_output_size(self) -> tuple[int, int] | str | None:
-        """``output_size`` as the Segmenter takes it: None (camera), "input" (network) or (height, width)."""
-        if self.output_size == "camera":
+        """``output_size`` as the Segmenter takes it: None (camera; depth: the node gives each frame's size), "input"
+        (network) or (height, width)."""
+        if self.output_size in ("camera", "depth"):
             return None
         if self.output_size == "network":
             return "input"
@@ -279,8 +181,8 @@ class NodeConfig:
 
     @property
     def output_modes(self) -> dict[str, str]:
-        """Output name (:data:`~liteseg_ros.outputs.OUTPUTS`) -> 'auto' | 'always' | 'never'."""
-        return {output: getattr(self, f"publish_{output}") for output in OUTPUTS}
+        """Output name (:data:`~liteseg_ros.outputs.NODE_OUTPUTS`) -> 'auto' | 'always' | 'never'."""
+        return {output: getattr(self, f"publish_{output}") for output in NODE_OUTPUTS}
 
 
 PARAMETERS: tuple[ParameterSpec, ...] = tuple(replace(item.metadata["spec"], name=item.name)

@@ -27,6 +27,7 @@ from liteseg_ros.errors import ImageError
 from liteseg_ros.images import conversions
 from liteseg_ros.outputs import OUTPUT_ENCODINGS
 from liteseg_ros.ros.channels import WARN_THROTTLE_S, CameraChannel, FrameMailbox
+from liteseg_ros.ros.depth import DepthChannel, depth_remapped, has_depth
 from liteseg_ros.ros.label_info import MISSING_TEXT, label_info_types
 from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.ros.stats import diagnostic_status, summary_line
@@ -36,12 +37,14 @@ PUBLISHER_POLL_PERIOD_S = 1.0
 
 @dataclass
 class Job:
-    """A frame between the stages: its camera, message, the time it arrived and what the network made of it."""
+    """A frame between the stages: its camera, message, the time it arrived, what the network made of it and the
+    image outputs to publish."""
 
     channel: CameraChannel
     msg: Any
     received_at: float
     inference: Any
+    published: tuple[str, ...]
 
 
 class Handoff:
@@ -89,6 +92,9 @@ class SegmentationRuntime:
         if types is None:
             node.get_logger().info(MISSING_TEXT)
         self.channels = {name: CameraChannel(node, name, config, make_publisher, types) for name in names}
+        for name, channel in self.channels.items():
+            if has_depth(config, depth_remapped(node, f"{name}/" if name else "")):
+                channel.depth = DepthChannel(node, name, config, make_publisher, segmenter.classes)
         self.publish_label_info()
         self._mailbox, self._handoff = FrameMailbox(names), Handoff()
         self._workers: list[threading.Thread] = []
@@ -137,8 +143,14 @@ class SegmentationRuntime:
 
     def describe_outputs(self) -> str:
         stages = "; the network and the outputs on two threads (overlap)" if self.config.overlap else ""
-        return ", ".join(f"{channel.output_topic(output)} ({mode})" for channel in self.channels.values()
-                         for output, mode in self.config.output_modes.items()) + stages
+        described = []
+        for channel in self.channels.values():
+            described += [f"{channel.output_topic(output)} ({mode})" for output, mode in
+                          self.config.output_modes.items() if output in channel.publishers]
+            if channel.depth is not None and channel.depth.publisher is not None:
+                described.append(f"{channel.depth.points_topic} ({channel.depth.mode}, from "
+                                 f"{channel.depth.image_topic} and {channel.depth.info_topic})")
+        return ", ".join(described) + stages
 
     # -- input -----------------------------------------------------------------------------------
     def _poll(self) -> None:
@@ -146,6 +158,8 @@ class SegmentationRuntime:
             return
         for channel in self.channels.values():
             channel.poll(lambda msg, info, camera=channel.name: self._on_image(camera, msg, info))
+            if channel.depth is not None:
+                channel.depth.poll()
 
     def _on_image(self, camera: str, msg: Any, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -185,8 +199,10 @@ class SegmentationRuntime:
         return None
 
     def _infer(self, channel: CameraChannel, msg: Any, received_at: float) -> Job | None:
-        outputs = channel.wanted_outputs()
-        if not outputs:
+        published = channel.wanted_outputs()
+        depth = channel.depth
+        label_shape = depth.label_shape() if depth is not None else None
+        if not published and label_shape is None:
             channel.stats.on_idle()
             return None
         if isinstance(msg, CompressedImage):
@@ -194,18 +210,23 @@ class SegmentationRuntime:
         else:
             image, encoding = conversions.image_msg_to_segmenter_input(msg)
         channel.note_resolution(image.shape[:2])
-        return Job(channel, msg, received_at, self.segmenter.infer(image, encoding=encoding, outputs=outputs))
+        output_size = depth.depth_shape() if depth is not None and self.config.output_size == "depth" else None
+        inference = self.segmenter.infer(image, encoding=encoding, outputs=published or ("mask",),
+                                         output_size=output_size, label_size=label_shape)
+        return Job(channel, msg, received_at, inference, published)
 
     def _publish(self, job: Job) -> None:
         channel, inference = job.channel, job.inference
         self.segmenter.overlay_alpha = self.config.overlay_alpha  # set here: the output stage blends
-        shape = self.segmenter.output_shape(*inference.image.shape[:2])
+        shape = self.segmenter.output_shape(*inference.image.shape[:2], inference.output_shape)
         views = {output: channel.buffers.view(output, shape + ((3,) if OUTPUT_ENCODINGS[output] == "rgb8" else ()))
-                 for output in inference.wanted}
-        self.segmenter.finish(inference, out=views)
-        for output in inference.wanted:
+                 for output in job.published}
+        result = self.segmenter.finish(inference, out=views)
+        for output in job.published:
             channel.publishers[output].publish(channel.buffers.image_msg(output, OUTPUT_ENCODINGS[output],
                                                                           job.msg.header))
+        if result.labels is not None:
+            channel.depth.on_frame(job.msg.header, result.labels, result.label_confidence)
         self._count(channel, job.msg, job.received_at)
 
     def _count(self, channel: CameraChannel, msg: Any, received_at: float) -> None:
@@ -225,7 +246,8 @@ class SegmentationRuntime:
         return [diagnostic_status(channel.stats.snapshot(now, mark_reported=True),
                                   name=f"{node_name}: segmentation" + (f" {channel.name}" if channel.name else ""),
                                   hardware_id=self.segmenter.device, device=self.segmenter.device,
-                                  model=self.segmenter.description, input_topic=channel.input_topic)
+                                  model=self.segmenter.description, input_topic=channel.input_topic,
+                                  extra=channel.depth.diagnostic_values() if channel.depth is not None else ())
                 for channel in self.channels.values()]
 
     def _log_summary(self) -> None:

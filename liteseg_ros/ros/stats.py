@@ -183,6 +183,34 @@ class NodeStats:
             return snap
 
 
+@dataclass
+class DepthStats:
+    """Counters of one camera's depth input and ``~/points``; every method may be called from any thread."""
+
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("depth_images", "clouds", "unpaired", "unusable"), 0))
+    last_problem: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, counter: str, problem: str = "") -> None:
+        """One more of ``counter`` (depth_images, clouds, unpaired frames, unusable depth); ``problem`` says why."""
+        with self._lock:
+            self.counters[counter] += 1
+            if problem:
+                self.last_problem = problem
+
+    def values(self, depth_topic: str, points_topic: str) -> list[tuple[str, str]]:
+        """The key/value pairs the camera's diagnostics status adds."""
+        with self._lock:
+            counters, problem = dict(self.counters), self.last_problem
+        return [("depth topic", depth_topic), ("points topic", points_topic),
+                ("depth images received", str(counters["depth_images"])),
+                ("clouds published", str(counters["clouds"])),
+                ("frames without a depth image (unpaired)", str(counters["unpaired"])),
+                ("depth images without a cloud (unusable depth or camera_info)", str(counters["unusable"])),
+                ("last depth problem", problem or "none")]
+
+
 def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1e3:.1f}"
 
@@ -225,16 +253,14 @@ def diagnostic_values(snapshot: StatsSnapshot, *, device: str, model: str, input
 
 
 def diagnostic_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, device: str, model: str,
-                      input_topic: str) -> Any:
-    """Build a diagnostic_msgs/DiagnosticStatus from a snapshot."""
+                      input_topic: str, extra: list[tuple[str, str]] = ()) -> Any:
+    """Build a diagnostic_msgs/DiagnosticStatus from a snapshot (and ``extra`` key/value pairs)."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     level_name, message = health(snapshot)
-    return DiagnosticStatus(
-        level=getattr(DiagnosticStatus, level_name), name=name, message=message, hardware_id=hardware_id,
-        values=[KeyValue(key=key, value=value) for key, value in
-                diagnostic_values(snapshot, device=device, model=model, input_topic=input_topic)],
-    )
+    pairs = diagnostic_values(snapshot, device=device, model=model, input_topic=input_topic) + list(extra)
+    return DiagnosticStatus(level=getattr(DiagnosticStatus, level_name), name=name, message=message,
+                            hardware_id=hardware_id, values=[KeyValue(key=key, value=value) for key, value in pairs])
 
 
 def summary_line(snapshot: StatsSnapshot) -> str:

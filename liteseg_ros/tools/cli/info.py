@@ -1,10 +1,12 @@
 """liteseg-info: parameters, multiply-accumulates and strides of LiteSeg (optionally eager CPU forward time); with
 --weights also the model's class set and training size. With --plan: how the node would run on this machine
 (device, precision, runner, threads, each with its reason, and the fallbacks), from its parameters file and the
-flags, without preparing the network. With --cache: the network cache's entries, its size, or clearing it:
+flags, without preparing the network. With --cache: the network cache's entries, its size, or clearing it. With
+--nav2-layer: a Nav2 semantic_segmentation_layer configuration for the node's topics and published classes:
 
     liteseg-info --plan [--params-file config/liteseg.yaml] [--device cpu] [--precision auto] [--weights F]
     liteseg-info --cache [list|size|clear] [--json]
+    liteseg-info --nav2-layer [--params-file F] [--weights F] [--namespace NS] [--camera NAME]
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--device", help="the node's device parameter")
     plan.add_argument("--precision", help="the node's precision parameter")
     plan.add_argument("--optimize", help="the node's optimize parameter")
+    nav2 = parser.add_argument_group("--nav2-layer: Nav2's semantic_segmentation_layer for the node's outputs")
+    nav2.add_argument("--nav2-layer", action="store_true", help="print the layer's YAML for the published classes "
+                      "(the weights' and the parameters file's class_map)")
+    nav2.add_argument("--namespace", default="", help="the node's namespace (default: none)")
+    nav2.add_argument("--camera", default="", help="one of the node's cameras (default: the single camera)")
     parser.add_argument("--cache", nargs="?", const="list", choices=("list", "size", "clear"),
                         help="the network cache ($XDG_CACHE_HOME/liteseg_ros/networks): list its entries (default), "
                              "print its size, or clear it")
@@ -93,6 +100,25 @@ def print_plan(args: argparse.Namespace) -> int:
         print(f"weights    {weights}\n{plan.describe()}")
         for warning in plan.warnings:
             print(f"warning: {warning}")
+    return 0
+
+
+def print_nav2_layer(args: argparse.Namespace) -> int:
+    """The Nav2 layer's configuration for the classes the node would publish with these parameters."""
+    from liteseg_ros.class_map import load_class_map
+    from liteseg_ros.inference.sources import load_source
+    from liteseg_ros.labels import CITYSCAPES
+    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+    from liteseg_ros.tools.nav2_layer import nav2_layer_yaml
+
+    config = NodeConfig.from_parameters(node_parameters(args))
+    if args.camera and args.camera not in config.cameras:
+        served = ", ".join(config.cameras) or "none: it serves one camera; leave --camera out"
+        raise ConfigError(f"--camera {args.camera} is not one of the node's cameras ({served})")
+    classes = load_source(resolve_weights(config), config.backbone).classes or CITYSCAPES
+    if config.class_map:
+        classes = load_class_map(config.class_map, classes).classes
+    print(nav2_layer_yaml(classes, args.namespace, args.camera, config.depth_slop), end="")
     return 0
 
 
@@ -181,6 +207,8 @@ def _main(argv: list[str] | None) -> int:
         return print_cache(args.cache, args.json)
     if args.plan:
         return print_plan(args)
+    if args.nav2_layer:
+        return print_nav2_layer(args)
     rows = [_row(config, classes, args) for config, classes in _configs(args)]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="ground-truth values (default labelids)"
     )
+    parser.add_argument("--depth-topic", help="registered depth image (16UC1 / 32FC1) for ~/points clouds (default: "
+                                              "the bag's one Image topic named *depth* with a camera_info beside it)")
+    parser.add_argument("--depth-info-topic", help="the depth image's camera_info (default: the one beside it)")
+    parser.add_argument("--depth-slop", type=float, default=0.0, metavar="SECONDS",
+                        help="pair a frame with the nearest depth image within this (default 0: equal stamps)")
     parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE,
                         help="network input HxW (default %s, the node's)" % format_size(DEFAULT_INPUT_SIZE))
     add_run_arguments(parser)
@@ -61,6 +66,8 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
                        "parameter")
     if args.rate <= 0:
         raise BagError(f"--rate must be positive, got {args.rate}")
+    if not 0 <= args.depth_slop <= 1:
+        raise BagError(f"--depth-slop must be in [0, 1] seconds, got {args.depth_slop}")
     if (args.out / "bag").exists():
         raise BagError(f"{args.out / 'bag'} already exists: remove it or choose another --out")
     return ReplayOptions(
@@ -79,6 +86,9 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         rate=args.rate,
         node_namespace=args.node_namespace,
         class_map=args.class_map,
+        depth_topic=args.depth_topic,
+        depth_info_topic=args.depth_info_topic,
+        depth_slop=args.depth_slop,
     )
 
 
