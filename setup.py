@@ -70,6 +70,7 @@ setup(
             "liteseg-export = liteseg_ros.tools.cli.export:main",
             "liteseg-synth = liteseg_ros.tools.cli.synth:main",
             "liteseg-replay = liteseg_ros.tools.cli.replay:main",
+            "liteseg-mine = liteseg_ros.tools.cli.mine:main",
             "liteseg-eval = liteseg_ros.training.evaluate:main",
             "liteseg-train = liteseg_ros.training.train:main",
             "segmentation_node = liteseg_ros.ros.entry:main",

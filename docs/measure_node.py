@@ -2,7 +2,8 @@
 by this (separate) rclpy process, which also subscribes to the outputs; both with the shipped Fast DDS profile
 (``config/fastdds_large_images.xml``) unless ``--dds-profile none``. Prints one Markdown table row per camera and
 run: frames sent, outputs received per topic, end-to-end latency p50/p95 (header stamp = send time), the node
-process's CPU per frame (/proc), the Segmenter's own CPU per frame, end-to-end and post-processing time in this
+process's CPU per frame (/proc), this process's (the camera and the consumers) per frame sent, the Segmenter's own
+CPU per frame, end-to-end and post-processing time in this
 process on the same frames after the node stopped (built as the node builds it), the time from the node process's
 start to its first output, and the node's resident memory at the end.
 
@@ -55,6 +56,7 @@ class CameraRecord:
     received: dict[str, set[int]] = field(default_factory=dict)  # output -> frame numbers received
     latencies: list[float] = field(default_factory=list)  # seconds, of the first output subscribed
     node_cpu_per_frame: float = float("nan")  # seconds of the node process's CPU per frame it segmented
+    driver_cpu_per_frame: float = float("nan")  # this process's (camera and consumer) CPU per frame sent
     first_output_s: float = float("nan")  # from the node process's start to the first output received
     resident_mib: float = float("nan")  # the node's resident memory at the end of the measured window
 
@@ -203,9 +205,10 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
         drive(driver, frames, args.rate, READY_TIMEOUT_S,
               until=lambda: all(all(r.received.values()) for r in driver.records.values()))
         driver.records = {camera: CameraRecord(received={o: set() for o in args.outputs}) for camera in driver.records}
-        cpu_before = process_cpu_seconds(process.pid)
+        cpu_before, driver_before = process_cpu_seconds(process.pid), process_cpu_seconds(os.getpid())
         drive(driver, frames, args.rate, args.seconds)
         cpu, resident = process_cpu_seconds(process.pid) - cpu_before, resident_mib(process.pid)
+        driver_cpu = process_cpu_seconds(os.getpid()) - driver_before
         time.sleep(1.0)  # the last frames' outputs
         driver.counting = False
     finally:
@@ -218,6 +221,7 @@ def measure_run(args: argparse.Namespace, run: int, frames: list[np.ndarray], rc
     processed = sum(len(r.received[args.outputs[0]]) for r in driver.records.values())
     for record in driver.records.values():
         record.node_cpu_per_frame, record.resident_mib = cpu / max(processed, 1), resident
+        record.driver_cpu_per_frame = driver_cpu / max(sum(r.sent for r in driver.records.values()), 1)
         record.first_output_s = driver.first_output - started
     return driver.records
 
@@ -262,7 +266,8 @@ def row(args: argparse.Namespace, camera: str, record: CameraRecord, segmenter: 
     ms = np.array(record.latencies or [float("nan")]) * 1e3
     return (f"| {format_size(args.image)} | {args.scene} | {args.rate:g} | {camera or 'image'} | "
             f"{'+'.join(args.outputs)} | {record.sent} | {received} | {np.median(ms):.0f} / "
-            f"{np.percentile(ms, 95):.0f} | {record.node_cpu_per_frame * 1e3:.0f} | {segmenter[0] * 1e3:.0f} | "
+            f"{np.percentile(ms, 95):.0f} | {record.node_cpu_per_frame * 1e3:.0f} | "
+            f"{record.driver_cpu_per_frame * 1e3:.0f} | {segmenter[0] * 1e3:.0f} | "
             f"{segmenter[1] * 1e3:.1f} | {segmenter[2] * 1e3:.1f} | {record.first_output_s:.1f} | "
             f"{record.resident_mib:.0f} |")
 
@@ -303,9 +308,9 @@ def main() -> int:
               f"{args.dds_profile or 'none'}; {args.seconds:g} s per run"
               f"{f'; depth {args.depth} at the frame size' if args.depth else ''}\n")
         print(f"| frame | scene | Hz | camera | subscribed | sent | {' | '.join(OUTPUT_TOPICS.values())} | e2e p50 "
-              "/ p95 ms | node CPU ms/frame | Segmenter CPU ms/frame | Segmenter e2e ms | Segmenter post ms | first "
-              "output s | node RSS MiB |")
-        print("|" + "---|" * (13 + len(OUTPUT_TOPICS)))
+              "/ p95 ms | node CPU ms/frame | driver CPU ms/frame | Segmenter CPU ms/frame | Segmenter e2e ms | "
+              "Segmenter post ms | first output s | node RSS MiB |")
+        print("|" + "---|" * (14 + len(OUTPUT_TOPICS)))
     for run_records in records:
         for camera, record in run_records.items():
             print(row(args, camera, record, segmenter), flush=True)

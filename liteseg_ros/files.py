@@ -80,11 +80,12 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_folder(out: str | os.PathLike, *, create: bool = True) -> Iterator[Path]:
+def atomic_folder(out: str | os.PathLike, *, create: bool = True, replace: bool = False) -> Iterator[Path]:
     """Yield a path beside ``out`` to fill (a new folder; with ``create=False`` a path that does not exist yet, for
     writers that make their folder themselves, such as a bag writer); on success it is renamed to ``out``, on any
     error or interrupt it is removed. ``out`` must not exist or be empty: FileExistsError when it holds something
-    at the rename (another process put it there first)."""
+    at the rename (another process put it there first); with ``replace`` a folder there is replaced (moved aside,
+    then removed, once the new one is in place)."""
     out = Path(out)
     make_parent(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -93,6 +94,8 @@ def atomic_folder(out: str | os.PathLike, *, create: bool = True) -> Iterator[Pa
         if create:
             target.mkdir()  # under the umask, as a plainly created folder
         yield target
+        if replace and out.is_dir():
+            out.rename(staging / f"{out.name}.replaced")
         try:
             target.rename(out)  # replaces an empty folder; fails when ``out`` holds something
         except OSError as error:

@@ -164,3 +164,33 @@ def read_bag(path: Path) -> dict[str, list]:
                 (timestamp, TYPESTORE.deserialize_cdr(raw, connection.msgtype))
             )
     return topics
+
+
+def dusk_camera(rgb: np.ndarray) -> np.ndarray:
+    """A street frame as another camera at dusk sees it (channels swapped, darker): a domain the model does not know."""
+    return (rgb[..., ::-1].astype(np.float32) * 0.6).astype(np.uint8)
+
+
+def write_mining_bag(path: Path, *, height: int = 180, width: int = 320, views: int = 12, still: int = 6,
+                     topic: str = "/camera/image_raw") -> tuple[Path, list[tuple[str, int]]]:
+    """A recording of two domains, the street the bundled model knows and the same streets through a dusk camera,
+    in alternating stretches; every view is held for ``still`` frames (a robot standing still: noise only).
+    Returns the bag and, per message, (domain, view number)."""
+    from liteseg_ros.tools.synthetic.scenes import unseen_frames
+
+    streets = [frame.image for frame in unseen_frames(views, height, width, seed=21)]
+    rng = np.random.default_rng(4)
+    truth, index = [], 0
+    writer = Writer(path, version=Writer.VERSION_LATEST)
+    with writer:
+        cam = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        for view, street in enumerate(streets):
+            domain = "dusk" if view % 2 else "street"
+            base = dusk_camera(street) if domain == "dusk" else street
+            for _ in range(still):
+                noisy = np.clip(base.astype(np.int16) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
+                hdr, ns = header(index)
+                writer.write(cam, ns, TYPESTORE.serialize_cdr(image_msg(noisy, "rgb8", hdr), "sensor_msgs/msg/Image"))
+                truth.append((domain, view))
+                index += 1
+    return path, truth

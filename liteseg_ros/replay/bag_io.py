@@ -127,7 +127,9 @@ class BagSource:
 
     def _choose_depth_topics(self, requested: str | None, requested_info: str | None) -> tuple[str | None, str | None]:
         """The registered depth image topic (asked for, or the one Image topic named like depth whose camera_info
-        is beside it) and its camera_info topic; (None, None) for none."""
+        is beside it; "" for none) and its camera_info topic; (None, None) for none."""
+        if requested == "":
+            return None, None
         if requested:
             if self.topics.get(requested) != IMAGE_TYPE:
                 raise BagError(f"depth topic {requested} must be a sensor_msgs/msg/Image in bag {self.path} "
@@ -157,12 +159,13 @@ class BagSource:
                 return list(getattr(connection.ext, "offered_qos_profiles", None) or [])
         return []
 
-    def messages(self) -> Iterator[BagMessage]:
-        """Image, ground-truth and camera_info messages in bag order; a corrupt record raises BagError.
+    def messages(self, only: Sequence[str] | None = None) -> Iterator[BagMessage]:
+        """Image, ground-truth, depth and camera_info messages (``only`` these topics, when given) in bag order; a
+        corrupt record raises BagError.
 
         ``rawdata`` is always CDR (ROS 2): messages of a ROS 1 bag are converted field by field.
         """
-        topics = (self.image_topic, self.gt_topic, self.depth_topic, *self.camera_info_topics)
+        topics = only or (self.image_topic, self.gt_topic, self.depth_topic, *self.camera_info_topics)
         wanted = [c for c in self._reader.connections if c.topic in topics]
         iterator = self._reader.messages(connections=wanted)
         while True:

@@ -35,6 +35,37 @@ def check_threads(threads: int) -> int:
     return threads
 
 
+class Progress:
+    """A tool's progress on stderr: one line redrawn on a terminal (count, rate, what it is doing), nothing
+    elsewhere (the tool prints its summary line)."""
+
+    def __init__(self, what: str, total: int | None = None, stream: Any = None, period_s: float = 0.25):
+        import time
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.what, self.total, self.period_s, self.count = what, total, period_s, 0
+        self.started, self._clock, self._shown = time.monotonic(), time.monotonic, 0.0
+        self.on_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def step(self, note: str = "") -> None:
+        """One more item; redraws the line at most every ``period_s`` seconds."""
+        self.count += 1
+        now = self._clock()
+        if self.on_terminal and (now - self._shown >= self.period_s or self.count == self.total):
+            self._shown = now
+            rate = self.count / max(now - self.started, 1e-9)
+            of = f"/{self.total}" if self.total else ""
+            self.stream.write(f"\r{self.what}: {self.count}{of} ({rate:.1f}/s) {note}"[:160].ljust(80))
+            self.stream.flush()
+
+    def close(self) -> float:
+        """End the line; returns the seconds since the start."""
+        if self.on_terminal and self.count:
+            self.stream.write("\n")
+            self.stream.flush()
+        return self._clock() - self.started
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'HxW' -> (height, width), for argparse (:mod:`liteseg_ros.sizes`: HEIGHTxWIDTH everywhere)."""
     try:

@@ -6,8 +6,10 @@ robot's own class set instead of Cityscapes': the street scenes' labels merged i
     labelmap.txt                        # label:color_rgb:parts:actions, then name:r,g,b:: per class
     JPEGImages/<stem>.jpg
     SegmentationClass/<stem>.png        # RGB in the labelmap's colours
-    SegmentationObject/<stem>.png       # RGB, one colour per object (as CVAT writes it; not read for training)
+    SegmentationObject/<stem>.png       # RGB instances in the VOC colour map, as datumaro (CVAT) reads them
     ImageSets/Segmentation/{train,val}.txt
+
+The masks follow :mod:`liteseg_ros.labelling.voc_masks`, the rules liteseg-mine's archives follow too.
 
 The tree is written next to ``out`` and renamed into place at the end (no half-written export).
 """
@@ -20,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from liteseg_ros.classes import ClassSet, distinct_colors
+from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.files import atomic_folder
+from liteseg_ros.labelling.voc_masks import Labelmap, instance_ids, instance_image
 from liteseg_ros.labels import LABEL_BY_NAME
 from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
@@ -79,28 +82,19 @@ def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, wid
 def _write_tree(root: Path, counts: dict[str, int], height: int, width: int, seed: int) -> None:
     for folder in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True)
-    lines = ["# label:color_rgb:parts:actions"]
-    lines += [f"{name}:{r},{g},{b}::" for name, (r, g, b) in zip(ROBOT_CLASS_SET.names, ROBOT_CLASS_SET.colors)]
-    (root / "labelmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    palette, lut = ROBOT_CLASS_SET.palette(), label_id_to_robot_class()
+    labelmap = Labelmap.of(ROBOT_CLASS_SET)
+    (root / "labelmap.txt").write_text(labelmap.text(), encoding="utf-8")
+    lut = label_id_to_robot_class()
     for split, count in counts.items():
         stems = []
         for index in range(count):
             stem = f"{split}_{index:05d}"
-            rgb, label_ids, instance_ids = render_scene(frame_rng(seed, split, index), height, width)
+            rgb, label_ids, _ = render_scene(frame_rng(seed, split, index), height, width)
             Image.fromarray(rgb, "RGB").save(root / "JPEGImages" / f"{stem}.jpg", quality=JPEG_QUALITY)
-            Image.fromarray(palette[lut[label_ids]], "RGB").save(root / "SegmentationClass" / f"{stem}.png")
-            Image.fromarray(_object_colors(instance_ids), "RGB").save(root / "SegmentationObject" / f"{stem}.png")
+            classes = lut[label_ids]
+            Image.fromarray(labelmap.class_image(classes), "RGB").save(root / "SegmentationClass" / f"{stem}.png")
+            Image.fromarray(instance_image(instance_ids(classes)), "RGB").save(
+                root / "SegmentationObject" / f"{stem}.png")
             stems.append(stem)
         if count:
             (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
-
-
-def _object_colors(instance_ids: np.ndarray) -> np.ndarray:
-    """One distinct colour per object instance (ids >= 1000), black elsewhere."""
-    objects = np.where(instance_ids >= 1000, instance_ids, 0)
-    values, inverse = np.unique(objects, return_inverse=True)
-    colors = np.array([(0, 0, 0)] + list(distinct_colors(max(len(values) - 1, 0))), dtype=np.uint8)
-    if values[0] != 0:
-        colors = colors[1:]
-    return colors[inverse.reshape(objects.shape)]
