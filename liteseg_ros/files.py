@@ -10,6 +10,7 @@ permissions a plainly created file or folder would get under the user's umask (`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -37,6 +38,15 @@ def cache_dir() -> Path:
     weights; prepared networks under ``networks/``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "liteseg_ros"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def make_parent(path: str | os.PathLike) -> None:

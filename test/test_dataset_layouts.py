@@ -162,3 +162,55 @@ def test_an_unknown_folder_says_which_layouts_are_read(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(DatasetError, match="CVAT / PASCAL VOC export"):
         open_split(tmp_path / "photos", "train")
+
+
+def zip_of(folder: Path, path: Path, prefix: str = "") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for item in sorted(folder.rglob("*")):
+            if item.is_file():
+                archive.write(item, prefix + item.relative_to(folder).as_posix())
+    return path
+
+
+def test_a_zip_reads_as_the_folder_it_holds_unpacked_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = write_cvat(tmp_path / "cvat", {"train": ["a", "b"], "val": ["c"]})
+    for archive in (zip_of(root, tmp_path / "export.zip"), zip_of(root, tmp_path / "nested.zip", "export/")):
+        dataset = open_split(archive, "train")
+        assert detect_layout(archive) == "voc" and dataset.classes.names == ("background", "floor", "pallet")
+        assert [pair.stem for pair in dataset.pairs] == ["a", "b"]
+        np.testing.assert_array_equal(dataset[0][1], truth())
+    unpacked = sorted((tmp_path / "cache" / "liteseg_ros" / "datasets").iterdir())
+    assert [p.name.rsplit("-", 1)[0] for p in unpacked] == ["export", "nested"]
+    marker = unpacked[0] / ".unpacked"
+    stamp = marker.stat().st_mtime_ns
+    open_split(tmp_path / "export.zip", "val")
+    assert marker.stat().st_mtime_ns == stamp  # found again by its digest, not unpacked again
+
+
+def test_a_zip_member_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as archive:
+        archive.writestr("labelmap.txt", LABELMAP)
+        archive.writestr("../outside.txt", "x")
+    with pytest.raises(DatasetError, match="outside its folder or a link: not unpacked"):
+        open_split(tmp_path / "evil.zip", "train")
+    assert not (tmp_path / "cache" / "liteseg_ros" / "outside.txt").exists()
+    assert not list((tmp_path / "cache" / "liteseg_ros" / "datasets").glob("evil-*"))
+
+
+def test_one_split_gives_train_and_val_held_out_by_name(tmp_path):
+    stems = [f"frame_{i:03d}" for i in range(20)]
+    root = write_cvat(tmp_path / "cvat", {"default": stems})
+    train, val = open_split(root, "train"), open_split(root, "val")
+    train_stems, val_stems = {p.stem for p in train.pairs}, {p.stem for p in val.pairs}
+    assert 1 <= len(val_stems) <= 8 and train_stems | val_stems == set(stems) and not train_stems & val_stems
+    grown = write_cvat(tmp_path / "grown", {"default": stems + [f"frame_{i:03d}" for i in range(20, 30)]})
+    assert val_stems <= {p.stem for p in open_split(grown, "val").pairs}  # a frame stays on its side
+    assert not val_stems & {p.stem for p in open_split(grown, "train").pairs}
+    with pytest.raises(DatasetError, match="the data set's splits are default"):
+        open_split(root, "test")

@@ -124,7 +124,7 @@ def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, i
                       while_running=None) -> dict:
     """Start a node that publishes ``outputs`` always; send ``image`` until all of them come back for it; call
     ``while_running`` (if given) before stopping the node; return the outputs as arrays (and its result under
-    ``"while_running"``)."""
+    ``"while_running"``, the node's log under ``"log"``)."""
     switches = {f"publish_{name}": "always" for name in outputs}
     node = spawn_node(log_dir, namespace, {**parameters, **switches}, env=env)
     try:
@@ -143,7 +143,8 @@ def outputs_from_node(client, log_dir: Path, namespace: str, parameters: dict, i
     finally:
         node.stop(signal.SIGINT)
     assert found["confidence"].encoding == "mono8" and found["confidence"].header.frame_id == sent.header.frame_id
-    return {**{name: image_msg_to_array(message) for name, message in found.items()}, "while_running": extra}
+    return {**{name: image_msg_to_array(message) for name, message in found.items()}, "while_running": extra,
+            "log": node.stderr() + node.stdout()}
 
 
 def test_the_node_publishes_its_own_classes_colours_and_confidence(ros_client, tmp_path, robot_weights):

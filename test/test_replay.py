@@ -369,3 +369,26 @@ def test_live_replay_through_a_real_node_reports_every_frame(tmp_path, weights, 
         matrix.update(ID_TO_TRAIN_ID[truths[_stamp(mask_msg)]], mask)
     assert report["miou"] == pytest.approx(matrix.scores().miou, abs=1e-12)
     assert len(list((tmp_path / "out" / "overlays").iterdir())) == 5
+
+
+def test_two_models_replayed_and_compared_on_the_bags_ground_truth(tmp_path, weights):
+    torch.manual_seed(11)
+    other = build_liteseg("mobilenetv2").train()
+    with torch.no_grad():
+        other(torch.randn(2, 3, 64, 96))
+    other = save_checkpoint(tmp_path / "other.pt", other.eval())
+    bag = write_bag(tmp_path / "in", frames=3)
+    run = replay(bag, tmp_path / "out", weights, "--weights", other, "--gt-topic", "/camera/labels")
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert [model["weights"] for model in document["models"]] == [str(weights), str(other)]
+    assert document["classes"] == list(CITYSCAPES.names) and document["left_out"] == {}
+    for index, (model, path) in enumerate(zip(document["models"], (weights, other)), 1):
+        report = json.loads((tmp_path / "out" / f"{index}-{Path(path).stem}" / "report.json").read_text())
+        assert model["per_class"] == report["per_class"] and model["frames"] == report["gt_frames"] == 3
+        assert model["miou"] == pytest.approx(report["miou"])
+        assert (tmp_path / "out" / f"{index}-{Path(path).stem}" / "bag").is_dir()
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| mIoU |" in table and "difference is model 2 minus model 1" in table
+    refused = replay(bag, tmp_path / "out2", weights, "--weights", other)
+    assert refused.returncode == 2 and "comparing models needs the bag's ground truth" in refused.stderr

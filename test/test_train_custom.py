@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +46,35 @@ def export(tmp_path_factory) -> Path:
                              seed=3).root
 
 
+def cvat_zip(export: Path, path: Path) -> Path:
+    """The export as CVAT hands it out: one zip, one subset (default), images included ("Save images")."""
+    stems = sorted(p.stem for p in (export / "JPEGImages").iterdir())
+    with zipfile.ZipFile(path, "w") as archive:
+        for item in sorted(export.rglob("*")):
+            if item.is_file() and "ImageSets" not in item.parts:
+                archive.write(item, item.relative_to(export).as_posix())
+        archive.writestr("ImageSets/Segmentation/default.txt", "\n".join(stems) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
-def fine_tuned(tmp_path_factory, export) -> tuple[Path, str]:
+def export_zip(tmp_path_factory, export) -> Path:
+    return cvat_zip(export, tmp_path_factory.mktemp("zip") / "task_robot-2026_12_05-segmentation mask 1.1.zip")
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory, export_zip) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("runs") / "robot"
     result = run("liteseg_ros.training.train", "--config", str(ROOT / "config" / "train_custom.yaml"), "--data",
-                 str(export), "--out", str(out), *SHORT)
+                 str(export_zip), "--out", str(out), *SHORT)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stderr
 
 
 def test_fine_tuning_starts_a_new_classifier_and_the_run_carries_the_labelmap(fine_tuned):
+    """From CVAT's zip as it comes: its one subset trained on, a fifth of it held out for validation."""
     out, log = fine_tuned
+    assert "has one split, default: train takes" in log and "val takes" in log
     assert "new (randomly initialised) tensors, for 5 classes instead of the weights' 19: last_conv.6.weight, " \
            "last_conv.6.bias" in log
     assert "classes (5): background, drivable, building, vegetation, obstacle" in log
@@ -84,13 +103,14 @@ def test_the_fine_tuned_model_runs_in_the_node_with_the_labelmap(fine_tuned, exp
 
     weights = fine_tuned[0] / "model_final.pt"
     image = open_split(export, "val")[0][0]
-    parameters = {"weights": weights, "device": "cpu", "input_height": 96, "input_width": 128}
+    parameters = {"weights": weights, "device": "cpu"}  # input 0 x 0: the size the model was trained at
     outputs = outputs_from_node(ros_client, tmp_path, "/robot", parameters, image, outputs=OUTPUTS,
                                 env=vision_msgs_environment,
                                 while_running=lambda: listen("/robot/liteseg/label_info", vision_msgs_environment))
     labels = outputs["while_running"]
-    expected = Segmenter(weights, device="cpu", input_size=(96, 128)).segment(image)
-    assert labels["names"] == list(ROBOT_CLASS_SET.names)
+    expected = Segmenter(weights, device="cpu").segment(image)
+    assert labels["names"] == list(ROBOT_CLASS_SET.names) and "network input 96x128 (the size the weights were " \
+        "trained at)" in outputs["log"]
     assert np.mean(outputs["mask"] == expected.mask) >= 0.999 and len(np.unique(outputs["mask"])) > 1
     np.testing.assert_array_equal(outputs["color"], ROBOT_CLASS_SET.palette()[outputs["mask"]])
     same = outputs["mask"] == expected.mask
@@ -99,13 +119,16 @@ def test_the_fine_tuned_model_runs_in_the_node_with_the_labelmap(fine_tuned, exp
 
 
 def test_liteseg_eval_scores_the_fine_tuned_model_with_its_names(fine_tuned, export):
+    """At the size the model was trained at (its metadata), as the node runs it: the mIoU of the node's masks."""
     out, _ = fine_tuned
     result = run("liteseg_ros.training.evaluate", "--weights", str(out / "model_final.pt"), "--data", str(export),
                  "--split", "val", "--device", "cpu", "--precision", "fp32", "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert list(scores["per_class"]) == list(ROBOT_CLASS_SET.names) and scores["per_category"] == {}
-    segmenter = Segmenter(out / "model_final.pt", device="cpu", precision="fp32", input_size=(96, 128))
+    assert "network input 96x128" in result.stderr
+    segmenter = Segmenter(out / "model_final.pt", device="cpu", precision="fp32")
+    assert segmenter.input_size == (96, 128)
     matrix = ConfusionMatrix(segmenter.classes)
     for image, truth in open_split(export, "val"):
         matrix.update(truth, segmenter.segment(image, outputs=("mask",)).mask)
@@ -151,3 +174,42 @@ def test_liteseg_eval_with_a_class_map_scores_the_merged_classes(tmp_path):
         matrix.update(merged_truth, segmenter.segment(image, outputs=("mask",)).mask)
     assert scores["miou"] == pytest.approx(matrix.scores().miou, abs=1e-9)
     assert scores["miou"] > 0.5 and np.isfinite(scores["miou"])
+
+
+def test_liteseg_eval_compares_old_and_new_on_the_classes_they_share(fine_tuned, export_zip):
+    """The bundled Cityscapes model through the robot class map (old) against the fine-tuned one (new) on CVAT's zip:
+    one table on background, drivable and obstacle (what the ground truth and both models name alike); each IoU
+    counted here by hand."""
+    from liteseg_ros.tools.synthetic.cvat_writer import ROBOT_CLASS_SET as TRUTH
+
+    new = fine_tuned[0] / "model_final.pt"
+    arguments = ["liteseg_ros.training.evaluate", "--weights", str(bundled_model_path()), "--weights", str(new),
+                 "--data", str(export_zip), "--split", "val", "--device", "cpu", "--precision", "fp32",
+                 "--class-map", str(ROOT / "config" / "class_map_robot.yaml")]
+    result = run(*arguments, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    shared = ["background", "drivable", "obstacle"]
+    assert document["classes"] == shared
+    assert document["left_out"] == {"ground truth": ["building", "vegetation"],
+                                    str(bundled_model_path()): ["walkable", "structure"], str(new): ["building",
+                                                                                                    "vegetation"]}
+    old_segmenter = Segmenter(bundled_model_path(), device="cpu", precision="fp32",
+                              class_map=ROOT / "config" / "class_map_robot.yaml")
+    new_segmenter = Segmenter(new, device="cpu", precision="fp32")
+    for entry, segmenter in zip(document["models"], (old_segmenter, new_segmenter)):
+        counts = {name: [0, 0] for name in shared}  # intersection, union
+        for image, truth in open_split(export_zip, "val"):
+            predicted = np.array(segmenter.classes.names, dtype=object)[segmenter.segment(image).mask]
+            named = np.array(TRUTH.names, dtype=object)[truth]
+            compared = np.isin(named, shared)
+            for name in shared:
+                counts[name][0] += int(((named == name) & (predicted == name)).sum())
+                counts[name][1] += int((((named == name) | (predicted == name)) & compared).sum())
+        for name in shared:
+            expected = counts[name][0] / counts[name][1] if counts[name][1] else None
+            assert entry["per_class"][name] == pytest.approx(expected, abs=1e-12), (entry["weights"], name)
+        assert entry["miou"] == pytest.approx(np.mean([v for v in entry["per_class"].values() if v is not None]))
+    table = run(*arguments).stdout
+    assert "| class | 1: " in table and "| difference |" in table and "| mIoU |" in table
+    assert "left out: ground truth: building, vegetation" in table and "class map" in table

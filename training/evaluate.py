@@ -6,8 +6,11 @@ Two modes:
   ``*_gtFine_labelIds.png`` found recursively under G. As in cityscapesscripts' ``getPrediction``,
   the prediction of frame ``<city>_<seq>_<frame>`` is the one PNG under P whose name starts with
   that frame name; none or several is an error.
-- ``liteseg-eval --weights W --data ROOT --split val``: runs a model on a dataset split and scores
-  its trainId masks at full label resolution.
+- ``liteseg-eval --weights W --data ROOT --split val``: runs a model on a dataset split (ROOT a folder or a zip
+  archive, e.g. CVAT's export as it comes) as the node runs it (its training size) and scores its masks at full
+  label resolution;
+- ``liteseg-eval --weights OLD --weights NEW --data ROOT``: both on the same frames, one table (per-class IoU, a
+  column per model, the difference) on the classes they share (:mod:`liteseg_ros.comparison`).
 
 A table goes to stdout (``--json``: one JSON object), ``--plots DIR`` adds PNG charts.
 """
@@ -28,6 +31,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 import torch
 
+from liteseg_ros.comparison import ModelScores, SharedClasses, SharedConfusion, comparison_dict, comparison_table
 from liteseg_ros.datasets import read_label_ids
 from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
@@ -145,26 +149,19 @@ def evaluate_prediction_files(pairs: Sequence[tuple[Path, Path]], workers: int =
 def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int, int] | None = None,
                    device: str = "auto", precision: str = "auto", backbone: str | None = None,
                    workers: int = 2, class_map: str | None = None) -> ConfusionMatrix:
-    """Score a model's masks on a data set split (Cityscapes, CVAT / VOC or plain) at full label resolution,
-    with the model's class set (or ``class_map``'s merged classes, the ground truth merged alike).
+    """Score a model's masks on a data set split (Cityscapes, CVAT / VOC or plain; a folder or a zip) at full label
+    resolution, with the model's class set (or ``class_map``'s merged classes, the ground truth merged alike).
 
-    The network input is ``input_size``, else the checkpoint's training size, else the first image's size
-    (full resolution, as the authors' demo runs); masks are resized back to each image.
+    The network input is ``input_size``, else the checkpoint's training size (as the node runs it), else the first
+    image's size (full resolution, as the authors' demo runs); masks are resized back to each image.
     """
     dataset = open_split(data, split)  # checks the data set before the model is loaded
-
-    from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.inference.sources import load_source
-
-    source = load_source(weights, backbone)  # checks the file and --backbone: metadata only (INT8 models too)
-    if source.classes.names != dataset.classes.names:
+    segmenter = _segmenter(weights, dataset, input_size=input_size, device=device, precision=precision,
+                           backbone=backbone, class_map=class_map)
+    if segmenter.model_classes.names != dataset.classes.names:
         raise DatasetError(f"{data} is labelled with the classes {', '.join(dataset.classes.names)} but {weights} "
-                           f"predicts {', '.join(source.classes.names)}: evaluate a model trained on this class set")
-    size = input_size or source.trained_size or dataset[0][1].shape
-    # from the path, so that the Segmenter normalises with the checkpoint's own mean/std
-    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size, class_map=class_map)
-    LOG.info("evaluating %s (%s) on %d %s images, network input %dx%d, %s", weights, source.backbone, len(dataset),
-             split, size[0], size[1], segmenter.description)
+                           f"predicts {', '.join(segmenter.model_classes.names)}: evaluate a model trained on this "
+                           "class set, or compare models on the classes they share (--weights OLD --weights NEW)")
     matrix = ConfusionMatrix(segmenter.classes)
     merge = segmenter.class_map.mask if segmenter.class_map else None
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
@@ -173,6 +170,47 @@ def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int
         if index % 50 == 0:
             LOG.info("%d / %d images", index, len(dataset))
     return matrix
+
+
+def _segmenter(weights: str, dataset, *, input_size, device, precision, backbone, class_map, fit_only=False):
+    """The Segmenter of ``weights`` as the node runs it (its training size unless ``input_size``), with the class
+    map (with ``fit_only``: only if the map was made for the model's classes)."""
+    from liteseg_ros.class_map import load_class_map
+    from liteseg_ros.errors import ClassSetError
+    from liteseg_ros.inference.segmenter import Segmenter
+    from liteseg_ros.inference.sources import load_source
+
+    source = load_source(weights, backbone)  # checks the file and --backbone: metadata only (INT8 models too)
+    if class_map is not None and fit_only:
+        try:
+            load_class_map(class_map, source.classes)
+        except ClassSetError:
+            class_map = None
+    size = input_size or source.trained_size or dataset[0][1].shape
+    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size, class_map=class_map)
+    LOG.info("evaluating %s (%s) on %d images, network input %dx%d, %s", weights, source.backbone, len(dataset),
+             size[0], size[1], segmenter.description)
+    return segmenter
+
+
+def compare_models(weights: list[str], data: str, split: str, *, input_size: tuple[int, int] | None = None,
+                   device: str = "auto", precision: str = "auto", backbone: str | None = None, workers: int = 2,
+                   class_map: str | None = None) -> tuple[list[ModelScores], SharedClasses]:
+    """Score several models on the same frames of a data set split, on the classes they share with its ground
+    truth (:mod:`liteseg_ros.comparison`). ``class_map`` applies to each model it was made for."""
+    dataset = open_split(data, split)
+    segmenters = [_segmenter(w, dataset, input_size=input_size, device=device, precision=precision,
+                             backbone=backbone, class_map=class_map, fit_only=True) for w in weights]
+    shared = SharedClasses.of(dataset.classes, {w: s.classes for w, s in zip(weights, segmenters)})
+    confusions = [SharedConfusion(shared, segmenter.classes) for segmenter in segmenters]
+    for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
+        for segmenter, confusion in zip(segmenters, confusions):
+            confusion.update(label, segmenter.segment(image, outputs=("mask",)).mask)
+        if index % 50 == 0:
+            LOG.info("%d / %d images", index, len(dataset))
+    notes = [f"class map {s.class_map.path}, input {format_size(s.input_size)}" if s.class_map
+             else f"input {format_size(s.input_size)}" for s in segmenters]
+    return [ModelScores.of(w, c.scores(), shared.names, note) for w, c, note in zip(weights, confusions, notes)], shared
 
 
 def _cell(value: float | None) -> str:
@@ -202,10 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--pred-dir", help="folder of labelId prediction PNGs named <city>_<seq>_<frame>*.png")
     files.add_argument("--gt-dir", help="folder searched recursively for *_gtFine_labelIds.png (e.g. gtFine/val)")
     model = parser.add_argument_group("score a model")
-    model.add_argument("--weights", help="checkpoint or authors' .pth file")
+    model.add_argument("--weights", action="append", help="checkpoint, authors' .pth or INT8 model; give it twice or "
+                       "more (OLD first, NEW last) to compare models on the same frames in one table")
     model.add_argument("--backbone", help="backbone of an authors' weights file, if it cannot be detected")
-    model.add_argument("--data", help="data set folder: a CVAT 'Segmentation mask 1.1' / PASCAL VOC export, the plain "
-                                      "layout (classes.yaml, images/, masks/) or Cityscapes (leftImg8bit/, gtFine/)")
+    model.add_argument("--data", help="data set folder or zip archive: a CVAT 'Segmentation mask 1.1' / PASCAL VOC "
+                                      "export, the plain layout (classes.yaml, images/, masks/) or Cityscapes "
+                                      "(leftImg8bit/, gtFine/)")
     model.add_argument("--class-map", help="a class map YAML: score the merged classes (ground truth merged alike)")
     model.add_argument("--split", default="val", help="dataset split (default: val)")
     model.add_argument("--input-size", type=parse_size, metavar="HxW",
@@ -217,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SegmentationScores:
+def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SegmentationScores | tuple:
     file_mode = args.pred_dir is not None or args.gt_dir is not None
     model_mode = args.weights is not None or args.data is not None
     if file_mode == model_mode:
@@ -231,7 +271,11 @@ def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     else:
         if args.weights is None or args.data is None:
             parser.error("--weights and --data go together")
-        matrix = evaluate_model(args.weights, args.data, args.split, input_size=args.input_size,
+        if len(args.weights) > 1:
+            return compare_models(args.weights, args.data, args.split, input_size=args.input_size, device=args.device,
+                                  precision=args.precision, backbone=args.backbone, workers=args.workers,
+                                  class_map=args.class_map)
+        matrix = evaluate_model(args.weights[0], args.data, args.split, input_size=args.input_size,
                                 device=args.device, precision=args.precision, backbone=args.backbone,
                                 workers=args.workers, class_map=args.class_map)
     return matrix.scores()
@@ -241,6 +285,10 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     scores = _scores_from_args(parser, args)
+    if isinstance(scores, tuple):
+        models, shared = scores
+        print(json.dumps(comparison_dict(models, shared)) if args.json else comparison_table(models, shared), end="")
+        return 0
     if args.plots:
         for path in _write_plots(scores, args.plots):
             LOG.info("wrote %s", path)

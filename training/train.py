@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineArgumentParser(prog="liteseg-train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="YAML config (default with --resume: RUN_DIR/config.yaml)")
-    parser.add_argument("--data", type=Path, required=True, help="dataset root (Cityscapes layout)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the data set: a folder or a zip archive (a CVAT 'Segmentation mask 1.1' export as it "
+                             "comes, PASCAL VOC, the plain layout, or Cityscapes)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, config.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     parser.add_argument("--benchmark-loader", type=int, metavar="N", default=0,

@@ -16,6 +16,7 @@ wrong and where, raised before anything is trained or written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,13 +29,17 @@ from torch.utils.data import Dataset
 
 from liteseg_ros.classes import IGNORE_INDEX, ClassSet
 from liteseg_ros.datasets import voc
+from liteseg_ros.datasets.archives import dataset_folder
 from liteseg_ros.datasets.cityscapes import CityscapesDataset, read_rgb
 from liteseg_ros.errors import ClassSetError, DatasetError, first_line
 from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.logs import get_logger
 from liteseg_ros.sizes import format_size
 
 CLASSES_FILE = "classes.yaml"
+HELD_OUT = 0.2  # of a one-split data set's frames validate (val) when train and val are asked for
 MAX_LISTED = 5
+LOG = get_logger(__name__)
 LAYOUTS = ("cityscapes", "voc", "plain")
 
 
@@ -48,8 +53,9 @@ class Pair:
 
 
 def detect_layout(root: str | os.PathLike) -> str:
-    """``cityscapes``, ``voc`` (CVAT "Segmentation mask 1.1") or ``plain``; DatasetError when none fits."""
-    root = Path(root)
+    """``cityscapes``, ``voc`` (CVAT "Segmentation mask 1.1") or ``plain``; DatasetError when none fits. ``root`` may
+    be a zip archive of the tree (:mod:`liteseg_ros.datasets.archives`)."""
+    root = dataset_folder(root)
     if not root.is_dir():
         raise DatasetError(f"data set folder {root} does not exist")
     if (root / "leftImg8bit").is_dir():
@@ -64,8 +70,9 @@ def detect_layout(root: str | os.PathLike) -> str:
 
 
 def available_splits(root: str | os.PathLike) -> list[str]:
-    """The labelled splits the data set at ``root`` has, in name order (Cityscapes: those with fine labels)."""
-    root = Path(root)
+    """The labelled splits the data set at ``root`` (a folder or a zip archive) has, in name order (Cityscapes: those
+    with fine labels)."""
+    root = dataset_folder(root)
     layout = detect_layout(root)
     if layout == "cityscapes":
         found = [p.name for p in (root / "leftImg8bit").iterdir() if (root / "gtFine" / p.name).is_dir()]
@@ -92,6 +99,30 @@ def read_classes_yaml(path: Path) -> ClassSet:
         raise DatasetError(f"{path} cannot be read: {first_line(error)}") from None
     except ClassSetError as error:
         raise DatasetError(f"{path}: {error}") from None
+
+
+def held_out(pairs: list[Pair], split: str) -> list[Pair]:
+    """``train`` or ``val`` of a data set's one split: a frame is ``val`` when a hash of its name falls in the first
+    HELD_OUT of the hash range (so it stays on its side as frames are added), and at least one frame is."""
+    def position(pair: Pair) -> float:
+        return int(hashlib.sha1(pair.stem.encode()).hexdigest()[:12], 16) / float(1 << 48)
+
+    validation = {pair.stem for pair in pairs if position(pair) < HELD_OUT}
+    if not validation and len(pairs) > 1:
+        validation = {min(pairs, key=position).stem}
+    return [pair for pair in pairs if (pair.stem in validation) == (split == "val")]
+
+
+def _split_pairs(root: Path, layout: str, split: str) -> list[Pair]:
+    pairs_of = _voc_pairs if layout == "voc" else _plain_pairs
+    present = available_splits(root)
+    if split in present or split not in ("train", "val") or len(present) != 1:
+        return pairs_of(root, split)
+    pairs = pairs_of(root, present[0])
+    chosen = held_out(pairs, split)
+    LOG.info("%s has one split, %s: %s takes %d of its %d frames (val: those whose names hash into the first %d %%)",
+             root, present[0], split, len(chosen), len(pairs), round(100 * HELD_OUT))
+    return chosen
 
 
 def _plain_pairs(root: Path, split: str) -> list[Pair]:
@@ -177,19 +208,18 @@ class FolderDataset(Dataset):
 
 def open_split(root: str | os.PathLike, split: str | list[str], annotation: str = "gtFine",
                transform: Callable | None = None) -> Dataset:
-    """The split(s) ``split`` of the data set at ``root``, in whichever layout it is, checked; its class set is
-    ``.classes``. ``annotation`` (gtFine / gtCoarse) only matters for Cityscapes."""
-    root = Path(root)
+    """The split(s) ``split`` of the data set at ``root`` (a folder or a zip archive), in whichever layout it is,
+    checked; its class set is ``.classes``. ``annotation`` (gtFine / gtCoarse) only matters for Cityscapes. A CVAT /
+    VOC or plain data set of one split (CVAT exports one, ``default``) gives ``train`` and ``val`` from it
+    (:func:`held_out`)."""
+    root = dataset_folder(root)
     layout = detect_layout(root)
     if layout == "cityscapes":
         dataset = CityscapesDataset(root, split, annotation=annotation, transform=transform)
         dataset.classes = CITYSCAPES
         return dataset
     splits = [split] if isinstance(split, str) else list(split)
-    if layout == "voc":
-        classes, pairs = voc.read_labelmap(root), [p for name in splits for p in _voc_pairs(root, name)]
-    else:
-        classes = read_classes_yaml(root / CLASSES_FILE)
-        pairs = [p for name in splits for p in _plain_pairs(root, name)]
+    classes = voc.read_labelmap(root) if layout == "voc" else read_classes_yaml(root / CLASSES_FILE)
+    pairs = [p for name in splits for p in _split_pairs(root, layout, name)]
     check_split(pairs, classes, f"split {'+'.join(splits)} of {root}")
     return FolderDataset(pairs, classes, transform)

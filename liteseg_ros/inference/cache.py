@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from liteseg_ros.errors import LiteSegError
-from liteseg_ros.files import atomic_folder, cache_dir, write_text
+from liteseg_ros.files import atomic_folder, cache_dir, file_digest, write_text
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
@@ -39,15 +39,6 @@ DISABLED = "disabled"
 def cache_root() -> Path:
     """The network cache's folder (:func:`liteseg_ros.files.cache_dir` ``/networks``)."""
     return cache_dir() / "networks"
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import numpy as np
 from liteseg_ros.errors import BagError, ImageError
 from liteseg_ros.files import atomic_file
 from liteseg_ros.logs import get_logger
-from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.outputs import NODE_NAMESPACE, OUTPUTS
 from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
 from liteseg_ros.replay.depth import DepthReplay
@@ -31,7 +30,7 @@ class ReplayOptions:
     image_topic: str | None = None
     gt_topic: str | None = None
     gt_encoding: str = "labelids"
-    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    input_size: tuple[int, int] | None = None  # None: the size the weights were trained at, as the node
     device: str = "auto"
     precision: str = "auto"
     storage: str = "sqlite3"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
+from liteseg_ros.files import file_digest
 from liteseg_ros.model import BACKBONES, CheckpointMeta, load_weights, save_checkpoint
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
 
@@ -22,21 +22,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     model, _ = load_weights(args.source, backbone=args.backbone)  # the class count from its classifier
     meta = CheckpointMeta.for_model(
         model,
         input_size=args.input_size,
-        origin=f"converted from the authors' checkpoint {Path(args.source).name} (sha256 {_sha256(args.source)[:16]})",
+        origin=f"converted from the authors' checkpoint {Path(args.source).name} "
+               f"(sha256 {file_digest(args.source)[:16]})",
     )
     out = save_checkpoint(args.output, model, meta, half=args.half)
     print(f"wrote {out} ({args.backbone}, {model.num_classes} classes)")

@@ -2,14 +2,14 @@
 
     liteseg-quantize CHECKPOINT --frames SOURCE [--calibration 32] [--holdout 16] [--input-size 360x640]
 
-SOURCE is a folder of images, a Cityscapes-layout tree (leftImg8bit/ and gtFine/) or a bag (ROS 1 .bag or a
-rosbag2 folder; --image-topic / --gt-topic as for liteseg-replay). The first --calibration frames calibrate
-the quantizer; the next --holdout frames check the INT8 model against fp32: pixel agreement and, where the
-source has ground truth, the class-mIoU change. Its network is timed against fp32 on this machine, and a model
-that is not faster is refused (--min-speedup; on some CPUs INT8 is slower), as is one that agrees with fp32 on
-fewer than --min-agreement of the pixels. The model is written beside the
-checkpoint as NAME.int8.onnx (or --out), with the report in its metadata; the node, liteseg-replay and the
-Segmenter load it like any weights file (weights:=/path/NAME.int8.onnx, CPU only, the input size it was made for).
+SOURCE is a folder of images, a data set (a folder or a zip archive: a CVAT / VOC export, the plain layout or
+Cityscapes) or a bag (ROS 1 .bag or a rosbag2 folder; --image-topic / --gt-topic as for liteseg-replay). The first
+--calibration frames calibrate the quantizer; the next --holdout frames check the INT8 model against fp32: pixel
+agreement and, where the source has ground truth, the class-mIoU change. Its network is timed against fp32 on this
+machine, and a model that is not faster is refused (--min-speedup; on some CPUs INT8 is slower), as is one that
+agrees with fp32 on fewer than --min-agreement of the pixels. The model is written beside the checkpoint as
+NAME.int8.onnx (or --out), with the report in its metadata; the node, liteseg-replay and the Segmenter load it like
+any weights file (weights:=/path/NAME.int8.onnx, CPU only, the input size it was made for).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=weights_argument, help="weights file (ours or the authors') or a "
                                                                   "fetched published name")
-    parser.add_argument("--frames", type=Path, required=True, help="images folder, Cityscapes tree or bag")
+    parser.add_argument("--frames", type=Path, required=True,
+                        help="images folder, a data set (folder or zip: CVAT / VOC, plain, Cityscapes) or a bag")
     parser.add_argument("--calibration", type=int, default=32, help="calibration frames (default 32)")
     parser.add_argument("--holdout", type=int, default=16, help="held-out frames for the report (default 16)")
     parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from liteseg_ros.errors import EXIT_INTERRUPTED, BagError
-from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.model.published import weights_argument
 from liteseg_ros.outputs import NODE_NAMESPACE
 from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.replay.offline import ReplayOptions
-from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_run_arguments, format_size, parse_size, run_cli
+from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_run_arguments, parse_size, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,9 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
                                               "zstd-compressed or not)")
     parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")
-    parser.add_argument("--weights", type=weights_argument,
-                        help="weights file or a fetched published name such as cityscapes-mobilenetv2 "
-                             "(default: the bundled demo model)")
+    parser.add_argument("--weights", type=weights_argument, action="append",
+                        help="weights file or a fetched published name such as cityscapes-mobilenetv2 (default: the "
+                             "bundled demo model); give it twice or more (OLD first) to replay each and compare them "
+                             "on the bag's ground truth in one table (OUT/<n>-<name>/ per model, OUT/comparison.md)")
     parser.add_argument("--image-topic", help="camera topic (found automatically when the bag has one)")
     parser.add_argument("--gt-topic", help="ground-truth mono8 label topic, matched to images by header stamp")
     parser.add_argument(
@@ -35,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth-info-topic", help="the depth image's camera_info (default: the one beside it)")
     parser.add_argument("--depth-slop", type=float, default=0.0, metavar="SECONDS",
                         help="pair a frame with the nearest depth image within this (default 0: equal stamps)")
-    parser.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE,
-                        help="network input HxW (default %s, the node's)" % format_size(DEFAULT_INPUT_SIZE))
+    parser.add_argument("--input-size", type=parse_size,
+                        help="network input HxW (default: the size the weights were trained at, as the node)")
     add_run_arguments(parser)
     parser.add_argument("--class-map", type=Path, help="a class map YAML merging the model's classes (offline)")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
@@ -60,7 +61,9 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
     from liteseg_ros.model.bundled import bundled_model_path
 
     if not args.live and args.weights is None:
-        args.weights = bundled_model_path()
+        args.weights = [bundled_model_path()]
+    if args.live and args.weights and len(args.weights) > 1:
+        raise BagError("a live replay measures the one model the node runs: compare models offline")
     if args.live and args.class_map is not None:
         raise BagError("--class-map merges classes in an offline replay; in a live replay set the node's class_map "
                        "parameter")
@@ -73,7 +76,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
     return ReplayOptions(
         bag=args.bag,
         out=args.out,
-        weights=args.weights,
+        weights=args.weights[0] if args.weights else None,
         image_topic=args.image_topic,
         gt_topic=args.gt_topic,
         gt_encoding=args.gt_encoding,
@@ -99,23 +102,49 @@ def _main(argv: list[str] | None) -> int:
         from liteseg_ros.ros.live_replay import run_live
 
         report = run_live(options)
+    elif len(args.weights) > 1:
+        return _compare(options, args.weights, args.json)
     else:
-        from liteseg_ros.replay.offline import open_bag, run_offline
-
-        open_bag(options).close()  # a bad bag fails before the model is loaded
-        from liteseg_ros.inference.segmenter import Segmenter
-
-        segmenter = Segmenter(
-            str(options.weights), device=options.device, precision=options.precision, input_size=options.input_size,
-            class_map=options.class_map,
-        )
-        report = run_offline(options, segmenter)
+        report = _replay_offline(options)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()
     else:
         print(report.to_markdown())
     return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def _replay_offline(options: ReplayOptions):
+    from liteseg_ros.inference.segmenter import Segmenter
+    from liteseg_ros.replay.offline import open_bag, run_offline
+
+    open_bag(options).close()  # a bad bag fails before the model is loaded
+    segmenter = Segmenter(str(options.weights), device=options.device, precision=options.precision,
+                          input_size=options.input_size, class_map=options.class_map)
+    return run_offline(options, segmenter)
+
+
+def _compare(options: ReplayOptions, weights: list[Path], as_json: bool) -> int:
+    """Replay each model into OUT/<n>-<name>; with ground truth, one table of them (OUT/comparison.md, .json)."""
+    from liteseg_ros.classes import ClassSet
+    from liteseg_ros.comparison import ModelScores, SharedClasses, comparison_dict, comparison_table
+    from liteseg_ros.files import write_text
+
+    if not options.gt_topic:
+        raise BagError("comparing models needs the bag's ground truth: give --gt-topic")
+    reports = [_replay_offline(replace(options, weights=path, out=options.out / f"{index}-{Path(path).stem}"))
+               for index, path in enumerate(weights, 1)]
+    if any(report.interrupted for report in reports):
+        return EXIT_INTERRUPTED
+    classes = {str(path): ClassSet.from_dict(report.classes, "replay") for path, report in zip(weights, reports)}
+    shared = SharedClasses.of(next(iter(classes.values())), classes)
+    models = [ModelScores(str(path), {name: report.per_class.get(name) for name in shared.names}, report.gt_frames,
+                          report.model) for path, report in zip(weights, reports)]
+    document = comparison_dict(models, shared)
+    write_text(options.out / "comparison.json", json.dumps(document, indent=2) + "\n")
+    write_text(options.out / "comparison.md", comparison_table(models, shared))
+    print(json.dumps(document, indent=2) if as_json else comparison_table(models, shared), end="\n" if as_json else "")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
