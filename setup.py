@@ -33,7 +33,11 @@ setup(
     # onnx: the CPU default exports the network to ONNX (in memory) for onnxruntime; without it the Segmenter
     # warns once and runs TorchScript instead.
     # opencv-python-headless: the camera encodings (YUV, NV21, Bayer) convert as OpenCV (and cv_bridge) converts them.
-    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime", "onnx", "opencv-python-headless"],
+    # OpenVINO runs the INT8 model (the bundled one's twin, or one calibrated on the robot's frames) that
+    # precision=auto picks on x86-64 CPUs without native bf16, and bf16 where they have it: 180 MB, part of the
+    # default install there. Elsewhere (aarch64: Jetson, Raspberry Pi) the extra "openvino" adds it (unmeasured).
+    install_requires=["numpy", "pillow", "pyyaml", "torch", "onnxruntime", "onnx", "opencv-python-headless",
+                      "openvino>=2025.0; platform_machine == 'x86_64' or platform_machine == 'AMD64'"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
@@ -44,8 +48,7 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
-        # OpenVINO runs bf16 natively on CPUs with AVX512_BF16/AMX (precision=auto picks it there) and INT8
-        # models fastest; 180 MB installed, so optional: without it the CPU runs fp32 on onnxruntime.
+        # OpenVINO on other architectures than x86-64 (where it is installed by default, above).
         "openvino": ["openvino>=2025.0"],
         # pytest < 9: launch_testing's pytest plugin (Jazzy) implements pytest_pycollect_makemodule(path, parent),
         # which pytest 9 rejects, so every pytest run stops with rc 3 where launch_testing is installed.

@@ -298,6 +298,8 @@ def _readme_parameter_rows() -> dict[str, tuple[str, str]]:
 
 
 def _readme_default(value) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
     if isinstance(value, str):
         return f"`{value}`" if value else '`""`'
     if isinstance(value, list):

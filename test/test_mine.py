@@ -182,3 +182,30 @@ def test_class_maps_folders_of_bags_thinning_and_bad_input(tmp_path):
     assert missing.returncode == 2 and "image topics: /camera/image_raw" in missing.stderr
     assert not (tmp_path / "x").exists() and len(missing.stderr.strip().splitlines()) == 1
 
+
+
+def test_label_studios_export_of_the_tasks_reads_as_a_data_set(drive, model_masks, tmp_path, monkeypatch):
+    """The tasks as Label Studio exports them once a labeller accepted the predictions (and cancelled one), saved
+    beside the mining folder's images and config: a data set of the labelled frames with the model's masks."""
+    import shutil
+
+    from liteseg_ros.datasets.folders import detect_layout, open_split
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "to_label"
+    shutil.copytree(drive[0] / "out", folder)
+    tasks = json.loads((folder / "label_studio_tasks.json").read_text())
+    for number, task in enumerate(tasks, 1):
+        task["id"] = number
+        task["annotations"] = [{"id": number, "result": task["predictions"][0]["result"], "was_cancelled": number == 1,
+                                "created_at": "2026-12-05T10:00:00Z"}]
+    export = folder / "project-1-at-2026-12-05-10-00.json"
+    export.write_text(json.dumps(tasks))
+    assert detect_layout(export) == "plain"
+    pairs = open_split(export, "train").pairs + open_split(export, "val").pairs
+    assert len(pairs) == len(tasks) - 1  # the cancelled one is left out
+    dataset = open_split(export, ["train", "val"])
+    assert dataset.classes.names[:3] == ("road", "sidewalk", "building")
+    for (image, mask), pair in zip(dataset, dataset.pairs):
+        np.testing.assert_array_equal(mask, model_masks[pair.stem])
+        np.testing.assert_array_equal(image, np.asarray(Image.open(folder / "images" / f"{pair.stem}.png")))

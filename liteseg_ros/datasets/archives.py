@@ -1,6 +1,7 @@
 """Data sets as labelling tools hand them out: a zip archive (CVAT's export, a zipped VOC or plain tree) is read as
 the folder it holds, unpacked once into the cache (``$XDG_CACHE_HOME/liteseg_ros/datasets/<name>-<sha256>``, else
-``~/.cache/...``) and found there again by its content's digest.
+``~/.cache/...``) and found there again by its content's digest; a Label Studio JSON export beside liteseg-mine's
+folder is converted into the plain layout there the same way (:mod:`liteseg_ros.datasets.label_studio`).
 
 The archive is checked as it is unpacked: no member may leave the folder (absolute paths, ``..``, links), and the
 unpacked size is bounded (``MAX_UNPACKED_BYTES``). When the tree sits in one top-level folder of the archive, that
@@ -13,6 +14,7 @@ import os
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from liteseg_ros.errors import DatasetError
@@ -31,24 +33,35 @@ def is_archive(path: str | os.PathLike) -> bool:
 
 
 def dataset_folder(path: str | os.PathLike) -> Path:
-    """The folder of the data set at ``path``: itself, or the unpacked archive."""
+    """The folder of the data set at ``path``: itself, the unpacked archive or the converted Label Studio export."""
+    from liteseg_ros.datasets import label_studio
+
     path = Path(path)
-    return unpacked(path) if is_archive(path) else path
+    if is_archive(path):
+        return unpacked(path, lambda staging: _unzip(path, staging))
+    if label_studio.is_label_studio_export(path):
+        return unpacked(path, lambda staging: label_studio.convert(path, staging))
+    return path
 
 
-def unpacked(archive: Path) -> Path:
-    """The folder ``archive`` unpacks to, unpacking it the first time (DatasetError for an unsafe or broken one)."""
-    target = cache_dir() / "datasets" / f"{archive.stem}-{file_digest(archive)[:16]}"
+def unpacked(source: Path, fill: Callable[[Path], None]) -> Path:
+    """The cache folder of ``source`` (by its name and digest), filled by ``fill`` the first time."""
+    target = cache_dir() / "datasets" / f"{source.stem}-{file_digest(source)[:16]}"
     if not (target / COMPLETE).is_file():
-        LOG.info("unpacking %s into %s", archive, target)
+        LOG.info("unpacking %s into %s", source, target)
         shutil.rmtree(target, ignore_errors=True)  # an unpacking that did not finish
-        try:
-            with zipfile.ZipFile(archive) as opened, atomic_folder(target) as staging:
-                _extract(opened, staging, archive)
-                (staging / COMPLETE).write_text(str(archive) + "\n")
-        except (zipfile.BadZipFile, OSError) as error:
-            raise DatasetError(f"{archive} cannot be unpacked: {error}") from None
+        with atomic_folder(target) as staging:
+            fill(staging)
+            (staging / COMPLETE).write_text(str(source) + "\n")
     return _tree_root(target)
+
+
+def _unzip(archive: Path, into: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            _extract(opened, into, archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DatasetError(f"{archive} cannot be unpacked: {error}") from None
 
 
 def _extract(archive: zipfile.ZipFile, into: Path, path: Path) -> None:

@@ -65,8 +65,9 @@ def detect_layout(root: str | os.PathLike) -> str:
     if (root / CLASSES_FILE).is_file() and (root / "masks").is_dir():
         return "plain"
     raise DatasetError(f"{root} is not a data set this package reads: expected a CVAT / PASCAL VOC export "
-                       f"(SegmentationClass/, ImageSets/Segmentation/), the plain layout ({CLASSES_FILE}, images/, "
-                       "masks/) or Cityscapes (leftImg8bit/, gtFine/)")
+                       f"(SegmentationClass/, ImageSets/Segmentation/; or its zip), the plain layout ({CLASSES_FILE}, "
+                       "images/, masks/), Cityscapes (leftImg8bit/, gtFine/) or a Label Studio JSON export beside "
+                       "liteseg-mine's label_studio_config.xml")
 
 
 def available_splits(root: str | os.PathLike) -> list[str]:
