@@ -193,7 +193,8 @@ def test_ddp_two_gloo_processes(data_root, tmp_path):
     assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
-def test_startup_errors_stop_before_training(data_root, tmp_path, caplog):
+def test_startup_errors_stop_before_training(data_root, tmp_path, capsys):
+    """Each start-up error is one line on stderr (exit 2) and nothing is written to the run directory."""
     missing = tmp_path / "nowhere"
     assert (
         main(
@@ -209,7 +210,7 @@ def test_startup_errors_stop_before_training(data_root, tmp_path, caplog):
         )
         == 2
     )
-    assert "does not exist" in caplog.text and not (tmp_path / "a" / "checkpoints").exists()
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "a" / "checkpoints").exists()
     # the paper preset pre-trains on gtCoarse train_extra: a tree without it fails at start-up, naming it
     assert (
         main(
@@ -227,7 +228,7 @@ def test_startup_errors_stop_before_training(data_root, tmp_path, caplog):
         )
         == 2
     )
-    assert "train_missing" in caplog.text and not (tmp_path / "b" / "checkpoints").exists()
+    assert "train_missing" in capsys.readouterr().err and not (tmp_path / "b" / "checkpoints").exists()
     assert (
         main(
             [
@@ -242,7 +243,7 @@ def test_startup_errors_stop_before_training(data_root, tmp_path, caplog):
         )
         == 2
     )
-    assert "unknown config key 'optim.lr'" in caplog.text
+    assert "unknown config key 'optim.lr'" in capsys.readouterr().err
 
 
 def test_ohem_and_channels_last_run_end_to_end(data_root, tmp_path):
