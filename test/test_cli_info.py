@@ -40,6 +40,34 @@ def test_table_names_counter_and_timing_column(tmp_path):
     assert "64x128" in line and "1,971,451" in line and "3,508,451" in line
 
 
+def test_weights_are_described_from_their_metadata_at_their_training_size(tmp_path):
+    """A checkpoint or an INT8 model: the architecture at the size it was trained (made) for, its classes, and an
+    INT8 model's check against fp32 as its file records it."""
+    import onnx
+
+    from liteseg_ros.classes import ClassSet
+    from liteseg_ros.inference.quantized import write_quantized_model
+    from liteseg_ros.model import CheckpointMeta
+
+    torch.manual_seed(0)
+    classes = ClassSet(names=("floor", "wall", "person"), colors=((1, 2, 3), (4, 5, 6), (7, 8, 9)))
+    model = build_liteseg("shufflenet", num_classes=3)
+    save_checkpoint(tmp_path / "robot.pt", model, CheckpointMeta.for_model(model, classes=classes,
+                                                                           input_size=(192, 256)))
+    row = json.loads(_run("--weights", str(tmp_path / "robot.pt"), "--json"))[0]
+    assert (row["backbone"], row["input"], row["classes"]["names"]) == ("shufflenet", "192x256",
+                                                                       ["floor", "wall", "person"])
+    tiny = tiny_int8_file(tmp_path / "m.int8.onnx")
+    report = {"summary": "99.50% of pixels equal to fp32 over 16 frames"}
+    meta = CheckpointMeta(backbone="mobilenetv2", input_size=(360, 640))
+    write_quantized_model(onnx.load(str(tiny)), meta, (360, 640), report, tmp_path / "n.int8.onnx")
+    out = _run("--weights", str(tmp_path / "n.int8.onnx"))
+    line = next(row for row in out.splitlines() if row.strip().startswith("mobilenetv2"))
+    assert "360x640" in line and "3,101,707" in line
+    assert "n.int8.onnx: trained at 360x640" in out
+    assert "INT8 model for 360x640 input (CPU only): 99.50% of pixels equal to fp32 over 16 frames" in out
+
+
 def test_bad_size_is_a_usage_error():
     run = subprocess.run(
         [installed_script("liteseg-info"), "--backbone", "darknet19", "--size", "362x640"],

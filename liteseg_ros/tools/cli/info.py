@@ -21,11 +21,13 @@ import yaml
 
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError, first_line
-from liteseg_ros.model import BACKBONES, LiteSegConfig, load_weights
+from liteseg_ros.inference.sources import load_source
+from liteseg_ros.model import BACKBONES, LiteSegConfig
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
 from liteseg_ros.sizes import format_size
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_threads_argument, parse_size, run_cli
 
+DEFAULT_SIZE = (512, 1024)  # the paper's Cityscapes evaluation size, for an architecture alone
 COLUMNS = (
     "backbone",
     "input",
@@ -43,8 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--backbone", choices=BACKBONES + ("all",), default="all", help="architecture (default: all three)"
     )
-    source.add_argument("--weights", help="a liteseg_ros checkpoint or an authors' .pth instead of --backbone")
-    parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input HEIGHTxWIDTH (default 512x1024)")
+    source.add_argument("--weights", help="a liteseg_ros checkpoint, an authors' .pth or an INT8 model (.int8.onnx) "
+                        "instead of --backbone: its metadata is read, not its network")
+    parser.add_argument("--size", type=parse_size, help="input HEIGHTxWIDTH (default: the size --weights was trained "
+                        "at, else 512x1024)")
     parser.add_argument("--time", action="store_true", help="also time the eager fp32 CPU forward (median)")
     add_threads_argument(parser, "CPU threads for --time; with --plan the node's threads parameter")
     parser.add_argument("--iters", type=int, default=10, help="timed passes for --time (default 10)")
@@ -154,11 +158,27 @@ def print_cache(action: str, as_json: bool) -> int:
 
 
 def _configs(args: argparse.Namespace) -> list[tuple[LiteSegConfig, ClassSet | None]]:
+    """The architectures to describe; with --weights, its own (and ``args.size`` defaults to its training size)."""
     if args.weights:
-        model, meta = load_weights(args.weights)
-        return [(model.config, meta.classes)]
+        source = load_source(args.weights, None)
+        args.size = args.size or source.trained_size or DEFAULT_SIZE
+        args.weights_note = _weights_note(source)
+        return [(source.meta.model_config(), source.classes)]
+    args.size = args.size or DEFAULT_SIZE
     names = BACKBONES if args.backbone == "all" else (args.backbone,)
     return [(LiteSegConfig(backbone=name), None) for name in names]
+
+
+def _weights_note(source) -> str:
+    """What a weights file says about itself: training size, origin, and an INT8 model's check against fp32."""
+    size = format_size(source.trained_size) if source.trained_size else "unknown"
+    lines = [f"{source.path.name}: trained at {size}" + (f", {source.meta.origin}" if source.meta.origin else "")]
+    if source.int8_model is not None:
+        report = source.int8_model.report
+        check = report.get("summary") or ", ".join(f"{k} {v}" for k, v in report.items() if not isinstance(v, dict))
+        lines.append(f"INT8 model for {format_size(source.int8_model.input_size)} input (CPU only)"
+                     + (f": {check}" if check else ""))
+    return "\n".join(lines)
 
 
 def _row(config: LiteSegConfig, classes: ClassSet | None, args: argparse.Namespace) -> dict:
@@ -192,6 +212,8 @@ def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
         print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
         if index == 0:
             print("  ".join("-" * width for width in widths))
+    if getattr(args, "weights_note", ""):
+        print(f"\n{args.weights_note}")
     print(f"\nMACs counted with {MAC_COUNTER}.")
     print("Params incl. ImageNet head: the unused classifier kept in the authors' checkpoints (paper Table III).")
     for row in rows:
