@@ -190,6 +190,38 @@ def test_a_zip_reads_as_the_folder_it_holds_unpacked_once(tmp_path, monkeypatch)
     assert marker.stat().st_mtime_ns == stamp  # found again by its digest, not unpacked again
 
 
+def test_two_ranks_unpacking_one_zip_at_once_both_read_it(tmp_path, monkeypatch):
+    """Training ranks open the same export at once: one unpacking lands, the other reads it (neither fails or
+    removes the folder the first one is reading)."""
+    import threading
+
+    from liteseg_ros.datasets.archives import _unzip, unpacked
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    archive = zip_of(write_cvat(tmp_path / "cvat", {"train": ["a"], "val": ["c"]}), tmp_path / "export.zip")
+    both_inside = threading.Barrier(2, timeout=30)
+    folders, errors = [], []
+
+    def fill(staging):
+        _unzip(archive, staging)
+        both_inside.wait()
+
+    def rank():
+        try:
+            folders.append(unpacked(archive, fill))
+        except Exception as error:  # noqa: BLE001 - the test reports any failure of either rank
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(folders) == 2 and folders[0] == folders[1]
+    assert (folders[0] / "labelmap.txt").is_file() and (folders[0] / ".unpacked").is_file()
+    assert [p.name for p in (tmp_path / "cache" / "liteseg_ros" / "datasets").iterdir()] == [folders[0].name]
+
+
 def test_a_zip_member_outside_its_folder_is_refused(tmp_path, monkeypatch):
     import zipfile
 

@@ -49,10 +49,15 @@ def unpacked(source: Path, fill: Callable[[Path], None]) -> Path:
     target = cache_dir() / "datasets" / f"{source.stem}-{file_digest(source)[:16]}"
     if not (target / COMPLETE).is_file():
         LOG.info("unpacking %s into %s", source, target)
-        shutil.rmtree(target, ignore_errors=True)  # an unpacking that did not finish
-        with atomic_folder(target) as staging:
-            fill(staging)
-            (staging / COMPLETE).write_text(str(source) + "\n")
+        if target.is_dir() and not (target / COMPLETE).is_file():  # not made here: only complete ones are renamed
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            with atomic_folder(target) as staging:
+                fill(staging)
+                (staging / COMPLETE).write_text(str(source) + "\n")
+        except FileExistsError:  # another process (a training rank) unpacked it meanwhile
+            if not (target / COMPLETE).is_file():
+                raise
     return _tree_root(target)
 
 
