@@ -117,11 +117,13 @@ def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
     assert METADATA_KEY == "liteseg_ros"
 
 
-@pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000), "its network is not faster than fp32's here"),
+@pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000, "--min-agreement", 0),
+                                             "its network is not faster than fp32's here"),
                                             (("--min-agreement", 1.01), "of its pixels equal fp32's over 1 frames")])
 def test_it_refuses_a_model_too_slow_or_too_far_from_fp32_and_writes_nothing(tree, tmp_path, limit, message):
     out = tmp_path / "refused.int8.onnx"
-    run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out, *limit)
+    run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out,
+                   "--input-size", "96x160", *limit)
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("liteseg-quantize: error:")]
     assert len(errors) == 1 and message in errors[0], run.stderr
