@@ -13,6 +13,7 @@ from PIL import Image
 from liteseg_ros.datasets.folders import detect_layout, open_split
 from liteseg_ros.datasets.voc import VOC_NAMES, voc_palette_color
 from liteseg_ros.errors import DatasetError
+from liteseg_ros.tools.calibration import read_frames, source_kind
 from liteseg_ros.tools.synthetic.cvat_writer import ROBOT_CLASS_SET, write_cvat_export
 
 COLORS = {"background": (0, 0, 0), "floor": (128, 64, 128), "pallet": (250, 170, 30)}
@@ -188,6 +189,9 @@ def test_a_zip_reads_as_the_folder_it_holds_unpacked_once(tmp_path, monkeypatch)
     stamp = marker.stat().st_mtime_ns
     open_split(tmp_path / "export.zip", "val")
     assert marker.stat().st_mtime_ns == stamp  # found again by its digest, not unpacked again
+    assert source_kind(tmp_path / "export.zip") == "dataset"
+    frames = list(read_frames(tmp_path / "export.zip", 5))  # what liteseg-quantize --frames export.zip reads
+    assert len(frames) == 3 and all(np.array_equal(frame.train_ids, truth()) for frame in frames)
 
 
 def test_two_ranks_unpacking_one_zip_at_once_both_read_it(tmp_path, monkeypatch):
