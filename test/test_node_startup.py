@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -112,3 +113,32 @@ def test_a_signal_while_the_node_is_still_importing_exits_quietly_with_0(tiny_we
     time.sleep(delay_s)
     assert node.stop(signal.SIGINT, timeout=30) == 0, node.stderr()
     assert "Traceback" not in node.stderr() and "KeyboardInterrupt" not in node.stderr()
+
+
+SIGNAL_INSIDE_AN_IMPORT = """
+import os, signal, sys, tempfile
+from liteseg_ros.ros.node import _interrupt
+signal.signal(signal.SIGINT, _interrupt)
+folder = tempfile.mkdtemp()
+with open(os.path.join(folder, "slow_extension.py"), "w") as module:
+    module.write("import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**6): pass\\n")
+sys.path.insert(0, folder)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10**6): pass
+except KeyboardInterrupt:
+    print("outside an import: KeyboardInterrupt", flush=True)
+import slow_extension
+print("not reached", flush=True)
+"""
+
+
+def test_a_signal_inside_an_import_ends_the_start_up_at_once_and_elsewhere_interrupts_it(tmp_path):
+    """Inside an import (torch and OpenVINO initialise C extensions there, where an exception aborts the process:
+    exit -6 once in CI) the start-up ends at once with 0; elsewhere it is a KeyboardInterrupt the node handles."""
+    run = subprocess.run([sys.executable, "-c", SIGNAL_INSIDE_AN_IMPORT], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["outside an import: KeyboardInterrupt"]
+    assert "interrupted by SIGINT while starting (importing); stopped" in run.stderr
+    assert "Traceback" not in run.stderr

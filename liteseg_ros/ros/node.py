@@ -13,6 +13,7 @@ The managed (lifecycle) variant is :mod:`liteseg_ros.ros.lifecycle_node`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -150,8 +151,24 @@ class SegmentationNode(Node):
             self.runtime.segmenter.close()
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGINT/SIGTERM while starting: a KeyboardInterrupt, which ends the start-up cleanly; inside an import the
+    process ends at once with 0 instead, since an exception raised in a C extension's initialisation (torch and
+    OpenVINO initialise through pybind11) aborts the process."""
+    name = signal.Signals(signum).name
+    if _importing(frame):
+        _log(None, "info", f"interrupted by {name} while starting (importing); stopped")
+        os._exit(0)
+    raise KeyboardInterrupt(name)
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` runs inside an import (an importlib frame below it)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def run_node(create: Callable[[], Node], start: Callable[[Node], None] | None, argv: list[str] | None) -> int:
