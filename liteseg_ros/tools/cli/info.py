@@ -171,8 +171,8 @@ def _configs(args: argparse.Namespace) -> list[tuple[LiteSegConfig, ClassSet | N
 
 def _weights_note(source) -> str:
     """What a weights file says about itself: training size, origin, and an INT8 model's check against fp32."""
-    size = format_size(source.trained_size) if source.trained_size else "unknown"
-    lines = [f"{source.path.name}: trained at {size}" + (f", {source.meta.origin}" if source.meta.origin else "")]
+    size = f"trained at {format_size(source.trained_size)}" if source.trained_size else "training size not recorded"
+    lines = [f"{source.path.name}: {size}" + (f", {source.meta.origin}" if source.meta.origin else "")]
     if source.int8_model is not None:
         report = source.int8_model.report
         check = report.get("summary") or ", ".join(f"{k} {v}" for k, v in report.items() if not isinstance(v, dict))
