@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,7 +14,7 @@ from liteseg_ros.errors import ClassSetError, IncompatibleWeightsError, WeightsE
 from liteseg_ros.files import atomic_file
 from liteseg_ros.labels import CITYSCAPES, NUM_CLASSES, default_class_set
 from liteseg_ros.model.liteseg import IMAGENET_MEAN, IMAGENET_STD, LiteSeg, LiteSegConfig
-from liteseg_ros.model.official import detect_backbone, match_state_dict, unwrap_state_dict
+from liteseg_ros.model.official import CLASSIFIER_WEIGHT, detect_backbone, match_state_dict, unwrap_state_dict
 from liteseg_ros.model.weights_io import read_weights_file
 
 FORMAT_NAME = "liteseg_ros.checkpoint"
@@ -170,17 +171,10 @@ def read_weights_meta(path: str | os.PathLike, backbone: str | None = None) -> C
                                f"{FORMAT_VERSION}")
         meta = CheckpointMeta.from_dict(payload.get("meta") or {}, what)
     else:
-        state = unwrap_state_dict(payload, what)
-        found = detect_backbone(state)
-        if found is None:
-            raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
-        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else NUM_CLASSES
-        meta = CheckpointMeta(backbone=found, num_classes=int(classes),
+        _, config = _authors_architecture(payload, what)
+        meta = CheckpointMeta(backbone=config.backbone, num_classes=config.num_classes,
                               origin=f"authors' checkpoint {Path(path).name}")
-    if backbone is not None and meta.backbone != backbone:
-        raise IncompatibleWeightsError(
-            f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}"
-        )
+    _check_backbone(meta, backbone, what)
     return meta
 
 
@@ -191,17 +185,28 @@ def load_weights(path: str | os.PathLike, backbone: str | None = None) -> tuple[
     if is_our_checkpoint(payload):
         model, meta = _model_from_payload(payload, what)
     else:
-        state = unwrap_state_dict(payload, what)
-        found = detect_backbone(state)
-        if found is None:
-            raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
-        classes = state["last_conv.6.weight"].shape[0] if "last_conv.6.weight" in state else NUM_CLASSES
-        model = LiteSeg(LiteSegConfig(backbone=found, num_classes=int(classes)))
+        state, config = _authors_architecture(payload, what)
+        model = LiteSeg(config)
         model.load_state_dict(match_state_dict(model, state, what), strict=True)
         model.eval()
         meta = CheckpointMeta.for_model(model, origin=f"authors' checkpoint {Path(path).name}")
+    _check_backbone(meta, backbone, what)
+    return model, meta
+
+
+def _authors_architecture(payload: Any, what: str) -> tuple[dict, LiteSegConfig]:
+    """An authors' checkpoint's state dict and the architecture its keys name (backbone, class count)."""
+    state = unwrap_state_dict(payload, what)
+    found = detect_backbone(state)
+    if found is None:
+        raise WeightsError(f"{what} is neither a liteseg_ros checkpoint nor an authors' LiteSeg checkpoint")
+    classes = state[CLASSIFIER_WEIGHT].shape[0] if CLASSIFIER_WEIGHT in state else NUM_CLASSES
+    return state, LiteSegConfig(backbone=found, num_classes=int(classes))
+
+
+def _check_backbone(meta: CheckpointMeta, backbone: str | None, what: str) -> None:
+    """IncompatibleWeightsError when ``backbone`` is given and the file holds another."""
     if backbone is not None and meta.backbone != backbone:
         raise IncompatibleWeightsError(
             f"{what} has keys for {meta.backbone}, but backbone={backbone}: use backbone={meta.backbone}"
         )
-    return model, meta
