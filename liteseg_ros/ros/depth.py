@@ -28,6 +28,7 @@ from liteseg_ros.depth.images import DepthImage, depth_image_from_msg
 from liteseg_ros.depth.pairing import Decision, StampPairing
 from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.outputs import OUTPUT_TOPICS
+from liteseg_ros.replay.bag_io import stamp_ns
 from liteseg_ros.ros.channels import WARN_THROTTLE_S, FollowingSubscription, output_qos
 from liteseg_ros.ros.messages import CloudBuffer, point_cloud_msg
 from liteseg_ros.ros.parameters import NodeConfig
@@ -140,7 +141,7 @@ class DepthChannel:
 
     def _on_image(self, msg: Any) -> None:
         self.stats.count("depth_images")
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         try:
             depth = depth_image_from_msg(msg, stamp)
         except ImageError as error:
@@ -151,8 +152,7 @@ class DepthChannel:
 
     def on_frame(self, header: Any, labels: np.ndarray, confidence: np.ndarray | None) -> None:
         """A segmented colour frame's labels at the depth size: its cloud now, or when its depth image comes."""
-        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        self._decided(self.pairing.add_frame(stamp, SegmentedFrame(labels, confidence)))
+        self._decided(self.pairing.add_frame(stamp_ns(header), SegmentedFrame(labels, confidence)))
 
     # -- output --------------------------------------------------------------------------------------
     def _decided(self, decisions: list[Decision]) -> None:

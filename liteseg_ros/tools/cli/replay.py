@@ -140,10 +140,10 @@ def _compare(options: ReplayOptions, weights: list[Path], as_json: bool) -> int:
     shared = SharedClasses.of(next(iter(classes.values())), classes)
     models = [ModelScores(str(path), {name: report.per_class.get(name) for name in shared.names}, report.gt_frames,
                           report.model) for path, report in zip(weights, reports)]
-    document = comparison_dict(models, shared)
-    write_text(options.out / "comparison.json", json.dumps(document, indent=2) + "\n")
-    write_text(options.out / "comparison.md", comparison_table(models, shared))
-    print(json.dumps(document, indent=2) if as_json else comparison_table(models, shared), end="\n" if as_json else "")
+    document, table = json.dumps(comparison_dict(models, shared), indent=2) + "\n", comparison_table(models, shared)
+    write_text(options.out / "comparison.json", document)
+    write_text(options.out / "comparison.md", table)
+    print(document if as_json else table, end="")
     return 0
 
 
