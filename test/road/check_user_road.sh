@@ -3,7 +3,7 @@
 #   1. a fresh venv with only torch==2.13.0 and `pip install .[ros]` from a clean copy of the tree (not editable);
 #   2. segmentation_node on its defaults answers one frame from a plain rclpy publisher with the right mask;
 #   3. liteseg-synth --bag + liteseg-replay offline; liteseg-quantize on that bag and a replay of its INT8 model
-#      (OpenVINO comes with .[ros] on x86-64);
+#      (OpenVINO comes with .[ros] on x86-64); liteseg-mine on that bag;
 #   4. a model of the user's own classes with a class map: the node publishes the merged ids, colours, confidence;
 #   5. without `onnx` (it has no rosdep key): the node still works, with exactly one more warning line;
 #   6. the test suite collects (optional test dependencies skip, nothing fails to import).
@@ -88,6 +88,15 @@ BUNDLED=$("$VENV/python" -c "from liteseg_ros.model.bundled import bundled_model
   --gt-topic /camera/labels --input-size 180x320 --json >"$WORK/replay_int8.json" 2>"$WORK/replay_int8.log" \
   || { cat "$WORK/replay_int8.log" >&2; die "liteseg-replay cannot run the INT8 model"; }
 grep -q "int8 cpu 180x320 (openvino)" "$WORK/replay_int8.log" || die "the INT8 model did not run on OpenVINO"
+
+step "liteseg-mine on that bag: the frames to label, pre-labelled for CVAT and Label Studio"
+"$VENV/liteseg-mine" "$WORK/drive" --topic /camera/image_raw --count 2 --out "$WORK/mined" --input-size 180x320 \
+  2>"$WORK/mine.log" || { cat "$WORK/mine.log" >&2; die "liteseg-mine failed in a runtime-only install"; }
+for file in selection.csv cvat_annotations.zip label_studio_tasks.json label_studio_config.xml report.md; do
+  [ -s "$WORK/mined/$file" ] || die "liteseg-mine wrote no $file"
+done
+[ "$(ls "$WORK/mined/images" | wc -l)" = 2 ] || die "liteseg-mine did not write 2 images"
+tail -n 1 "$WORK/mine.log" | sed 's/^/  /'
 
 step "a model of your own classes and a class map (runtime-only install: no training extra)"
 "$VENV/python" "$WORK/src/test/road/own_classes.py" make "$WORK"
