@@ -91,12 +91,11 @@ grep -q "int8 cpu 180x320 (openvino)" "$WORK/replay_int8.log" || die "the INT8 m
 
 step "liteseg-mine on that bag: the frames to label, pre-labelled for CVAT and Label Studio"
 "$VENV/liteseg-mine" "$WORK/drive" --topic /camera/image_raw --count 2 --out "$WORK/mined" --input-size 180x320 \
-  2>"$WORK/mine.log" || { cat "$WORK/mine.log" >&2; die "liteseg-mine failed in a runtime-only install"; }
+  2>"$WORK/mine.log" | sed 's/^/  /' || { cat "$WORK/mine.log" >&2; die "liteseg-mine failed in a runtime-only install"; }
 for file in selection.csv cvat_annotations.zip label_studio_tasks.json label_studio_config.xml report.md; do
   [ -s "$WORK/mined/$file" ] || die "liteseg-mine wrote no $file"
 done
 [ "$(ls "$WORK/mined/images" | wc -l)" = 2 ] || die "liteseg-mine did not write 2 images"
-tail -n 1 "$WORK/mine.log" | sed 's/^/  /'
 
 step "a model of your own classes and a class map (runtime-only install: no training extra)"
 "$VENV/python" "$WORK/src/test/road/own_classes.py" make "$WORK"
