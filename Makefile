@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-loaded road demo gpu-check clean
+.PHONY: venv test test-cpu-classes test-loaded road demo gpu-check clean
 
 venv: $(STAMP)
 
@@ -15,11 +15,18 @@ $(STAMP): setup.py setup.cfg Makefile
 	$(VPY) -m pip install -q -e '.[ros,train,test,openvino]'
 	touch $(STAMP)
 
-# The suite (lint included: test/test_lint.py), then the user's road: a fresh runtime-only install from a clean
-# copy of the tree, its node and tools run as a user runs them (test/road/check_user_road.sh, about a minute).
+# The suite (lint included: test/test_lint.py); the CPU-class guard: the tests marked `plan` again under each other
+# CPU class the plan knows, rehearsed by the flags it reads (test/classes/run_cpu_classes.py, about 30 s a class);
+# then the user's road: a fresh runtime-only install from a clean copy of the tree, its node and tools run as a user
+# runs them (test/road/check_user_road.sh, about a minute).
 test: venv
 	$(VPY) -m pytest -q -rs test
+	$(VPY) test/classes/run_cpu_classes.py
 	bash test/road/check_user_road.sh $(PYTHON)
+
+# The plan tests under every CPU class, this machine's own included.
+test-cpu-classes: venv
+	$(VPY) test/classes/run_cpu_classes.py --all
 
 road:
 	bash test/road/check_user_road.sh $(PYTHON)

@@ -81,6 +81,7 @@ def _plan_json(*args):
     return json.loads(_run("--plan", "--json", *args))
 
 
+@pytest.mark.plan
 def test_plan_shows_what_the_node_would_do_here():
     """The installed tool in its own process plans as a Segmenter with the node's defaults does here."""
     from liteseg_ros.model.bundled import bundled_model_path
@@ -100,6 +101,7 @@ def test_plan_shows_what_the_node_would_do_here():
         "weights", "device", "precision", "runner", "threads", "options", "fallbacks"]
 
 
+@pytest.mark.plan
 def test_plan_reads_the_parameters_file_and_the_flags_override_it(tmp_path):
     params = tmp_path / "robot.yaml"
     params.write_text("/**/liteseg:\n  ros__parameters:\n    device: cpu\n    precision: fp32\n    threads: 3\n"
@@ -133,6 +135,7 @@ def tiny_int8_file(path):
     return write_quantized_model(model, CheckpointMeta(backbone="mobilenetv2"), (360, 640), {}, path)
 
 
+@pytest.mark.plan
 def test_plan_errors_are_one_line_with_status_2(tmp_path):
     run = subprocess.run([installed_script("liteseg-info"), "--plan", "--device", "cuda:7"], capture_output=True,
                          text=True)

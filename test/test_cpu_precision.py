@@ -21,6 +21,7 @@ from liteseg_ros.tools.synthetic.scenes import unseen_frames
 from segmenter_fixtures import core_log
 
 SIZE = (360, 640)
+pytestmark = pytest.mark.plan
 needs_openvino = pytest.mark.skipif(not package_available("openvino"), reason="OpenVINO is not installed")
 
 ZEN4 = """processor\t: 0
@@ -65,6 +66,32 @@ def test_auto_is_bf16_with_native_bf16_and_openvino_unless_optimize_excludes_it(
     assert _auto(ZEN4) == ("bf16", "auto: the CPU has avx512_bf16; OpenVINO runs bf16 natively")
     precision, why = _auto(SAPPHIRE_RAPIDS, "fold_bn,onnxruntime")
     assert precision == "fp32" and "does not run OpenVINO" in why
+
+
+@needs_openvino
+def test_openvino_runs_bf16_where_the_flags_make_it_native_and_rehearses_flags_the_cpu_lacks(monkeypatch, tmp_path):
+    """OpenVINO's bf16 follows the flags the plan reads: refused where they lack it (the plan falls back); where
+    LITESEG_CPU_FLAGS claims bf16 that this CPU lacks, compiled as fp32 with one warning (the guard's rehearsal)."""
+    from liteseg_ros.errors import OptimizationError
+    from liteseg_ros.inference import cpu_features, onnx_runners
+
+    (tmp_path / "cpuinfo").write_text(SKYLAKE)
+    monkeypatch.setattr(cpu_features, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(onnx_runners, "_REHEARSAL_WARNED", [])
+    monkeypatch.delenv("LITESEG_CPU_FLAGS", raising=False)
+    assert onnx_runners.openvino_precision("int8", ["FP32"]) == "int8"
+    with pytest.raises(OptimizationError, match="no native bf16 \\(neither amx_bf16 nor avx512_bf16\\)"):
+        onnx_runners.openvino_precision("bf16", ["FP32", "BF16"])
+    monkeypatch.setenv("LITESEG_CPU_FLAGS", "avx2 avx512f avx512_bf16")
+    assert cpu_features.rehearsed_flags() == frozenset({"avx512_bf16"})
+    assert onnx_runners.openvino_precision("bf16", ["FP32", "BF16"]) == "bf16"
+    with core_log() as logged:
+        assert [onnx_runners.openvino_precision("bf16", ["FP32"]) for _ in range(2)] == ["fp32", "fp32"]
+    assert logged == ["LITESEG_CPU_FLAGS claims avx512_bf16, which this CPU lacks: OpenVINO runs the planned bf16 as "
+                      "fp32 (a rehearsal of that CPU class: its plan, this machine's speed)"]
+    (tmp_path / "cpuinfo").write_text(ZEN4)  # the flag is this CPU's own, yet OpenVINO lists no BF16
+    with pytest.raises(OptimizationError, match="OpenVINO lists no BF16 capability"):
+        onnx_runners.openvino_precision("bf16", ["FP32"])
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +150,13 @@ def test_without_openvino_auto_runs_fp32_on_onnxruntime(monkeypatch, fp32, frame
 
 
 @needs_openvino
-def test_bf16_without_onnx_falls_back_to_fp32_torchscript_with_one_warning(monkeypatch, fp32, frames):
-    """OpenVINO and onnxruntime both take the ONNX export: without onnx the next runner is TorchScript (fp32)."""
+def test_bf16_without_onnx_falls_back_to_fp32_torchscript_with_one_warning(monkeypatch, fp32, frames, tmp_path):
+    """OpenVINO and onnxruntime both take the ONNX export: without onnx the next runner is TorchScript (fp32). Its
+    own cache: an entry an earlier test made for these weights would need no export."""
     monkeypatch.setitem(sys.modules, "onnx", None)
     with core_log() as logged:
         segmenter = Segmenter(bundled_model_path(), device="cpu", input_size=SIZE, precision="bf16",
-                              optimize="fold_bn,openvino")
+                              optimize="fold_bn,openvino", cache=tmp_path / "cache")
     assert logged == ["optimize: openvino could not be set up (onnx is not installed; pip install onnx); using "
                       "torchscript_freeze (fp32) instead"]
     assert segmenter.precision == "fp32" and segmenter.description.endswith("(bn-folded, torchscript)")

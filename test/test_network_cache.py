@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from liteseg_ros.inference.cache import CacheKey, NetworkCache
 from liteseg_ros.inference.prepare import cache_key
-from liteseg_ros.inference.runners import package_available
+from liteseg_ros.inference.runners import RUNNERS, package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
@@ -25,8 +26,9 @@ from conftest import installed_script, random_weights, spawn_node, wait_until_re
 from segmenter_fixtures import core_log
 
 SIZE = (96, 160)
-pytestmark = pytest.mark.skipif(not (package_available("onnx") and package_available("onnxruntime")),
-                                reason="the network cache holds ONNX exports: it needs onnx and onnxruntime")
+pytestmark = [pytest.mark.plan,
+              pytest.mark.skipif(not (package_available("onnx") and package_available("onnxruntime")),
+                                 reason="the network cache holds ONNX exports: it needs onnx and onnxruntime")]
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +91,14 @@ def test_a_stale_truncated_or_foreign_entry_is_removed_with_one_line(tmp_path):
 
 
 def test_a_corrupted_entry_is_rebuilt_and_gives_the_uncached_masks(weights, tmp_path):
+    """On whatever plan this CPU class gets (bf16 or fp32, OpenVINO or onnxruntime): the log names that plan."""
     cache = tmp_path / "cache"
     frames = [frame.image for frame in unseen_frames(2, *SIZE)]
     uncached = Segmenter(weights, device="cpu", input_size=SIZE, cache=False)
     expected = [uncached.segment(frame).mask for frame in frames]
     first = Segmenter(weights, device="cpu", input_size=SIZE, cache=cache)
+    planned = f"{first.plan.runner} {first.precision}"
+    assert RUNNERS[first.plan.runner].cacheable and first.plan.summary() == uncached.plan.summary()
     entry = Path(first.preparation["entry"])
     assert [np.array_equal(first.segment(frame).mask, mask) for frame, mask in zip(frames, expected)] == [True] * 2
     onnx_file = entry / "network.onnx"
@@ -102,12 +107,12 @@ def test_a_corrupted_entry_is_rebuilt_and_gives_the_uncached_masks(weights, tmp_
         rebuilt = Segmenter(weights, device="cpu", input_size=SIZE, cache=cache)
     stale = [line for line in logged if "is stale" in line]
     assert len(stale) == 1 and "network.onnx is missing or truncated" in stale[0], logged
-    assert any(line.startswith("preparing liteseg_mobilenetv2_cache.pt for onnxruntime fp32 in a helper process")
-               for line in logged)
+    assert any(line.startswith(f"preparing liteseg_mobilenetv2_cache.pt for {planned} in a helper process")
+               for line in logged), logged
     assert [np.array_equal(rebuilt.segment(frame).mask, mask) for frame, mask in zip(frames, expected)] == [True] * 2
     with core_log(level=20) as logged:
         Segmenter(weights, device="cpu", input_size=SIZE, cache=cache)
-    assert any(line == f"network cache: onnxruntime fp32 from {entry}" for line in logged), logged
+    assert any(line == f"network cache: {planned} from {entry}" for line in logged), logged
 
 
 CONCURRENT = """
@@ -134,6 +139,7 @@ def test_two_processes_starting_at_once_share_one_entry(weights, tmp_path):
 
 
 def test_the_node_started_twice_reads_the_entry_the_first_start_made(ros_client, weights, tmp_path):
+    """The node reports its plan ("plan cpu bf16 openvino (...)"): the second start reads that plan's entry."""
     cache_home = tmp_path / "xdg"
     parameters = {"weights": str(weights), "device": "cpu", "input_height": SIZE[0], "input_width": SIZE[1],
                   "publish_mask": "always"}
@@ -142,11 +148,17 @@ def test_the_node_started_twice_reads_the_entry_the_first_start_made(ros_client,
         node = spawn_node(tmp_path / f"run{run}", "/cached", parameters, env={"XDG_CACHE_HOME": str(cache_home)})
         try:
             wait_until_ready(ros_client, node, "/cached/image", timeout=180)
+            ros_client.wait_for(lambda: "; plan cpu " in node.stderr() + node.stdout(), 60, "the node's plan line")
         finally:
             node.stop()
         logs.append(node.stderr() + node.stdout())
-    assert "in a helper process" in logs[0] and "network cache: onnxruntime fp32 from" not in logs[0], logs[0]
-    assert "network cache: onnxruntime fp32 from " + str(cache_home / "liteseg_ros" / "networks") in logs[1], logs[1]
+    planned = [re.search(r"; plan cpu (\S+) (\S+) \(", log) for log in logs]
+    assert all(planned), logs
+    precision, runner = planned[0].groups()
+    assert planned[1].groups() == (precision, runner) and RUNNERS[runner].cacheable, logs
+    loaded = f"network cache: {runner} {precision} from "
+    assert "in a helper process" in logs[0] and loaded not in logs[0], logs[0]
+    assert loaded + str(cache_home / "liteseg_ros" / "networks") in logs[1], logs[1]
     assert "in a helper process" not in logs[1]
 
 
@@ -160,11 +172,12 @@ def test_liteseg_info_lists_sizes_and_clears_the_cache(weights, tmp_path):
         return run.stdout
 
     assert info().startswith("0 entries, 0.0 MB in ")
-    Segmenter(weights, device="cpu", input_size=SIZE, cache=tmp_path / "xdg" / "liteseg_ros" / "networks")
+    plan = Segmenter(weights, device="cpu", input_size=SIZE, cache=tmp_path / "xdg" / "liteseg_ros" / "networks").plan
     listed = info("--json")
     entries = json.loads(listed)["entries"]
-    assert len(entries) == 1 and entries[0]["key"]["runner"] == "onnxruntime" and entries[0]["bytes"] > 100_000
-    assert f"onnxruntime fp32 96x160 of {weights.name}" in info("list")
+    assert len(entries) == 1 and entries[0]["bytes"] > 100_000, entries
+    assert (entries[0]["key"]["runner"], entries[0]["key"]["precision"]) == (plan.runner, plan.precision)
+    assert f"{plan.runner} {plan.precision} 96x160 of {weights.name}" in info("list")
     assert json.loads(info("size", "--json"))["bytes"] >= entries[0]["bytes"]
     assert info("clear").startswith("removed 1 entries from ")
     assert info().startswith("0 entries")

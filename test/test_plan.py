@@ -11,6 +11,7 @@ import pytest
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.plan import Int8Option, Machine, Request, make_plan
 
+pytestmark = pytest.mark.plan
 AMX = frozenset({"avx512f", "amx_bf16", "avx512_bf16"})
 SKYLAKE = frozenset({"avx2", "avx512f"})
 AVX2 = frozenset({"avx2", "fma"})  # Zen 3, Intel Core without AVX-512: the class of most x86 robot computers
@@ -191,3 +192,17 @@ def test_the_cpu_probe_can_be_told_another_cpu_class(monkeypatch):
     assert cpu_flags() == frozenset({"avx2", "fma", "amx_bf16"}) and Machine.detect().cpu_flags == cpu_flags()
     assert cpu_identity() != real  # the network cache keys compiled networks by the flags it sees
     assert cpu_flags("flags\t: sse avx2\n") == frozenset({"sse", "avx2"})  # a given cpuinfo is read as it is
+
+
+def test_each_cpu_class_the_guard_rehearses_gets_its_own_plan():
+    """The classes of CPU_CLASSES (test/classes/run_cpu_classes.py reruns the plan tests under each) are told
+    apart by the plan: bf16 on OpenVINO where it is native, the INT8 twin elsewhere; each is named back."""
+    from liteseg_ros.inference.cpu_features import CPU_CLASSES, cpu_class
+
+    planned = {name: make_plan(Request(device="cpu", int8=TWIN), machine(flags=frozenset(flags)))
+               for name, flags in CPU_CLASSES.items()}
+    assert {name: (plan.precision, plan.runner) for name, plan in planned.items()} == {
+        "avx2": ("int8", "openvino"), "avx512-vnni": ("int8", "openvino"), "avx512-bf16": ("bf16", "openvino"),
+        "amx": ("bf16", "openvino")}
+    assert [cpu_class(frozenset(flags)) for flags in CPU_CLASSES.values()] == list(CPU_CLASSES)
+    assert cpu_class(frozenset({"sse2", "neon"})) == "other"

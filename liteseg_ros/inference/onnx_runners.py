@@ -19,7 +19,11 @@ import torch
 from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
+from liteseg_ros.inference.cpu_features import FLAGS_OVERRIDE, NATIVE_BF16_FLAGS, native_bf16_flags, rehearsed_flags
 from liteseg_ros.inference.runners import EXPORT_PACKAGE, OPENVINO_INSTALL, package_available
+from liteseg_ros.logs import get_logger
+
+LOG = get_logger(__name__)
 
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # INT8: the layers left in float run f32
 
@@ -111,13 +115,39 @@ def openvino_config(precision: str = "fp32", threads: int | None = None) -> dict
     }
 
 
+_REHEARSAL_WARNED: list[bool] = []
+
+
+def openvino_precision(precision: str, capabilities: Sequence[str] | None = None) -> str:
+    """The precision OpenVINO compiles for ``precision`` on this CPU, as the flags the plan reads say
+    (:mod:`~liteseg_ros.inference.cpu_features`): bf16 only where they make it native, else OptimizationError (the
+    plan falls back to fp32); where LITESEG_CPU_FLAGS claims a native bf16 this CPU lacks (a rehearsal of that
+    class), fp32 in its place, with one warning. ``capabilities``: OpenVINO's CPU capabilities (default: asked)."""
+    if precision != "bf16":
+        return precision
+    if not native_bf16_flags():
+        raise OptimizationError(f"this CPU has no native bf16 (neither {' nor '.join(NATIVE_BF16_FLAGS)})")
+    if capabilities is None:
+        capabilities = openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" in capabilities:
+        return precision
+    if not rehearsed_flags():
+        raise OptimizationError("this CPU has no native bf16 (OpenVINO lists no BF16 capability)")
+    if not _REHEARSAL_WARNED:
+        _REHEARSAL_WARNED.append(True)
+        LOG.warning("%s claims %s, which this CPU lacks: OpenVINO runs the planned bf16 as fp32 (a rehearsal of that "
+                    "CPU class: its plan, this machine's speed)", FLAGS_OVERRIDE, ", ".join(sorted(rehearsed_flags())))
+    return "fp32"
+
+
 class OpenVinoNetwork:
     """An ONNX model compiled by OpenVINO for the CPU, latency mode, one stream; or that compiled model imported
     from its blob (:meth:`from_blob`, what the network cache keeps: a tenth of a second instead of a compilation).
 
     ``precision`` is the inference precision of the layers that are not quantized: ``fp32`` (exact), ``int8`` (an
     INT8 model: its float layers run fp32) or ``bf16`` (CPUs with AVX-512 BF16 or AMX only: elsewhere
-    OptimizationError, and the caller falls back to fp32). Input and output stay fp32.
+    OptimizationError, and the caller falls back to fp32; see :func:`openvino_precision`). Input and output stay
+    fp32.
     """
 
     def __init__(self, model: bytes | str | os.PathLike | None, *, precision: str = "fp32",
@@ -125,11 +155,9 @@ class OpenVinoNetwork:
         if precision not in OPENVINO_PRECISIONS:
             raise ConfigError(f"OpenVINO runs {', '.join(OPENVINO_PRECISIONS)} here, not {precision}")
         core = openvino_core()
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise OptimizationError("this CPU has no native bf16 (OpenVINO lists no BF16 capability)")
         self.precision = precision
         self.compiled = compiled if compiled is not None else core.compile_model(
-            core.read_model(_model_argument(model)), "CPU", openvino_config(precision, threads))
+            core.read_model(_model_argument(model)), "CPU", openvino_config(openvino_precision(precision), threads))
         self.request = self.compiled.create_infer_request()
 
     @classmethod
@@ -146,7 +174,7 @@ class OpenVinoNetwork:
         """The compiled model :meth:`export_blob` wrote (its bytes or its file), imported with ``threads``."""
         core = openvino_core()
         data = blob if isinstance(blob, bytes) else Path(blob).read_bytes()
-        compiled = core.import_model(io.BytesIO(data), "CPU", openvino_config(precision, threads))
+        compiled = core.import_model(io.BytesIO(data), "CPU", openvino_config(openvino_precision(precision), threads))
         return cls(None, precision=precision, threads=threads, compiled=compiled)
 
     def export_blob(self, path: str | os.PathLike) -> None:

@@ -157,9 +157,14 @@ def _interrupt(signum: int, frame: Any) -> None:
     OpenVINO initialise through pybind11) aborts the process."""
     name = signal.Signals(signum).name
     if _importing(frame):
-        _log(None, "info", f"interrupted by {name} while starting (importing); stopped")
+        _log(None, "info", interrupted_message(name))
         os._exit(0)
     raise KeyboardInterrupt(name)
+
+
+def interrupted_message(signal_name: str) -> str:
+    """The one line a start-up ended by a signal logs, wherever the signal landed."""
+    return f"interrupted by {signal_name} while starting; stopped"
 
 
 def _importing(frame: Any) -> bool:
@@ -189,7 +194,7 @@ def run_node(create: Callable[[], Node], start: Callable[[Node], None] | None, a
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
     except KeyboardInterrupt as interrupt:
-        _log(node, "info", f"interrupted by {interrupt} while starting; stopped")
+        _log(node, "info", interrupted_message(str(interrupt)))
         _shut_down(node)
         return 0
     except (LiteSegError, ParameterException) as error:
