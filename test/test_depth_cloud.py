@@ -13,9 +13,9 @@ from depth_fixtures import INTRINSICS, depth_image_proc_xyz, depth_scene, refere
 from liteseg_ros.depth.camera import Intrinsics
 from liteseg_ros.depth.cloud import CloudMaker, CloudOptions, PointLayout
 from liteseg_ros.depth.images import DepthImage, depth_values
-from liteseg_ros.depth.pairing import StampPairing
 from liteseg_ros.errors import DepthError, ImageError
 from liteseg_ros.labels import CITYSCAPES
+from liteseg_ros.stamps import StampJoin
 
 HEIGHT, WIDTH = 120, 160
 
@@ -137,35 +137,35 @@ def test_a_camera_info_without_intrinsics_or_of_another_size_says_what_to_publis
 
 
 def paired(decisions):
-    return [(d.frame, d.depth) for d in decisions]
+    return [(d.frame, d.match) for d in decisions]
 
 
 def test_exact_pairing_in_either_order():
-    pairing = StampPairing()
-    assert paired(pairing.add_depth(100, "d100")) == []
+    pairing = StampJoin()
+    assert paired(pairing.add_match(100, "d100")) == []
     assert paired(pairing.add_frame(100, "f100")) == [("f100", "d100")]
     assert paired(pairing.add_frame(200, "f200")) == []  # its depth image is late: the frame waits
-    assert paired(pairing.add_depth(200, "d200")) == [("f200", "d200")]
+    assert paired(pairing.add_match(200, "d200")) == [("f200", "d200")]
     assert paired(pairing.add_frame(300, "f300")) == []
-    assert paired(pairing.add_depth(310, "d310")) == [("f300", None)]  # a newer depth: 300's never comes
+    assert paired(pairing.add_match(310, "d310")) == [("f300", None)]  # a newer depth: 300's never comes
 
 
 def test_the_slop_pairs_the_nearest_once_no_nearer_can_come():
-    pairing = StampPairing(slop_ns=20)
-    pairing.add_depth(90, "d90")
+    pairing = StampJoin(slop_ns=20)
+    pairing.add_match(90, "d90")
     assert paired(pairing.add_frame(100, "f100")) == []  # a nearer one may still come
-    assert paired(pairing.add_depth(105, "d105")) == [("f100", "d105")]
+    assert paired(pairing.add_match(105, "d105")) == [("f100", "d105")]
     assert paired(pairing.add_frame(112, "f112")) == []
-    assert paired(pairing.add_depth(140, "d140")) == [("f112", "d105")]
+    assert paired(pairing.add_match(140, "d140")) == [("f112", "d105")]
     assert paired(pairing.add_frame(130, "f130")) == [("f130", "d140")]  # 140 is here: nothing nearer can come
     assert paired(pairing.add_frame(165, "f165")) == []
-    assert paired(pairing.add_depth(200, "d200")) == [("f165", None)]  # 25 and 35 ns away: beyond the slop
+    assert paired(pairing.add_match(200, "d200")) == [("f165", None)]  # 25 and 35 ns away: beyond the slop
 
 
 def test_memory_is_bounded_and_late_frames_are_decided():
-    pairing = StampPairing(depth_images=4, waiting_frames=2)
+    pairing = StampJoin(matches=4, waiting_frames=2)
     for stamp in range(10):
-        pairing.add_depth(stamp * 10, stamp)
+        pairing.add_match(stamp * 10, stamp)
     assert paired(pairing.add_frame(10, "old")) == [("old", None)]  # its depth image left the bounded buffer
     assert paired(pairing.add_frame(200, "a")) == [] and paired(pairing.add_frame(210, "b")) == []
     assert paired(pairing.add_frame(220, "c")) == [("a", None)]
@@ -173,7 +173,50 @@ def test_memory_is_bounded_and_late_frames_are_decided():
 
 
 def test_a_depth_stamp_far_behind_starts_afresh():
-    pairing = StampPairing()
-    pairing.add_depth(5_000_000_000, "late")
-    assert paired(pairing.add_depth(1_000, "replayed")) == []
+    pairing = StampJoin()
+    pairing.add_match(5_000_000_000, "late")
+    assert paired(pairing.add_match(1_000, "replayed")) == []
     assert paired(pairing.add_frame(1_000, "f")) == [("f", "replayed")]
+
+
+def depth_msg(values: np.ndarray, encoding: str = "16UC1"):
+    """A sensor_msgs/Image-shaped message (the pairing reads fields, as of rclpy's and rosbags' messages)."""
+    return SimpleNamespace(data=values.tobytes(), height=values.shape[0], width=values.shape[1], encoding=encoding,
+                           step=values.shape[1] * values.itemsize, is_bigendian=0,
+                           header=SimpleNamespace(frame_id="camera_depth"))
+
+
+def test_the_depth_pairing_validates_camera_info_pairs_by_stamp_and_counts_what_gives_no_cloud():
+    """The one depth state machine (the node's DepthChannel and replay both feed it): a bad camera_info is kept as
+    its reason and counted; a pair becomes a cloud with the depth image's tag; a frame whose depth image never comes
+    is unpaired; each kind of problem is warned about once within the throttle."""
+    from liteseg_ros.depth.pairing import DepthPairing
+
+    clouds, warnings = [], []
+    pairing = DepthPairing(CloudMaker(CITYSCAPES.palette()), 0.0, lambda cloud, tag: clouds.append((tag, cloud)),
+                           depth_topic="/d/image", info_topic="/d/info", slop_name="depth_slop",
+                           warn=warnings.append, warn_every_s=60.0)
+    values, labels = depth_scene(HEIGHT, WIDTH, "16UC1"), labels_of((HEIGHT, WIDTH))
+    assert pairing.intrinsics == "no camera_info received on /d/info yet" and pairing.depth_shape() is None
+    pairing.on_camera_info(camera_info())  # K and P zero
+    assert isinstance(pairing.intrinsics, str) and "no intrinsics" in pairing.intrinsics
+    pairing.on_depth(depth_msg(values), 100, "header100")
+    pairing.on_frame(100, labels, None)  # paired, but no usable camera_info: no cloud
+    assert clouds == [] and pairing.depth_shape() == (HEIGHT, WIDTH)
+    good = SimpleNamespace(k=[0.0] * 9, p=[INTRINSICS["fx"], 0, INTRINSICS["cx"], 0, 0, INTRINSICS["fy"],
+                                           INTRINSICS["cy"], 0, 0, 0, 1, 0], height=HEIGHT, width=WIDTH)
+    pairing.on_camera_info(good)
+    assert pairing.intrinsics == intrinsics()
+    pairing.on_frame(200, labels, None)  # its depth image comes second
+    pairing.on_depth(depth_msg(values), 200, "header200")
+    assert [tag for tag, _ in clouds] == ["header200"] and (clouds[0][1].points["label"] == labels).all()
+    pairing.on_frame(300, labels, None)
+    pairing.clear()  # no depth image of 300 came
+    pairing.on_depth(SimpleNamespace(**{**vars(depth_msg(values)), "encoding": "mono8"}), 400, "h")
+    counters, last = pairing.counts.snapshot()
+    assert counters == {"depth_images": 3, "clouds": 1, "unpaired": 1, "unusable": 3}, counters
+    assert last.startswith("depth image on /d/image: depth image encoding 'mono8'")
+    assert "no depth image on /d/image with its stamp (depth_slop 0: equal stamps) for the frame at 0.000000 s" in \
+        pairing.counts.problems["unpaired"]
+    assert len(warnings) == 3 and "no intrinsics" in warnings[0]  # camera_info's second problem: within the throttle
+    assert warnings[1:] == [pairing.counts.problems["unpaired"], last]

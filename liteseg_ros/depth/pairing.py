@@ -1,83 +1,149 @@
-"""Pairing segmented colour frames with depth images by header stamp, in whichever order they arrive, in bounded
-memory.
+"""One camera's depth input, as the node and replay both run it: its camera_info (validated), its registered depth
+images, and the segmented colour frames, joined by header stamp (:class:`~liteseg_ros.stamps.StampJoin`: exact, or
+nearest within the slop, in either order, bounded), each pair made into a labelled cloud (:mod:`.cloud`).
 
-A frame pairs with the depth image of the same stamp (``slop_ns`` 0), or with the nearest one within ``slop_ns``.
-A frame is decided once no nearer depth image can come: depth images of one camera arrive in stamp order, so once
-one at or after the frame's stamp is here the nearest is known. Until then the frame waits, at most
-``WAITING_FRAMES`` of them (the oldest is decided with what is here). The depth images kept are the
-``DEPTH_IMAGES`` newest not older than the last decided frame's stamp minus the slop. A depth stamp far behind the
-newest (a bag played again, a restarted driver) starts afresh.
+What cannot give a cloud (a depth image or camera_info that is unusable, a frame without a depth image) is counted
+(:class:`DepthCounts`) with a warning per kind of problem at most every ``warn_every_s`` seconds, saying what to fix;
+the next good pair gives a cloud. Whichever of a frame and its depth image comes second completes the pair, so a
+cloud may be made on either caller's thread: a lock keeps them apart. No ROS: the messages are read by their fields.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from liteseg_ros.depth.camera import Intrinsics
+from liteseg_ros.depth.cloud import Cloud, CloudMaker
+from liteseg_ros.depth.images import depth_image_from_msg
+from liteseg_ros.errors import ImageError
+from liteseg_ros.stamps import NS_PER_S, Decision, StampJoin
 
 DEPTH_IMAGES = 10  # a third of a second at 30 Hz: depth arriving before its frame is segmented waits here
 WAITING_FRAMES = 3  # segmented frames waiting for a depth image that is late
-RESTART_NS = 1_000_000_000  # a depth stamp this far behind the newest one starts the pairing afresh
+WARN_EVERY_S = 10.0
+COUNTERS = ("depth_images", "clouds", "unpaired", "unusable")
+
+
+@dataclass
+class DepthCounts:
+    """Depth images received, clouds made, frames without a depth image (unpaired), depth images or camera_infos
+    without a cloud (unusable), and the last problem of each kind; every method may be called from any thread."""
+
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    problems: dict[str, str] = field(default_factory=dict)  # kind -> its last text
+    last_problem: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, counter: str, kind: str = "", problem: str = "") -> None:
+        """One more of ``counter``; ``problem`` (of ``kind``) says why there is no cloud."""
+        with self._lock:
+            self.counters[counter] += 1
+            if problem:
+                self.problems[kind] = self.last_problem = problem
+
+    def snapshot(self) -> tuple[dict[str, int], str]:
+        """(the counters, the last problem)."""
+        with self._lock:
+            return dict(self.counters), self.last_problem
 
 
 @dataclass(frozen=True)
-class Decision:
-    """A frame decided: paired with ``depth`` (None: no depth image of its stamp, or within the slop)."""
+class SegmentedFrame:
+    """What a cloud needs of a segmented colour frame: the mask (and confidence) at the depth image's size."""
 
-    frame: Any
-    frame_stamp_ns: int
-    depth: Any | None
+    labels: np.ndarray
+    confidence: np.ndarray | None
 
 
-class StampPairing:
-    """Pairs frames and depth images of one camera (thread-safe: the depth subscription and the node's output
-    stage feed it). :meth:`add_frame` and :meth:`add_depth` return the frames they decided."""
+class DepthPairing:
+    """One camera's depth state: feed it :meth:`on_camera_info`, :meth:`on_depth` and :meth:`on_frame`; each pair's
+    cloud goes to ``emit(cloud, tag)`` (``tag``: what :meth:`on_depth` was given with the depth image, e.g. its
+    header). ``depth_topic`` / ``info_topic`` and ``slop_name`` (the setting that sets the slop) name things in the
+    warnings, ``warn(text)`` logs them; ``cloud_out`` is the maker's ``out`` (a reusable buffer)."""
 
-    def __init__(self, slop_ns: int = 0, depth_images: int = DEPTH_IMAGES, waiting_frames: int = WAITING_FRAMES):
-        self.slop_ns = int(slop_ns)
-        self._capacity, self._waiting_capacity = depth_images, waiting_frames
-        self._depth: list[tuple[int, Any]] = []  # (stamp, depth image), in arrival (= stamp) order
-        self._waiting: list[tuple[int, Any]] = []  # (stamp, frame) in stamp order
-        self._newest: int | None = None
+    def __init__(self, maker: CloudMaker, slop_s: float, emit: Callable[[Cloud, Any], None], *,
+                 depth_topic: str, info_topic: str, slop_name: str, warn: Callable[[str], None],
+                 cloud_out: Callable[..., np.ndarray] | None = None, warn_every_s: float = WARN_EVERY_S):
+        self.maker, self.slop_s, self.emit, self.cloud_out = maker, float(slop_s), emit, cloud_out
+        self.depth_topic, self.slop_name, self.warn, self.warn_every_s = depth_topic, slop_name, warn, warn_every_s
+        self.join = StampJoin(round(self.slop_s * NS_PER_S), matches=DEPTH_IMAGES, waiting_frames=WAITING_FRAMES)
+        self.intrinsics: Intrinsics | str = f"no camera_info received on {info_topic} yet"
+        self.shape: tuple[int, int] | None = None  # of the last depth image
+        self.counts = DepthCounts()
         self._lock = threading.Lock()
+        self._warned: dict[str, float] = {}  # kind of problem -> when it was last logged
 
-    def add_depth(self, stamp_ns: int, depth: Any) -> list[Decision]:
-        """A depth image arrived; returns the waiting frames it decided."""
+    def depth_shape(self) -> tuple[int, int] | None:
+        """The size to compute a frame's labels at for its cloud: the last depth image's, else its camera_info's,
+        else None (no depth size known yet)."""
+        if self.shape is not None:
+            return self.shape
+        return (self.intrinsics.height, self.intrinsics.width) if isinstance(self.intrinsics, Intrinsics) else None
+
+    def on_camera_info(self, msg: Any) -> None:
+        """The depth image's camera_info: its intrinsics, or why they cannot be used (counted)."""
+        try:
+            self.intrinsics = Intrinsics.from_camera_info(msg)
+        except ImageError as error:
+            self.intrinsics = str(error)
+            self._problem("unusable", "camera_info", str(error))
+
+    def on_depth(self, msg: Any, stamp_ns: int, tag: Any) -> None:
+        """A depth image (a sensor_msgs/Image) of header stamp ``stamp_ns``; ``tag`` goes with its cloud."""
+        self.counts.count("depth_images")
+        try:
+            depth = depth_image_from_msg(msg, stamp_ns)
+        except ImageError as error:
+            self._problem("unusable", "depth image", f"depth image on {self.depth_topic}: {error}")
+            return
+        self.shape = depth.shape
+        self._decided(self.join.add_match(stamp_ns, (tag, depth)))
+
+    def on_frame(self, stamp_ns: int, labels: np.ndarray, confidence: np.ndarray | None) -> None:
+        """A segmented colour frame's labels (and confidence) at the depth size: its cloud now, or when its depth
+        image comes."""
+        self._decided(self.join.add_frame(stamp_ns, SegmentedFrame(labels, confidence)))
+
+    def clear(self) -> None:
+        """Forget the depth images; the frames still waiting are decided without one."""
+        self._decided(self.join.clear())
+
+    def _decided(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.match is None:
+                within = f"within {self.slop_name} {self.slop_s:g} s" if self.slop_s else \
+                    f"with its stamp ({self.slop_name} 0: equal stamps)"
+                self._problem("unpaired", "unpaired", f"no depth image on {self.depth_topic} {within} for the frame "
+                                                      f"at {decision.frame_stamp_ns / NS_PER_S:.6f} s; is the depth "
+                                                      f"registered to this camera and stamped like it? (raise "
+                                                      f"{self.slop_name} for a nearest match)")
+            else:
+                self._make(decision.frame, *decision.match)
+
+    def _make(self, frame: SegmentedFrame, tag: Any, depth: Any) -> None:
+        intrinsics = self.intrinsics
+        if not isinstance(intrinsics, Intrinsics):
+            self._problem("unusable", "camera_info", intrinsics)
+            return
         with self._lock:
-            if self._newest is not None and stamp_ns < self._newest - RESTART_NS:
-                self._depth, self._newest = [], None
-            self._newest = stamp_ns if self._newest is None else max(stamp_ns, self._newest)
-            self._depth.append((stamp_ns, depth))
-            if len(self._depth) > self._capacity:
-                self._depth.pop(0)
-            return self._decide_ready()
+            try:
+                cloud = self.maker.make(depth, intrinsics, frame.labels, frame.confidence, out=self.cloud_out)
+            except ImageError as error:
+                self._problem("unusable", "sizes", str(error))
+                return
+            self.emit(cloud, tag)
+        self.counts.count("clouds")
 
-    def add_frame(self, stamp_ns: int, frame: Any) -> list[Decision]:
-        """A segmented frame is ready; returns the frames decided (this one, when its depth is known)."""
-        with self._lock:
-            self._waiting.append((stamp_ns, frame))
-            self._waiting.sort(key=lambda item: item[0])
-            decided = []
-            while len(self._waiting) > self._waiting_capacity:
-                decided.append(self._decide(*self._waiting.pop(0)))
-            return decided + self._decide_ready()
-
-    def clear(self) -> list[Decision]:
-        """Forget the depth images; returns the waiting frames, undecided until now, without depth."""
-        with self._lock:
-            waiting, self._waiting, self._depth, self._newest = self._waiting, [], [], None
-            return [Decision(frame, stamp, None) for stamp, frame in waiting]
-
-    def _decide_ready(self) -> list[Decision]:
-        decided = []
-        while self._waiting and self._newest is not None and self._newest >= self._waiting[0][0]:
-            decided.append(self._decide(*self._waiting.pop(0)))
-        return decided
-
-    def _decide(self, stamp: int, frame: Any) -> Decision:
-        """Pair a frame with the nearest depth image within the slop (ties: the earlier); forget older ones."""
-        near = [(abs(depth_stamp - stamp), index) for index, (depth_stamp, _) in enumerate(self._depth)
-                if abs(depth_stamp - stamp) <= self.slop_ns]
-        depth = self._depth[min(near)[1]][1] if near else None
-        self._depth = [item for item in self._depth if item[0] >= stamp - self.slop_ns]
-        return Decision(frame, stamp, depth)
+    def _problem(self, counter: str, kind: str, text: str) -> None:
+        """Count a problem; warn about each kind of problem at most every ``warn_every_s`` seconds."""
+        self.counts.count(counter, kind, text)
+        now = time.monotonic()
+        if now - self._warned.get(kind, -self.warn_every_s) >= self.warn_every_s:
+            self._warned[kind] = now
+            self.warn(text)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from liteseg_ros.errors import BagError, ImageError
-from liteseg_ros.replay.bag_io import BagSource, decode_image, stamp_ns
+from liteseg_ros.replay.bag_io import BagSource, decode_image
+from liteseg_ros.stamps import NS_PER_S, stamp_ns
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _bag_frames(source: BagSource, every_s: float, counts: ReadCounts,
         if wanted is not None and (str(source.path), position) not in wanted:
             continue
         stamp = stamp_ns(message.msg.header)
-        if wanted is None and last_kept is not None and 0 <= stamp - last_kept < every_s * 1e9:
+        if wanted is None and last_kept is not None and 0 <= stamp - last_kept < every_s * NS_PER_S:
             continue
         try:
             image, encoding = decode_image(message)

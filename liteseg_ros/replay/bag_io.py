@@ -54,11 +54,6 @@ class BagMessage:
     rawdata: bytes
 
 
-def stamp_ns(header: Any) -> int:
-    """A message header's stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def decode_image(message: BagMessage) -> tuple[np.ndarray, str]:
     """(image, encoding) for the Segmenter from an Image or CompressedImage message; ImageError if unusable."""
     if message.msgtype == COMPRESSED_TYPE:

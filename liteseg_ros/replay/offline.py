@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from liteseg_ros.depth.cloud import CloudMaker
+from liteseg_ros.depth.pairing import DepthPairing
 from liteseg_ros.errors import BagError, ImageError
 from liteseg_ros.files import atomic_file
 from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import NODE_NAMESPACE, OUTPUTS
-from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array, stamp_ns
-from liteseg_ros.replay.depth import DepthReplay
+from liteseg_ros.replay.bag_io import BagSink, BagSource, decode_image, ground_truth_array
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
+from liteseg_ros.stamps import stamp_ns, stamp_seconds
 
 LOG = get_logger(__name__)
 
@@ -73,8 +75,11 @@ class _Replayer:
         self.options, self.segmenter, self.source, self.sink = options, segmenter, source, sink
         self.matcher = StampMatcher(options.gt_encoding, classes=segmenter.model_classes,
                                     class_map=segmenter.class_map) if source.gt_topic else None
-        self.depth = DepthReplay(segmenter.classes.palette(), options.depth_slop, sink.write_cloud) \
-            if source.depth_topic else None
+        self.depth = DepthPairing(
+            CloudMaker(segmenter.classes.palette()), options.depth_slop,
+            lambda cloud, recorded: sink.write_cloud(*recorded, cloud), depth_topic=source.depth_topic,
+            info_topic=source.depth_info_topic, slop_name="--depth-slop",
+            warn=lambda text: LOG.warning("no cloud: %s", text)) if source.depth_topic else None
         self.latencies: list[float] = []
         self.report = ReplayReport(bag=str(options.bag), image_topic=source.image_topic, mode="offline",
                                    model=segmenter.description, classes=segmenter.classes.to_dict(),
@@ -86,11 +91,11 @@ class _Replayer:
         start = time.perf_counter()
         try:
             image, encoding = decode_image(message)
-            label_size = self.depth.label_shape() if self.depth else None
+            label_size = self.depth.depth_shape() if self.depth else None
             result = self.segmenter.segment(image, encoding=encoding, outputs=OUTPUTS, label_size=label_size)
         except ImageError as error:
             self.report.rejected_frames += 1
-            LOG.warning("frame at %.3f s rejected: %s", stamp_ns(message.msg.header) / 1e9, error)
+            LOG.warning("frame at %.3f s rejected: %s", stamp_seconds(message.msg.header), error)
             return
         self.latencies.append(time.perf_counter() - start)
         outputs = {name: getattr(result, name) for name in OUTPUTS}
@@ -108,7 +113,7 @@ class _Replayer:
         if self.matcher and message.topic == self.source.gt_topic:
             self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
         elif self.depth and message.topic == self.source.depth_topic:
-            self.depth.on_depth(message.timestamp_ns, stamp_ns(message.msg.header), message.msg)
+            self.depth.on_depth(message.msg, stamp_ns(message.msg.header), (message.timestamp_ns, message.msg.header))
         elif self.depth and message.topic == self.source.depth_info_topic:
             self.depth.on_camera_info(message.msg)
 
@@ -126,7 +131,8 @@ class _Replayer:
         finally:
             elapsed = time.perf_counter() - start
             if self.depth:
-                self.report.add_depth(self.source.depth_topic, self.depth.finish())
+                self.depth.clear()  # the frames still waiting: no depth image came for them
+                self.report.add_depth(self.source.depth_topic, self.depth.counts)
             self.report.output_bag = str(self.sink.close())
             self.source.close()
         self.report.fps = round(self.report.frames / elapsed, 3) if elapsed > 0 and self.report.frames else None

@@ -90,9 +90,10 @@ class ReplayReport:
         return paths
 
     def add_depth(self, topic: str, counts: Any) -> None:
-        """What the bag's depth gave (a :class:`liteseg_ros.replay.depth.DepthCounts`)."""
-        self.depth = {"topic": topic, "clouds": counts.clouds, "unpaired_frames": counts.unpaired,
-                      "unusable_depth": counts.unusable, "problems": list(counts.problems)}
+        """What the bag's depth gave (a :class:`liteseg_ros.depth.pairing.DepthCounts`)."""
+        counters, _ = counts.snapshot()
+        self.depth = {"topic": topic, "clouds": counters["clouds"], "unpaired_frames": counters["unpaired"],
+                      "unusable_depth": counters["unusable"], "problems": list(counts.problems.values())}
 
     def add_scores(self, scores: dict[str, Any], gt_frames: int) -> None:
         self.miou, self.category_miou = scores["miou"], scores["category_miou"]

@@ -9,7 +9,6 @@ vision_msgs is installed); without one, the masks are scored as Cityscapes train
 from __future__ import annotations
 
 import queue
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,10 +18,11 @@ from liteseg_ros.errors import BagError
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.logs import get_logger
 from liteseg_ros.outputs import LABEL_INFO_TOPIC, OUTPUT_TABLE
-from liteseg_ros.replay.bag_io import BagSink, BagSource, ground_truth_array, stamp_ns
+from liteseg_ros.replay.bag_io import BagSink, BagSource, ground_truth_array
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
+from liteseg_ros.stamps import NS_PER_S, serialized_stamp_ns, stamp_ns
 
 LOG = get_logger(__name__)
 DISCOVERY_TIMEOUT_S = 60.0
@@ -104,7 +104,7 @@ class LivePlayer:
             except queue.Empty:
                 return
             if name not in ("mask", "overlay"):
-                self.sink.write_raw(name, header_stamp_ns(rawdata), rawdata)
+                self.sink.write_raw(name, serialized_stamp_ns(rawdata), rawdata)
                 continue
             msg = deserialize_message(rawdata, Image)
             stamp = stamp_ns(msg.header)
@@ -182,7 +182,7 @@ class LivePlayer:
                     self.matcher.add_ground_truth(stamp_ns(message.msg.header), ground_truth_array(message))
                 continue
             first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
-            due = start + (message.timestamp_ns - first_bag_ns) / 1e9 / self.options.rate
+            due = start + (message.timestamp_ns - first_bag_ns) / NS_PER_S / self.options.rate
             self._wait_until(due)
             self.sink.write_copy(message)
             if publisher is self.publisher:
@@ -234,10 +234,6 @@ def _subscribe_label_info(node, topic: str, state: _LiveState):
     return node.create_subscription(types[0], topic, store, LABEL_INFO_QOS)
 
 
-def header_stamp_ns(rawdata: bytes) -> int:
-    """The header stamp of a serialised (little-endian CDR) message that starts with a std_msgs/Header."""
-    sec, nanosec = struct.unpack_from("<iI", rawdata, 4)  # after the 4-byte encapsulation header
-    return sec * 1_000_000_000 + nanosec
 
 
 def _message_class(msgtype: str):

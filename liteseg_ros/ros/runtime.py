@@ -31,6 +31,7 @@ from liteseg_ros.ros.depth import DepthChannel, depth_remapped, has_depth
 from liteseg_ros.ros.label_info import MISSING_TEXT, label_info_types
 from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.ros.stats import diagnostic_status, summary_line
+from liteseg_ros.stamps import NS_PER_S, stamp_ns
 
 PUBLISHER_POLL_PERIOD_S = 1.0
 
@@ -231,8 +232,8 @@ class SegmentationRuntime:
 
     def _count(self, channel: CameraChannel, msg: Any, received_at: float) -> None:
         now = time.monotonic()
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        end_to_end = self.node.get_clock().now().nanoseconds * 1e-9 - stamp if stamp > 0 else None
+        stamp = stamp_ns(msg.header)
+        end_to_end = (self.node.get_clock().now().nanoseconds - stamp) / NS_PER_S if stamp > 0 else None
         if not channel.stats.on_processed(now, now - received_at, end_to_end):
             self.node.get_logger().warning(
                 f"header stamps on {channel.input_topic} are {end_to_end:.3f} s from this node's clock, so end-to-end "

@@ -183,32 +183,16 @@ class NodeStats:
             return snap
 
 
-@dataclass
-class DepthStats:
-    """Counters of one camera's depth input and ``~/points``; every method may be called from any thread."""
-
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("depth_images", "clouds", "unpaired", "unusable"), 0))
-    last_problem: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self, counter: str, problem: str = "") -> None:
-        """One more of ``counter`` (depth_images, clouds, unpaired frames, unusable depth); ``problem`` says why."""
-        with self._lock:
-            self.counters[counter] += 1
-            if problem:
-                self.last_problem = problem
-
-    def values(self, depth_topic: str, points_topic: str) -> list[tuple[str, str]]:
-        """The key/value pairs the camera's diagnostics status adds."""
-        with self._lock:
-            counters, problem = dict(self.counters), self.last_problem
-        return [("depth topic", depth_topic), ("points topic", points_topic),
-                ("depth images received", str(counters["depth_images"])),
-                ("clouds published", str(counters["clouds"])),
-                ("frames without a depth image (unpaired)", str(counters["unpaired"])),
-                ("depth images without a cloud (unusable depth or camera_info)", str(counters["unusable"])),
-                ("last depth problem", problem or "none")]
+def depth_diagnostic_values(counts: Any, depth_topic: str, points_topic: str) -> list[tuple[str, str]]:
+    """The key/value pairs a camera's diagnostics status adds for its depth (a
+    :class:`~liteseg_ros.depth.pairing.DepthCounts`)."""
+    counters, problem = counts.snapshot()
+    return [("depth topic", depth_topic), ("points topic", points_topic),
+            ("depth images received", str(counters["depth_images"])),
+            ("clouds published", str(counters["clouds"])),
+            ("frames without a depth image (unpaired)", str(counters["unpaired"])),
+            ("depth images without a cloud (unusable depth or camera_info)", str(counters["unusable"])),
+            ("last depth problem", problem or "none")]
 
 
 def _ms(seconds: float | None) -> str:

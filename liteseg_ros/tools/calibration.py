@@ -13,6 +13,7 @@ import numpy as np
 
 from liteseg_ros.errors import DatasetError
 from liteseg_ros.labels import label_ids_to_train_ids
+from liteseg_ros.stamps import StampJoin, stamp_ns
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -74,32 +75,29 @@ def _dataset_frames(root: Path) -> Iterator[Frame]:
         yield Frame(image, train_ids=label)
 
 
-MAX_PENDING = 64  # unmatched images or labels kept while pairing a bag's frames
+MAX_PENDING = 64  # unmatched images or labels kept while joining a bag's frames
 
 
 def _bag_frames(path: Path, image_topic: str | None, gt_topic: str | None, gt_encoding: str) -> Iterator[Frame]:
-    from liteseg_ros.replay.bag_io import BagSource, decode_image, ground_truth_array, stamp_ns
+    from liteseg_ros.replay.bag_io import BagSource, decode_image, ground_truth_array
 
     source = BagSource(path, image_topic, gt_topic)
-    pending: dict[int, tuple[np.ndarray, str]] = {}
-    labels: dict[int, np.ndarray] = {}
+    join = StampJoin(matches=MAX_PENDING, waiting_frames=MAX_PENDING)
     try:
         for message in source.messages():
+            decisions = []
             if message.topic == source.image_topic:
                 image, encoding = decode_image(message)
                 if source.gt_topic is None:
                     yield Frame(np.array(image), encoding)
                     continue
-                pending[stamp_ns(message.msg.header)] = (np.array(image), encoding)
+                decisions = join.add_frame(stamp_ns(message.msg.header), (np.array(image), encoding))
             elif message.topic == source.gt_topic:
                 label = np.array(ground_truth_array(message))
-                labels[stamp_ns(message.msg.header)] = label_ids_to_train_ids(label) if gt_encoding == "labelids" \
-                    else label
-            for stamp in sorted(set(pending) & set(labels)):
-                image, encoding = pending.pop(stamp)
-                yield Frame(image, encoding, labels.pop(stamp))
-            for waiting in (pending, labels):
-                while len(waiting) > MAX_PENDING:
-                    waiting.pop(next(iter(waiting)))
+                decisions = join.add_match(stamp_ns(message.msg.header), label_ids_to_train_ids(label)
+                                           if gt_encoding == "labelids" else label)
+            for decision in decisions:
+                if decision.match is not None:  # frames without ground truth are left out
+                    yield Frame(*decision.frame, decision.match)
     finally:
         source.close()

@@ -25,13 +25,14 @@ from PIL import Image
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.files import atomic_folder
 from liteseg_ros.logs import get_logger
+from liteseg_ros.stamps import NS_PER_S, stamp_parts
 from liteseg_ros.tools.synthetic.canvas import Camera
 from liteseg_ros.tools.synthetic.scene import Drive, check_seed, check_size
 
 LOG = get_logger(__name__)
 
 #: header stamp of the first frame (2023-11-14 22:13:20 UTC), in nanoseconds
-START_NS = 1_700_000_000 * 1_000_000_000
+START_NS = 1_700_000_000 * NS_PER_S
 FRAME_ID = "camera"
 JPEG_QUALITY = 90
 STORAGES = ("sqlite3", "mcap")
@@ -63,7 +64,7 @@ class BagSummary:
 
 def frame_stamp_ns(index: int, rate_hz: float) -> int:
     """Header stamp (ns) of frame ``index``."""
-    return START_NS + int(round(index * 1e9 / rate_hz))
+    return START_NS + int(round(index * NS_PER_S / rate_hz))
 
 
 def write_drive_bag(path: str | Path, *, frames: int, height: int, width: int, seed: int, rate_hz: float = 10.0,
@@ -123,7 +124,8 @@ def _check_arguments(path: Path, frames: int, height: int, width: int, rate_hz: 
 def _frame_messages(store: Any, ns: int, rgb: np.ndarray, label_ids: np.ndarray, camera: Camera,
                     compressed: bool) -> tuple[Any, Any, Any]:
     types = store.types
-    stamp = types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    sec, nanosec = stamp_parts(ns)
+    stamp = types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
     header = types["std_msgs/msg/Header"](stamp=stamp, frame_id=FRAME_ID)
     if compressed:
         buffer = io.BytesIO()
