@@ -41,10 +41,10 @@ def main() -> int:
     from liteseg_ros.inference.segmenter import Segmenter  # torch and the inference package
 
     step("the Segmenter's module (torch)")
-    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+    from liteseg_ros.ros.parameters import NodeConfig
 
     config = NodeConfig().validated()
-    segmenter = Segmenter(resolve_weights(config), **config.segmenter_arguments())
+    segmenter = Segmenter(config.weights_file(), config.segmenter_config())
     step(f"the Segmenter built ({segmenter.description})")
     from liteseg_ros.tools.synthetic.scenes import scene_frames
 

@@ -240,12 +240,14 @@ def segmenter_cost(frames: list[np.ndarray], outputs: list[str], params: list[st
                    rounds: int = 3) -> tuple[float, float, float]:
     """(CPU seconds per frame, median end-to-end seconds, median post-processing seconds) of a Segmenter built as
     the node builds it (its defaults and ``params``), in this process on the same frames."""
+    from dataclasses import replace
+
     from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+    from liteseg_ros.ros.parameters import NodeConfig
 
     values = {"device": "cpu", **dict(param.split(":=", 1) for param in params)}
     config = NodeConfig(**{name: type(getattr(NodeConfig(), name))(value) for name, value in values.items()})
-    segmenter = Segmenter(resolve_weights(config), **{**config.validated().segmenter_arguments(), "calibrate": False})
+    segmenter = Segmenter(config.weights_file(), replace(config.validated().segmenter_config(), calibrate=False))
     images = [o for o in outputs if o in OUTPUTS] or ["mask"]
     label_size = frames[0].shape[:2] if "points" in outputs else None  # the labels a cloud is made of
     for frame in frames[:3]:

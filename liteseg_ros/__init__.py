@@ -1,6 +1,7 @@
 """liteseg_ros: LiteSeg real-time semantic segmentation for ROS 2.
 
-``from liteseg_ros import Segmenter`` is the public entry point (uint8 image in; mask, colour, overlay out).
+``from liteseg_ros import Segmenter`` is the public entry point (uint8 image in; mask, colour, overlay out), with
+``SegmenterConfig`` its options as one value.
 The packages show the layers: ``inference``, ``images``, ``model``, ``labels``/``metrics``, ``datasets`` and
 ``replay`` import no ROS package; ``ros`` is the only package that imports rclpy and ``*_msgs`` (the nodes);
 ``tools`` holds the command-line tools, the demo and the synthetic data; ``training`` the training pipeline.
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 __version__ = "0.1.0"
-__all__ = ["SegmentationResult", "Segmenter", "__version__"]
+__all__ = ["SegmentationResult", "Segmenter", "SegmenterConfig", "__version__"]
 
 
 def __getattr__(name: str):
@@ -22,6 +23,10 @@ def __getattr__(name: str):
         from liteseg_ros.inference import segmenter
 
         return getattr(segmenter, name)
+    if name == "SegmenterConfig":
+        from liteseg_ros.inference.config import SegmenterConfig
+
+        return SegmenterConfig
     raise AttributeError(f"module 'liteseg_ros' has no attribute {name!r}")
 
 

@@ -46,7 +46,7 @@ def test_weights_are_described_from_their_metadata_at_their_training_size(tmp_pa
     import onnx
 
     from liteseg_ros.classes import ClassSet
-    from liteseg_ros.inference.quantized import write_quantized_model
+    from liteseg_ros.inference.int8.models import write_quantized_model
     from liteseg_ros.model import CheckpointMeta
 
     torch.manual_seed(0)
@@ -88,8 +88,8 @@ def test_plan_shows_what_the_node_would_do_here():
 
     printed = _plan_json()
     detect = ("import json; from liteseg_ros.inference.segmenter import plan_for; "
-              "from liteseg_ros.ros.parameters import NodeConfig, resolve_weights; config = NodeConfig().validated(); "
-              "print(json.dumps(plan_for(resolve_weights(config), **config.segmenter_arguments()).to_dict()))")
+              "from liteseg_ros.ros.parameters import NodeConfig; config = NodeConfig().validated(); "
+              "print(json.dumps(plan_for(config.weights_file(), config.segmenter_config()).to_dict()))")
     # in a fresh process: torch's thread count is this pytest's to change
     expected = json.loads(subprocess.run([sys.executable, "-c", detect], capture_output=True, text=True,
                                          check=True).stdout)
@@ -124,7 +124,7 @@ def tiny_int8_file(path):
     import onnx
     from onnx import TensorProto, helper
 
-    from liteseg_ros.inference.quantized import write_quantized_model
+    from liteseg_ros.inference.int8.models import write_quantized_model
     from liteseg_ros.model import CheckpointMeta
 
     value = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 360, 640])

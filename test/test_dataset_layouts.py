@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from liteseg_ros.datasets.folders import detect_layout, open_split
-from liteseg_ros.datasets.voc import VOC_NAMES, voc_palette_color
 from liteseg_ros.errors import DatasetError
+from liteseg_ros.labelling.voc import VOC_NAMES, voc_palette_color
 from liteseg_ros.tools.calibration import read_frames, source_kind
 from liteseg_ros.tools.synthetic.cvat_writer import ROBOT_CLASS_SET, write_cvat_export
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from liteseg_ros.inference.cache import file_digest
-from liteseg_ros.inference.quantized import read_quantized_model, twin_path
+from liteseg_ros.inference.int8.models import read_quantized_model, twin_path
 from liteseg_ros.inference.runners import package_available
 from liteseg_ros.model import load_checkpoint
 from liteseg_ros.model.bundled import bundled_model_path

@@ -13,10 +13,17 @@ import pytest
 from PIL import Image
 
 from liteseg_ros.classes import ClassSet
-from liteseg_ros.datasets.voc import colors_to_ids, read_labelmap
 from liteseg_ros.errors import ClassSetError
 from liteseg_ros.labelling.label_studio import decode_rle, encode_rle, layer_of_rle, mask_rle
-from liteseg_ros.labelling.voc_masks import MAX_INSTANCES, Labelmap, instance_ids, instance_ids_of_image, instance_image
+from liteseg_ros.labelling.voc import (
+    MAX_INSTANCES,
+    Labelmap,
+    colors_to_ids,
+    instance_ids,
+    instance_ids_of_image,
+    instance_image,
+    read_labelmap,
+)
 
 JUDGED = Path(__file__).parent / "data" / "labelling_judges"
 MODEL_CLASSES = ClassSet(("road", "car", "person", "sky"), ((128, 64, 128), (0, 0, 142), (220, 20, 60), (70, 130, 180)))

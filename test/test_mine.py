@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liteseg_ros.datasets.voc import colors_to_ids, read_labelmap
 from liteseg_ros.labelling.label_studio import layer_of_rle
-from liteseg_ros.labelling.voc_masks import instance_ids_of_image
+from liteseg_ros.labelling.voc import colors_to_ids, instance_ids_of_image, read_labelmap
 
 from bag_factory import START_NS, image_msg, needs_rosbags, read_bag, write_bag, write_mining_bag
 from conftest import installed_script

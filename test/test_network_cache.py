@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liteseg_ros.inference.cache import CacheKey, NetworkCache
-from liteseg_ros.inference.prepare import cache_key
+from liteseg_ros.inference.cache import CacheKey, NetworkCache, cache_key
 from liteseg_ros.inference.runners import RUNNERS, package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.tools.synthetic.scenes import unseen_frames

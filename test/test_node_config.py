@@ -6,7 +6,7 @@ import pytest
 
 from liteseg_ros.errors import ConfigError, WeightsError
 from liteseg_ros.model.bundled import bundled_model_name
-from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+from liteseg_ros.ros.parameters import NodeConfig
 
 
 def test_defaults_are_valid():
@@ -15,7 +15,7 @@ def test_defaults_are_valid():
     assert NodeConfig(input_width=320, input_height=192).validated().input_size == (192, 320)
     assert config.output_modes == {"mask": "auto", "color": "auto", "overlay": "auto", "confidence": "auto",
                                    "points": "auto"}
-    assert config.cache is True and config.segmenter_arguments()["calibrate"] is True
+    assert config.cache is True and config.segmenter_config().calibrate is True
 
 
 @pytest.mark.parametrize("value, mode", [(True, "always"), (False, "never"), ("true", "always"), ("never", "never")])
@@ -74,13 +74,13 @@ def test_unknown_parameter_is_rejected():
 def test_explicit_weights_must_exist(tmp_path):
     missing = tmp_path / "nope.pt"
     with pytest.raises(WeightsError, match=f"weights file {missing} does not exist"):
-        resolve_weights(NodeConfig(weights=str(missing)))
+        NodeConfig(weights=str(missing)).weights_file()
     present = tmp_path / "w.pt"
     present.write_bytes(b"x")
-    assert resolve_weights(NodeConfig(weights=str(present))) == present
+    assert NodeConfig(weights=str(present)).weights_file() == present
 
 
 def test_empty_weights_means_the_bundled_model_or_a_clear_error():
     config = NodeConfig(backbone="darknet19")  # no bundled darknet19 model is shipped
     with pytest.raises(WeightsError, match=f"no bundled model {bundled_model_name('darknet19')} in "):
-        resolve_weights(config)
+        config.weights_file()

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.batchnorm import fold_batchnorm
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
-from liteseg_ros.inference.networks import keep_freed_memory
+from liteseg_ros.inference.memory import keep_freed_memory
 from liteseg_ros.inference.optimize import OptimizeOptions, auto_options, resolve_optimize
 from liteseg_ros.inference.runners import package_available
 from liteseg_ros.inference.segmenter import Segmenter

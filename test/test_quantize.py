@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from liteseg_ros.errors import ConfigError, IncompatibleWeightsError, WeightsError
-from liteseg_ros.inference.quantized import METADATA_KEY, read_quantized_model
+from liteseg_ros.inference.int8.models import METADATA_KEY, read_quantized_model
 from liteseg_ros.inference.runners import package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.labels import CITYSCAPES
@@ -118,16 +118,40 @@ def test_an_int8_file_refuses_what_it_cannot_do(int8_model, tmp_path):
 
 
 @pytest.mark.parametrize("limit, message", [(("--min-speedup", 1000, "--min-agreement", 0),
-                                             "its network is not faster than fp32's here"),
+                                             "its network is not 1000x as fast as fp32's here"),
                                             (("--min-agreement", 1.01), "of its pixels equal fp32's over 1 frames")])
 def test_it_refuses_a_model_too_slow_or_too_far_from_fp32_and_writes_nothing(tree, tmp_path, limit, message):
+    """The refusal prints the figures that were measured (--json gives them; it once printed 25000.0 ms for 25 ms)."""
     out = tmp_path / "refused.int8.onnx"
     run = quantize(bundled_model_path(), "--frames", tree, "--calibration", 2, "--holdout", 1, "--out", out,
-                   "--input-size", "96x160", *limit)
+                   "--input-size", "96x160", "--json", *limit)
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("liteseg-quantize: error:")]
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
+    measured = json.loads(run.stdout)
+    assert measured["refused"] in errors[0] and 0 < measured["int8_ms"] < 1000 and 0 < measured["fp32_ms"] < 1000
+    assert abs(measured["speedup"] - measured["fp32_ms"] / measured["int8_ms"]) < 1e-9
+    if "--min-speedup" in limit:
+        figures = f"({measured['int8_ms']:.1f} ms vs {measured['fp32_ms']:.1f} ms, {measured['speedup']:.2f}x)"
+        assert figures in errors[0], (figures, errors[0])
+
+
+def test_the_int8_rule_prints_the_times_it_was_given_in_milliseconds():
+    """One rule (the twin's check, liteseg-quantize and the node's switch use it): seconds in, milliseconds out."""
+    from liteseg_ros.inference.int8.check import Int8Check
+
+    check = Int8Check()
+    check.add_times([0.025, 0.024, 0.026], [0.020, 0.021, 0.019])
+    assert (round(check.fp32_ms, 6), round(check.int8_ms, 6), round(check.speedup, 6)) == (25.0, 20.0, 1.25)
+    assert check.refusal() is None and check.summary() == "network 20.0 ms vs fp32 25.0 ms (1.25x)"
+    assert check.refusal(min_speedup=2) == "its network is not 2x as fast as fp32's here (20.0 ms vs 25.0 ms, 1.25x)"
+    slower = Int8Check(fp32_seconds=[0.020], int8_seconds=[0.025])
+    assert slower.refusal() == "its network is not faster than fp32's here (25.0 ms vs 20.0 ms, 0.80x)"
+    masks = Int8Check()
+    masks.add(np.zeros((2, 5), np.uint8), np.array([[0] * 5, [0, 0, 0, 1, 1]], np.uint8), 0.01, 0.005)
+    assert masks.refusal() == "only 80.00% of its pixels equal fp32's over 1 frames (required 98%)"
+    assert masks.refusal(min_agreement=0.8) is None
 
 
 def test_a_folder_of_images_works_without_ground_truth(tree, tmp_path):

@@ -23,7 +23,7 @@ from liteseg_ros.errors import WeightsError
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.model import build_liteseg, load_checkpoint, load_official_weights
 from liteseg_ros.model import published as weights_catalog
-from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.tools.cli.weights import main as weights_main
 
 from authors_schema import random_authors_state_dict, save_authors_checkpoint
@@ -111,7 +111,7 @@ def test_fetch_verifies_converts_and_the_node_and_segmenter_load_it(served, cata
     reference = load_official_weights(build_liteseg("mobilenetv2"), source)
     for key, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
-    resolved = resolve_weights(NodeConfig(weights="cityscapes", backbone="mobilenetv2").validated())
+    resolved = NodeConfig(weights="cityscapes", backbone="mobilenetv2").validated().weights_file()
     assert resolved == target
     image = street_image(64, 96, seed=3)
     ours = Segmenter(resolved, device="cpu", input_size=(64, 96), optimize="none").segment(image).mask
@@ -156,9 +156,9 @@ def test_failures_are_one_line_and_leave_nothing(served, catalog_with_served_dig
 def test_a_published_name_not_fetched_says_how_to_fetch_it(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(WeightsError, match="run 'liteseg-weights fetch cityscapes-shufflenet' once"):
-        resolve_weights(NodeConfig(weights="cityscapes", backbone="shufflenet").validated())
+        NodeConfig(weights="cityscapes", backbone="shufflenet").validated().weights_file()
     with pytest.raises(WeightsError, match="use backbone=darknet19"):
-        resolve_weights(NodeConfig(weights="cityscapes-darknet19", backbone="mobilenetv2").validated())
+        NodeConfig(weights="cityscapes-darknet19", backbone="mobilenetv2").validated().weights_file()
 
 
 def test_list_names_every_entry_with_its_licence(capsys):

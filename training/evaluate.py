@@ -35,6 +35,7 @@ from liteseg_ros.comparison import ModelScores, SharedClasses, SharedConfusion, 
 from liteseg_ros.datasets import read_label_ids
 from liteseg_ros.datasets.folders import open_split
 from liteseg_ros.errors import ConfigError, DatasetError, ImageError
+from liteseg_ros.inference.config import SegmenterConfig
 from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix, SegmentationScores
 from liteseg_ros.sizes import format_size
@@ -146,18 +147,19 @@ def evaluate_prediction_files(pairs: Sequence[tuple[Path, Path]], workers: int =
     return matrix
 
 
-def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int, int] | None = None,
-                   device: str = "auto", precision: str = "auto", backbone: str | None = None,
-                   workers: int = 2, class_map: str | None = None) -> ConfusionMatrix:
+def evaluate_model(weights: str, data: str, split: str, config: SegmenterConfig | None = None, *, workers: int = 2,
+                   **keywords) -> ConfusionMatrix:
     """Score a model's masks on a data set split (Cityscapes, CVAT / VOC or plain; a folder or a zip) at full label
-    resolution, with the model's class set (or ``class_map``'s merged classes, the ground truth merged alike).
+    resolution, with the model's class set (or the config's ``class_map``'s merged classes, the ground truth merged
+    alike). ``weights`` is what the node's ``weights`` takes (a file or a published name); ``config`` (or keywords of
+    its fields) runs it as the node does.
 
-    The network input is ``input_size``, else the checkpoint's training size (as the node runs it), else the first
-    image's size (full resolution, as the authors' demo runs); masks are resized back to each image.
+    The network input is the config's ``input_size``, else the checkpoint's training size (as the node runs it), else
+    the first image's size (full resolution, as the authors' demo runs); masks are resized back to each image.
     """
+    config = SegmenterConfig.of(config, **keywords)
     dataset = open_split(data, split)  # checks the data set before the model is loaded
-    segmenter = _segmenter(weights, dataset, input_size=input_size, device=device, precision=precision,
-                           backbone=backbone, class_map=class_map)
+    segmenter = _segmenter(weights, dataset, config)
     if segmenter.model_classes.names != dataset.classes.names:
         raise DatasetError(f"{data} is labelled with the classes {', '.join(dataset.classes.names)} but {weights} "
                            f"predicts {', '.join(segmenter.model_classes.names)}: evaluate a model trained on this "
@@ -172,35 +174,37 @@ def evaluate_model(weights: str, data: str, split: str, *, input_size: tuple[int
     return matrix
 
 
-def _segmenter(weights: str, dataset, *, input_size, device, precision, backbone, class_map, fit_only=False):
-    """The Segmenter of ``weights`` as the node runs it (its training size unless ``input_size``), with the class
-    map (with ``fit_only``: only if the map was made for the model's classes)."""
+def _segmenter(weights: str, dataset, config: SegmenterConfig, fit_only: bool = False):
+    """The Segmenter of ``weights`` as the node runs it (its training size unless the config's ``input_size``), with
+    the class map (with ``fit_only``: only if the map was made for the model's classes)."""
     from liteseg_ros.class_map import load_class_map
     from liteseg_ros.errors import ClassSetError
     from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.inference.sources import load_source
+    from liteseg_ros.inference.sources import read_source
+    from liteseg_ros.model.published import resolve_weights
 
-    source = load_source(weights, backbone)  # checks the file and --backbone: metadata only (INT8 models too)
+    path = resolve_weights(weights, config.backbone)
+    source = read_source(path, config.backbone)  # checks the file and --backbone: metadata only (INT8 models too)
+    class_map = config.class_map
     if class_map is not None and fit_only:
         try:
             load_class_map(class_map, source.classes)
         except ClassSetError:
             class_map = None
-    size = input_size or source.trained_size or dataset[0][1].shape
-    segmenter = Segmenter(weights, device=device, precision=precision, input_size=size, class_map=class_map)
-    LOG.info("evaluating %s (%s) on %d images, network input %dx%d, %s", weights, source.backbone, len(dataset),
+    size = config.input_size or source.trained_size or dataset[0][1].shape
+    segmenter = Segmenter(path, config, input_size=size, class_map=class_map)
+    LOG.info("evaluating %s (%s) on %d images, network input %dx%d, %s", path, source.backbone, len(dataset),
              size[0], size[1], segmenter.description)
     return segmenter
 
 
-def compare_models(weights: list[str], data: str, split: str, *, input_size: tuple[int, int] | None = None,
-                   device: str = "auto", precision: str = "auto", backbone: str | None = None, workers: int = 2,
-                   class_map: str | None = None) -> tuple[list[ModelScores], SharedClasses]:
+def compare_models(weights: list[str], data: str, split: str, config: SegmenterConfig | None = None, *,
+                   workers: int = 2) -> tuple[list[ModelScores], SharedClasses]:
     """Score several models on the same frames of a data set split, on the classes they share with its ground
-    truth (:mod:`liteseg_ros.comparison`). ``class_map`` applies to each model it was made for."""
+    truth (:mod:`liteseg_ros.comparison`). The config's ``class_map`` applies to each model it was made for."""
+    config = config or SegmenterConfig()
     dataset = open_split(data, split)
-    segmenters = [_segmenter(w, dataset, input_size=input_size, device=device, precision=precision,
-                             backbone=backbone, class_map=class_map, fit_only=True) for w in weights]
+    segmenters = [_segmenter(w, dataset, config, fit_only=True) for w in weights]
     shared = SharedClasses.of(dataset.classes, {w: s.classes for w, s in zip(weights, segmenters)})
     confusions = [SharedConfusion(shared, segmenter.classes) for segmenter in segmenters]
     for index, (image, label) in enumerate(_bounded_map(dataset.__getitem__, range(len(dataset)), workers), 1):
@@ -240,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--pred-dir", help="folder of labelId prediction PNGs named <city>_<seq>_<frame>*.png")
     files.add_argument("--gt-dir", help="folder searched recursively for *_gtFine_labelIds.png (e.g. gtFine/val)")
     model = parser.add_argument_group("score a model")
-    model.add_argument("--weights", action="append", help="checkpoint, authors' .pth or INT8 model; give it twice or "
-                       "more (OLD first, NEW last) to compare models on the same frames in one table")
+    model.add_argument("--weights", action="append", help="checkpoint, authors' .pth, INT8 model or a published name "
+                       "(as the node's weights: cityscapes-mobilenetv2, ...); give it twice or more (OLD first, NEW "
+                       "last) to compare models on the same frames in one table")
     model.add_argument("--backbone", help="backbone of an authors' weights file, if it cannot be detected")
     model.add_argument("--data", help="data set folder or zip archive: a CVAT 'Segmentation mask 1.1' / PASCAL VOC "
                                       "export, the plain layout (classes.yaml, images/, masks/) or Cityscapes "
@@ -271,13 +276,11 @@ def _scores_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     else:
         if args.weights is None or args.data is None:
             parser.error("--weights and --data go together")
+        config = SegmenterConfig(device=args.device, precision=args.precision, input_size=args.input_size,
+                                 backbone=args.backbone, class_map=args.class_map)
         if len(args.weights) > 1:
-            return compare_models(args.weights, args.data, args.split, input_size=args.input_size, device=args.device,
-                                  precision=args.precision, backbone=args.backbone, workers=args.workers,
-                                  class_map=args.class_map)
-        matrix = evaluate_model(args.weights[0], args.data, args.split, input_size=args.input_size,
-                                device=args.device, precision=args.precision, backbone=args.backbone,
-                                workers=args.workers, class_map=args.class_map)
+            return compare_models(args.weights, args.data, args.split, config, workers=args.workers)
+        matrix = evaluate_model(args.weights[0], args.data, args.split, config, workers=args.workers)
     return matrix.scores()
 
 

@@ -1,5 +1,6 @@
 """Labelled data sets in the layouts users have, detected from the folder: CVAT / PASCAL VOC
-(:mod:`liteseg_ros.datasets.voc`), a plain layout, and Cityscapes (:mod:`liteseg_ros.datasets.cityscapes`).
+(:mod:`liteseg_ros.labelling.voc`, where it is written too), a plain layout, and Cityscapes
+(:mod:`liteseg_ros.datasets.cityscapes`).
 
 The plain layout::
 
@@ -28,10 +29,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from liteseg_ros.classes import IGNORE_INDEX, ClassSet
-from liteseg_ros.datasets import voc
 from liteseg_ros.datasets.archives import dataset_folder
 from liteseg_ros.datasets.cityscapes import CityscapesDataset, read_rgb
 from liteseg_ros.errors import ClassSetError, DatasetError, first_line
+from liteseg_ros.labelling import voc
 from liteseg_ros.labels import CITYSCAPES
 from liteseg_ros.logs import get_logger
 from liteseg_ros.sizes import format_size

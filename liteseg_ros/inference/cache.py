@@ -16,6 +16,7 @@ with one info line. Imports no torch.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -26,12 +27,14 @@ from pathlib import Path
 
 from liteseg_ros.errors import LiteSegError
 from liteseg_ros.files import atomic_folder, cache_dir, file_digest, write_text
+from liteseg_ros.inference.cpu_features import cpu_identity
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
 
 FORMAT = 1  # of an entry's layout and of the preparation that writes it: a new one never reads an older entry
 MANIFEST = "manifest.json"
+NETWORK_FILE, BLOB_FILE = "network.onnx", "openvino.blob"  # an entry's ONNX network and OpenVINO's compiled one
 META_FOLDER = "weights-meta"  # a weights file's metadata by its digest (the file's name is its content's digest)
 DISABLED = "disabled"
 
@@ -67,6 +70,23 @@ class CacheKey:
     def name(self) -> str:
         """The entry's folder name: the key's digest."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def package_version(name: str) -> str:
+    """The installed version of a package (a runner's, torch's: part of the cache key), or ``not installed``."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cache_key(source_digest: str, runner: str, precision: str, input_size: tuple[int, int], *, int8: str = "",
+              fold_bn: bool = True, pre_upsample: bool = True) -> CacheKey:
+    """The key of a network prepared on this machine (its CPU, runner version and torch)."""
+    return CacheKey(source=source_digest, runner=runner, runner_version=package_version(runner),
+                    precision=precision, input_size=tuple(input_size), cpu=cpu_identity(),
+                    torch=package_version("torch"), network="pre-upsample" if pre_upsample else "full",
+                    fold_bn=fold_bn, int8=int8)
 
 
 @dataclass
@@ -196,4 +216,5 @@ def _folder_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
-__all__ = ["DISABLED", "CacheKey", "Entry", "NetworkCache", "StaleEntry", "cache_root", "file_digest"]
+__all__ = ["BLOB_FILE", "DISABLED", "NETWORK_FILE", "CacheKey", "Entry", "NetworkCache", "StaleEntry", "cache_key",
+           "cache_root", "file_digest", "package_version"]

@@ -1,18 +1,18 @@
-"""The network a :class:`~liteseg_ros.inference.plan.Plan` describes, built and warmed up.
+"""The network a :class:`~liteseg_ros.inference.plan.Plan` describes, built from its
+:class:`~liteseg_ros.inference.sources.Source` and warmed up.
 
-A weights file on an ONNX runner comes from the network cache, prepared by a helper process the first time
+A weights file on an ONNX runner comes from the network cache, prepared and stored by a helper process the first time
 (:mod:`liteseg_ros.inference.prepare`); a network given as a module, and the other runners, are prepared in this
-process (BatchNorm folded, cast, in their memory format, traced or exported). A runner that cannot be set up is
-logged as one warning and the plan's next fallback is built instead: the plan returned says what runs, and why.
+process (:mod:`liteseg_ros.inference.export`: BatchNorm folded, cast, in their memory format, then traced or
+exported). A runner that cannot be set up is logged as one warning and the plan's next fallback is built instead:
+the plan returned says what runs, and why. A plan with a pending switch to INT8 gets its switch here too.
 """
 
 from __future__ import annotations
 
-import copy
-import ctypes
-import ctypes.util
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,22 +20,15 @@ import torch
 from torch import nn
 
 from liteseg_ros.errors import LiteSegError, OptimizationError, first_line
-from liteseg_ros.inference.batchnorm import fold_batchnorm, small_probe
-from liteseg_ros.inference.cache import CacheKey, Entry, NetworkCache
-from liteseg_ros.inference.onnx_runners import OnnxRuntimeNetwork, OpenVinoNetwork, export_onnx
-from liteseg_ros.inference.optimize import OptimizeOptions
+from liteseg_ros.inference.cache import BLOB_FILE, NETWORK_FILE, CacheKey, Entry, NetworkCache, cache_key
+from liteseg_ros.inference.export import PreUpsampleLogits, example_input, prepared_module
+from liteseg_ros.inference.onnx_runners import OnnxRuntimeNetwork, OpenVinoNetwork
 from liteseg_ros.inference.plan import EAGER, Plan
-from liteseg_ros.inference.prepare import (
-    BLOB_FILE,
-    NETWORK_FILE,
-    PrepareJob,
-    cache_key,
-    prepare_in_helper,
-    write_entry,
-)
+from liteseg_ros.inference.prepare import PrepareJob, prepare_in_helper, write_entry
 from liteseg_ros.inference.runners import EXPORT_PACKAGE, RUNNERS, package_available
 from liteseg_ros.inference.sources import Source
 from liteseg_ros.logs import get_logger
+from liteseg_ros.model import LiteSeg
 
 LOG = get_logger(__name__)
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -45,49 +38,32 @@ class Int8Refused(LiteSegError):
     """An INT8 version of the weights that its check refused on this machine (the plan runs fp32 instead)."""
 
 
-class PreUpsampleLogits(nn.Module):
-    """A copy of a LiteSeg that returns its decoder's logits before the final bilinear upsampling (1/s_low size).
+@dataclass
+class BuiltNetwork:
+    """What :func:`build_network` made: the network (``x -> logits``), the plan carried out, the preparation's
+    report (its cache entry under ``entry``; empty for a network prepared here), whether the network stops before
+    its final upsampling (the CPU path fuses that with the argmax), and the pending INT8 switch, if any."""
 
-    A forward hook on ``last_conv`` keeps its output. The final upsampling still runs in eager mode (its result
-    is dropped); TorchScript freezing, Inductor and the ONNX export remove it as dead code. The caller does that
-    upsampling fused with the argmax (:mod:`liteseg_ros.inference.resize_argmax`).
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = copy.deepcopy(model)
-        self._kept: list[torch.Tensor] = []
-        self.model.last_conv.register_forward_hook(self._keep)
-
-    def _keep(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self._kept.append(output)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._kept.clear()
-        self.model(x)
-        return self._kept[-1]
+    network: Network
+    plan: Plan
+    report: dict
+    pre_upsample: bool
+    switch: Any = None
 
 
-def example_input(plan: Plan, input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """A random network input of the plan's device, input dtype and memory format at ``input_size``."""
-    memory_format = torch.channels_last if plan.options.channels_last else torch.contiguous_format
-    x = torch.randn(1, 3, *input_size, generator=torch.Generator().manual_seed(seed))
-    return x.to(device=plan.device, dtype=plan.input_dtype).contiguous(memory_format=memory_format)
-
-
-def build_network(source: Source, plan: Plan, input_size: tuple[int, int], pre_upsample: bool,
-                  cache: NetworkCache | None) -> tuple[Network, Plan, dict]:
-    """``source``'s network run as ``plan`` says, warmed up; the plan that was carried out (fallbacks taken); and
-    the preparation's report (empty for a network prepared here). ``cache`` None: no cache (a helper still
-    prepares a weights file, into a temporary folder)."""
+def build_network(source: Source, plan: Plan, cache: NetworkCache | None) -> BuiltNetwork:
+    """``source``'s network run as ``plan`` says, at ``source.input_size``, warmed up. ``cache`` None: no cache (a
+    helper still prepares a weights file, into a temporary folder)."""
+    pre_upsample = not plan.is_cuda and (source.kind in ("int8", "weights") or isinstance(source.module, LiteSeg))
     while True:
         try:
-            network, plan, report = _runner(source, plan, input_size, pre_upsample, cache)
+            network, plan, report = _runner(source, plan, pre_upsample, cache)
             # an ONNX runner compiles ahead (nothing to profile): one pass sets up its buffers; the CUDA graph capture
             # warms the network up itself
             one = plan.options.cuda_graphs or RUNNERS[plan.runner].onnx
             passes = min(plan.options.warmup, 1) if one else plan.options.warmup
-            return warmed_up(network, example_input(plan, input_size), passes), plan, report
+            network = warmed_up(network, example_input(plan, source.input_size), passes)
+            break
         except Exception as error:  # an optimisation must never stop start-up; a plan without fallbacks re-raises
             if not plan.fallbacks:
                 raise
@@ -99,34 +75,38 @@ def build_network(source: Source, plan: Plan, input_size: tuple[int, int], pre_u
             else:
                 LOG.warning("optimize: %s could not be set up (%s); using %s (%s) instead", failed.runner,
                             first_line(error), instead, plan.precision)
+    if RUNNERS[plan.runner].cacheable:
+        source.release()
+    if source.int8_model is not None:
+        log_quantized_report(source, plan.runner)
+    switch = _int8_switch(source, plan, pre_upsample, report, cache) if plan.pending else None
+    return BuiltNetwork(network, plan, report, pre_upsample, switch)
 
 
-def _runner(source: Source, plan: Plan, input_size: tuple[int, int], pre_upsample: bool,
-            cache: NetworkCache | None) -> tuple[Network, Plan, dict]:
+def _runner(source: Source, plan: Plan, pre_upsample: bool, cache: NetworkCache | None) -> tuple[Network, Plan, dict]:
     if source.path is not None and RUNNERS[plan.runner].cacheable:
-        entry = cached_entry(source, plan, input_size, pre_upsample, cache)
+        entry = cached_entry(source, plan, pre_upsample, cache)
         if entry.report.get("without fold_bn"):
             plan = plan.without("fold_bn", entry.report["without fold_bn"])
         return load_entry(entry, plan), plan, {**entry.report, "entry": str(entry.path) if cache else None}
     if source.kind == "int8":
         raise OptimizationError(f"{plan.runner} cannot run an INT8 model (OpenVINO or onnxruntime can)")
     model = source.model()
-    module, plan = prepared_module(PreUpsampleLogits(model) if pre_upsample else model, plan, input_size)
-    return module_runner(plan.runner, module, example_input(plan, input_size), plan), plan, {}
+    module, plan = prepared_module(PreUpsampleLogits(model) if pre_upsample else model, plan, source.input_size)
+    return module_runner(plan.runner, module, example_input(plan, source.input_size), plan), plan, {}
 
 
-def entry_key(source: Source, plan: Plan, input_size: tuple[int, int], pre_upsample: bool) -> CacheKey:
+def entry_key(source: Source, plan: Plan, pre_upsample: bool) -> CacheKey:
     """The cache key of ``source`` prepared as ``plan`` says."""
     int8 = "model" if source.kind == "int8" else (source.int8_key if plan.precision == "int8" else "")
-    return cache_key(source.digest(), plan.runner, plan.precision, input_size, int8=int8,
+    return cache_key(source.digest(), plan.runner, plan.precision, source.input_size, int8=int8,
                      fold_bn=plan.options.fold_bn and source.kind != "int8", pre_upsample=pre_upsample)
 
 
-def cached_entry(source: Source, plan: Plan, input_size: tuple[int, int], pre_upsample: bool,
-                 cache: NetworkCache | None) -> Entry:
+def cached_entry(source: Source, plan: Plan, pre_upsample: bool, cache: NetworkCache | None) -> Entry:
     """The cache entry of ``source`` for ``plan``: read, or prepared by the helper process the first time.
     Raises Int8Refused for an INT8 twin its check refused, OptimizationError when the helper failed."""
-    key = entry_key(source, plan, input_size, pre_upsample)
+    key = entry_key(source, plan, pre_upsample)
     if not key.int8 and not package_available(EXPORT_PACKAGE) and (cache is None or cache.lookup(key) is None):
         raise OptimizationError("onnx is not installed; pip install onnx")
     if cache is None:  # cache: false, prepared in this process (and its exporter stays loaded)
@@ -173,38 +153,27 @@ def load_entry(entry: Entry, plan: Plan) -> Network:
     return OnnxRuntimeNetwork(data.get(NETWORK_FILE) or entry.file(NETWORK_FILE), plan.threads)
 
 
-def export_prepared(weights: Path, key: CacheKey, target: Path) -> dict:
-    """The fp32 weights' network as the Segmenter runs it (BatchNorm folded, up to the last upsampling when the
-    key says so), exported to ONNX at ``target``; the report (a fold that failed, why)."""
-    from liteseg_ros.model import load_weights
-
-    model, _ = load_weights(weights)
-    plan = Plan(device="cpu", precision="fp32", threads=1, postprocess_threads=1,
-                 options=OptimizeOptions(runner=key.runner, fold_bn=key.fold_bn, channels_last=False))
-    module, done = prepared_module(PreUpsampleLogits(model) if key.network == "pre-upsample" else model, plan,
-                                   key.input_size)
-    export_onnx(module, example_input(done, key.input_size), str(target))
-    return {"without fold_bn": done.history[0].split(": ", 1)[1]} if done.history else {}
+def log_quantized_report(source: Source, runner: str) -> None:
+    """An INT8 model's report; a warning when it runs on another runner than the one it was timed with."""
+    model = source.int8_model
+    LOG.info("INT8 model %s: %s", model.path.name, model.report.get("summary", "no report"))
+    timed_with = model.report.get("int8_runner") or model.report.get("int8_runtime")  # older files: runtime
+    if timed_with and timed_with != runner:
+        LOG.warning("INT8 model %s was timed with %s by liteseg-quantize but runs on %s here, where INT8 can be "
+                    "slower than fp32: check with liteseg-quantize --runner %s", model.path.name, timed_with,
+                    runner, runner)
 
 
-def prepared_module(model: nn.Module, plan: Plan, input_size: tuple[int, int]) -> tuple[nn.Module, Plan]:
-    """A copy of ``model`` as the plan's runner takes it (BatchNorm folded, cast, in its memory format), and the
-    plan, without folding when that failed."""
-    if plan.options.malloc_tuning:
-        keep_freed_memory()
-    network = copy.deepcopy(model).eval().to(device=plan.device, dtype=torch.float32)
-    if plan.options.fold_bn:  # a small input finds the BatchNorm pairs faster than the deployment-sized one
-        probe = small_probe(network, torch.device(plan.device))
-        probe = probe if probe is not None else example_input(plan, input_size).float().contiguous()
-        try:
-            network = fold_batchnorm(network, probe.float())
-        except OptimizationError as error:
-            LOG.warning("optimize: fold_bn could not be set up (%s); using unfolded BatchNorm instead", error)
-            plan = plan.without("fold_bn", first_line(error))
-    network = network.to(plan.input_dtype if RUNNERS[plan.runner].onnx else plan.dtype)
-    if plan.options.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    return network, plan
+def _int8_switch(source: Source, plan: Plan, pre_upsample: bool, report: dict, cache: NetworkCache | None) -> Any:
+    """The pending switch to INT8 of fp32 weights: calibrated on the frames segmented, kept under the INT8 plan's
+    cache key."""
+    from liteseg_ros.inference.int8.switch import Int8Switch
+
+    int8_plan = plan.switched("int8", "openvino", "the switch's key")
+    entry = report.get("entry")
+    return Int8Switch(weights=source.path, meta=source.meta.to_dict(), source_digest=source.digest(),
+                      key=entry_key(source, int8_plan, pre_upsample), cache=cache, threads=plan.threads,
+                      fp32_onnx=Path(entry) / NETWORK_FILE if entry else None)
 
 
 def module_runner(runner: str, network: nn.Module, example: torch.Tensor, plan: Plan) -> Network:
@@ -228,39 +197,3 @@ def warmed_up(runner: Network, example: torch.Tensor, passes: int) -> Network:
         for _ in range(passes):
             runner(example)
     return runner
-
-
-_MALLOC_TUNED = False
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
-    """Ask glibc to serve large blocks from the heap and keep freed memory (mallopt), once per process.
-
-    Without it every large tensor is a fresh mmap whose pages fault in on first touch: a few milliseconds per
-    frame on CPU. The process keeps its peak memory instead. Returns whether the setting is in effect.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return True
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        LOG.info("malloc tuning unavailable (no glibc mallopt); continuing without it")
-        return False
-    _MALLOC_TUNED = bool(mallopt(_M_MMAP_THRESHOLD, limit_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, limit_bytes))
-    return _MALLOC_TUNED
-
-
-def release_freed_memory() -> bool:
-    """Give the memory glibc keeps after start-up (freed by the network's preparation) back to the system
-    (malloc_trim); False where there is no glibc."""
-    trim = _libc_function("malloc_trim")
-    return bool(trim(0)) if trim is not None else False
-
-
-def _libc_function(name: str) -> Any:
-    path = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(path), name, None) if path else None
-    except OSError:
-        return None

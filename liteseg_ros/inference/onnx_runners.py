@@ -1,5 +1,5 @@
 """The ONNX runners (:mod:`liteseg_ros.inference.runners`): onnxruntime (fp32, INT8) and OpenVINO (fp32, bf16,
-INT8), and the export to ONNX they take.
+INT8).
 
 Each runs an ONNX model (bytes or a file; OpenVINO also its own compiled blob, kept in the network cache) as
 ``x -> logits`` on torch CPU tensors. Which one serves which precision was chosen by measurement
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,37 +19,13 @@ from torch import nn
 
 from liteseg_ros.errors import ConfigError, OptimizationError
 from liteseg_ros.inference.cpu_features import FLAGS_OVERRIDE, NATIVE_BF16_FLAGS, native_bf16_flags, rehearsed_flags
-from liteseg_ros.inference.runners import EXPORT_PACKAGE, OPENVINO_INSTALL, package_available
+from liteseg_ros.inference.export import export_onnx_bytes
+from liteseg_ros.inference.runners import OPENVINO_INSTALL, package_available
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
 
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # INT8: the layers left in float run f32
-
-
-def export_onnx(network: nn.Module, example_input: torch.Tensor, destination: Any, *, opset: int = 17,
-                output_names: Sequence[str] = ("logits",), exporter: str = "torchscript") -> None:
-    """torch.onnx.export with our interface: static shape, input ``input``, outputs ``output_names``.
-
-    Both exporters need the ``onnx`` package (torch imports it to write the model): ``exporter="torchscript"``
-    (deprecated in torch 2.9+, still shipped) needs nothing more, ``"dynamo"`` also needs onnxscript.
-    ``destination`` is a path or a binary file object. Raises OptimizationError when onnx is missing.
-    """
-    if not package_available(EXPORT_PACKAGE):
-        raise OptimizationError("onnx is not installed; pip install onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        extra = {"external_data": False} if exporter == "dynamo" else {}
-        torch.onnx.export(network.eval(), (example_input,), destination, input_names=["input"],
-                          output_names=list(output_names), opset_version=opset, do_constant_folding=True,
-                          dynamo=exporter == "dynamo", **extra)
-
-
-def export_onnx_bytes(network: nn.Module, example_input: torch.Tensor) -> bytes:
-    """The network exported to ONNX in memory (static shape of ``example_input``, input ``input``)."""
-    buffer = io.BytesIO()
-    export_onnx(network, example_input.contiguous().float(), buffer)
-    return buffer.getvalue()
 
 
 def _model_argument(model: bytes | str | os.PathLike) -> bytes | str:

@@ -12,47 +12,20 @@ entry that says why, so the next start plans fp32 at once.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from liteseg_ros.errors import EXIT_ERROR, LiteSegError, OptimizationError, first_line
-from liteseg_ros.inference.cache import CacheKey, Entry, NetworkCache, StaleEntry, file_digest
-from liteseg_ros.inference.cpu_features import cpu_identity
+from liteseg_ros.inference.cache import BLOB_FILE, NETWORK_FILE, CacheKey, Entry, NetworkCache, StaleEntry
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
-NETWORK_FILE, BLOB_FILE = "network.onnx", "openvino.blob"
 HELPER_TIMEOUT_S = 900.0
-
-
-def runner_version(runner: str) -> str:
-    """The installed version of the runner's package (part of the cache key)."""
-    try:
-        return importlib.metadata.version(runner)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def torch_version() -> str:
-    try:
-        return importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def cache_key(source_digest: str, runner: str, precision: str, input_size: tuple[int, int], *, int8: str = "",
-              fold_bn: bool = True, pre_upsample: bool = True) -> CacheKey:
-    """The key of a network prepared on this machine (its CPU, runner version and torch)."""
-    return CacheKey(source=source_digest, runner=runner, runner_version=runner_version(runner),
-                    precision=precision, input_size=tuple(input_size), cpu=cpu_identity(), torch=torch_version(),
-                    network="pre-upsample" if pre_upsample else "full", fold_bn=fold_bn, int8=int8)
 
 
 @dataclass(frozen=True)
@@ -98,57 +71,22 @@ def write_entry(job: PrepareJob, folder: Path) -> dict:
     if key.int8 == "model":
         shutil.copyfile(job.source, folder / NETWORK_FILE)
     elif key.int8.startswith("twin:"):
-        refused = _check_twin(job, folder, report)
+        from liteseg_ros.inference.int8.twin import check_twin
+
+        refused = check_twin(Path(job.twin), Path(job.source), key, job.threads, folder, report)
         if refused:
             report["refused"] = refused
             return report
     else:
-        report.update(_export(job, folder / NETWORK_FILE))
+        from liteseg_ros.inference.export import export_prepared
+
+        report.update(export_prepared(Path(job.source), key, folder / NETWORK_FILE))
     if key.runner == "openvino":
         from liteseg_ros.inference.onnx_runners import OpenVinoNetwork
 
         network = OpenVinoNetwork(folder / NETWORK_FILE, precision=key.precision, threads=job.threads)
         network.export_blob(folder / BLOB_FILE)
     return report
-
-
-def _export(job: PrepareJob, target: Path) -> dict:
-    """The fp32 weights' network exported to ``target`` as the Segmenter runs it (BatchNorm folded, up to the last
-    upsampling); a network that cannot be folded is exported unfolded, and the report says why."""
-    from liteseg_ros.inference.networks import export_prepared
-
-    return export_prepared(Path(job.source), job.cache_key, target)
-
-
-def _check_twin(job: PrepareJob, folder: Path, report: dict) -> str | None:
-    """Copy the INT8 twin into ``folder`` when it was made from these weights for this input size and is faster
-    than fp32 here; else return why it is refused."""
-    from liteseg_ros.inference.quantized import read_quantized_model
-
-    key = job.cache_key
-    twin = read_quantized_model(job.twin)
-    if twin.source_digest != key.source:
-        return f"{Path(job.twin).name} was made from other weights (its source digest differs)"
-    if twin.input_size != key.input_size:
-        return f"{Path(job.twin).name} was made for input size {twin.input_size[0]}x{twin.input_size[1]}"
-    shutil.copyfile(job.twin, folder / NETWORK_FILE)
-    from liteseg_ros.inference.quantize import MIN_SPEEDUP, compare_speed
-
-    with tempfile.TemporaryDirectory(prefix="liteseg-fp32.") as scratch:
-        fp32_file = Path(scratch) / NETWORK_FILE
-        _export(job, fp32_file)
-        speed = compare_speed(fp32_file, folder / NETWORK_FILE, key.input_size, job.threads)
-    report.update(twin=Path(job.twin).name, twin_report=twin.report.get("summary", ""), **speed)
-    if speed["speedup"] < MIN_SPEEDUP:
-        (folder / NETWORK_FILE).unlink()
-        return (f"its network took {speed['int8_ms']:.1f} ms against fp32's {speed['fp32_ms']:.1f} ms on this CPU "
-                f"({speed['fp32_runner']}): not faster")
-    return None
-
-
-def source_digest(path: str | os.PathLike) -> str:
-    """The weights file's digest as the cache keys it."""
-    return file_digest(path)
 
 
 def main(argv: list[str] | None = None) -> int:

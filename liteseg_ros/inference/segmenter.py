@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -40,31 +39,24 @@ from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.bands import BandPool
 from liteseg_ros.inference.cache import NetworkCache
+from liteseg_ros.inference.config import SegmenterConfig, check_overlay_alpha
 from liteseg_ros.inference.cpu import CpuPath, Inference
 from liteseg_ros.inference.cuda import CudaPath
-from liteseg_ros.inference.networks import build_network, entry_key, example_input, release_freed_memory
+from liteseg_ros.inference.export import example_input
+from liteseg_ros.inference.memory import release_freed_memory
+from liteseg_ros.inference.networks import BuiltNetwork, build_network
 from liteseg_ros.inference.optimize import OptimizeOptions
 from liteseg_ros.inference.plan import Machine, Plan, Request, make_plan
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, identity_map
-from liteseg_ros.inference.runners import RUNNERS
-from liteseg_ros.inference.sources import Source, check_int8_input_size, int8_option, load_source, log_quantized_report
+from liteseg_ros.inference.sources import Source, load_source
 from liteseg_ros.inference.stages import PipelineStages, SegmentationResult, normalization_constants
-from liteseg_ros.inference.validation import (
-    check_frame_size,
-    check_input_size,
-    check_output_size,
-    validate_image,
-    wanted_outputs,
-)
+from liteseg_ros.inference.validation import check_frame_size, check_output_size, validate_image, wanted_outputs
 from liteseg_ros.labels import default_class_set
 from liteseg_ros.logs import get_logger
-from liteseg_ros.model import LiteSeg
-from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
 from liteseg_ros.outputs import DEFAULT_OUTPUTS
 
 LOG = get_logger(__name__)
 
-UPSAMPLE_MODES = ("logits", "mask")
 MAX_CLASSES = 255  # trainIds 0..254 fit the uint8 mask (resize_argmax uses 255 internally)
 
 
@@ -77,36 +69,28 @@ def network_cache(cache: bool | str | os.PathLike | NetworkCache) -> NetworkCach
     return NetworkCache(cache) if cache else None
 
 
-def resolve_input_size(input_size: Any, source: Source) -> tuple[tuple[int, int], str]:
-    """The network input size and where it came from: asked for, the size the weights were trained at (their
-    metadata), else the bundled models' default."""
-    if input_size is not None:
-        return tuple(input_size), "asked for"
-    if source.trained_size is not None:
-        return tuple(source.trained_size), "the size the weights were trained at"
-    return DEFAULT_INPUT_SIZE, "the default (the weights do not record their training size)"
+def planning_request(source: Source, config: SegmenterConfig) -> Request:
+    """What the plan is asked, from the options and what the source offers (an INT8 model, an INT8 version)."""
+    return Request(device=config.device, precision=config.precision, optimize=config.optimize, threads=config.threads,
+                   postprocess_threads=config.postprocess_threads,
+                   int8_model=source.path.name if source.kind == "int8" else None, int8=source.int8,
+                   calibrate=config.calibrate and source.kind == "weights")
 
 
-def plan_for(source: nn.Module | str | os.PathLike | Source, *, device: str = "auto", precision: str = "auto",
-             optimize: Any = "auto", threads: int | None = None, postprocess_threads: int | None = None,
-             input_size: Any = None, cache: Any = True, calibrate: bool = False, machine: Machine | None = None,
-             backbone: str | None = None, **other_keywords: Any) -> Plan:
-    """The plan a Segmenter of ``source`` built with these keywords would carry out on ``machine`` (default: this
-    one), without preparing the network: what ``liteseg-info --plan`` prints. Other Segmenter keywords are
-    ignored."""
-    cache = network_cache(cache)
-    loaded = source if isinstance(source, Source) else load_source(source, backbone, cache)
-    size, _ = resolve_input_size(input_size, loaded)
-    option = int8_option(loaded, size, cache)
-    int8_model = loaded.path.name if loaded.kind == "int8" else None
-    request = Request(device=device, precision=precision, optimize=optimize, threads=threads,
-                      postprocess_threads=postprocess_threads, int8_model=int8_model, int8=option,
-                      calibrate=calibrate and loaded.kind == "weights")
-    return make_plan(request, machine or Machine.detect())
+def plan_for(model: nn.Module | str | os.PathLike | Source, config: SegmenterConfig | None = None, *,
+             machine: Machine | None = None, **keywords: Any) -> Plan:
+    """The plan a Segmenter of ``model`` with ``config`` (or these keywords, as the Segmenter takes them) would carry
+    out on ``machine`` (default: this one), without preparing the network: what ``liteseg-info --plan`` prints."""
+    config = SegmenterConfig.of(config, **keywords)
+    source = model if isinstance(model, Source) else load_source(model, config, network_cache(config.cache))
+    return make_plan(planning_request(source, config), machine or Machine.detect())
 
 
 class Segmenter:
     """Runs a LiteSeg network on single images; see the module docstring.
+
+    ``config`` (a :class:`~liteseg_ros.inference.config.SegmenterConfig`) says how; keywords of its fields build one
+    (or change the one given): ``Segmenter(path, device="cpu", input_size=(360, 640))``.
 
     Args:
         model_or_checkpoint: a network (``x -> logits``, e.g. LiteSeg), a weights file for ``load_weights`` or
@@ -134,69 +118,52 @@ class Segmenter:
             False (prepare in a temporary folder, keep nothing).
         calibrate: with ``precision=auto`` on a CPU without native bf16, make an INT8 version of fp32 weights that
             have none from the frames segmented, and switch to it once it passed its check (the node does).
+        machine: what this machine offers (default: detected; tests give their own).
 
     Raises ClassSetError for a class map that does not fit the model, ConfigError (InputSizeError for a size
-    the backbone cannot take) and WeightsError for bad weights.
+    the backbone cannot take) and WeightsError for bad weights; TypeError for a keyword that is no option.
     """
 
-    def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, *, device: str = "auto",
-                 precision: str = "auto", input_size: tuple[int, int] | None = None, overlay_alpha: float = 0.5,
-                 upsample: str = "logits", optimize: Any = "auto", backbone: str | None = None,
-                 threads: int | None = None, postprocess_threads: int | None = None, output_size: Any = None,
-                 class_map: str | os.PathLike | ClassMap | None = None, machine: Machine | None = None,
-                 cache: Any = True, calibrate: bool = False):
-        """Load the model, plan how to run it on ``machine`` (default: this one) and carry the plan out."""
-        self._cache = network_cache(cache)
-        source = load_source(model_or_checkpoint, backbone, self._cache)
-        size, size_reason = resolve_input_size(input_size, source)
-        self.input_size = check_input_size(size, source.architecture if source.kind != "int8" else None)
-        if source.int8_model is not None:
-            check_int8_input_size(source.int8_model, self.input_size)
-        if upsample not in UPSAMPLE_MODES:
-            raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
-        self.upsample, self.backbone = upsample, source.backbone
-        self.output_size = check_output_size(output_size, self.input_size)
-        plan = plan_for(source, device=device, precision=precision, optimize=optimize, threads=threads,
-                        postprocess_threads=postprocess_threads, input_size=self.input_size, cache=self._cache,
-                        calibrate=calibrate, machine=machine)
-        network, self.plan, source_maps = self._prepared_network(source, plan, size_reason)
+    def __init__(self, model_or_checkpoint: nn.Module | str | os.PathLike, config: SegmenterConfig | None = None, *,
+                 machine: Machine | None = None, **keywords: Any):
+        """Read the source once, plan how to run it on ``machine`` (default: this one), build the network."""
+        self.config = config = SegmenterConfig.of(config, **keywords)
+        self._cache = network_cache(config.cache)
+        source = load_source(model_or_checkpoint, config, self._cache)
+        self.input_size, self.upsample, self.backbone = source.input_size, config.upsample, source.backbone
+        self.output_size = check_output_size(config.output_size, self.input_size)
+        plan = make_plan(planning_request(source, config), machine or Machine.detect())
+        built = self._built_network(source, plan)
+        source_maps = self._geometry(built)
         self.model_classes, self.class_map, self.classes = resolve_classes(source.classes, self._class_count,
-                                                                           class_map)
+                                                                           config.class_map)
         self._merge = LogitMerge(self.class_map.groups, self._device) if self.class_map else None
         if self.class_map:
             LOG.info("class map %s: %s", self.class_map.path, self.class_map.describe())
-        self.stages = self._stages(self._merged(network), source)
-        self._path = self._make_path(source_maps, overlay_alpha)
-        self._switch = self._int8_switch(source) if self.plan.pending else None
+        self.stages = self._stages(self._merged(built.network), source)
+        self._path = self._make_path(source_maps, config.overlay_alpha)
+        self._switch = built.switch
         release_freed_memory()
         LOG.info("segmenter ready: %s", self.description)
         LOG.info("plan:\n%s", self.plan.describe())
 
-    def _prepared_network(self, source: Source, plan: Plan, size_reason: str) -> tuple[Any, Plan, tuple]:
+    def _built_network(self, source: Source, plan: Plan) -> BuiltNetwork:
         for warning in plan.warnings:
             LOG.warning("%s", warning)
         height, width = self.input_size
         LOG.info("planned: %s; network input %dx%d (%s); preparing the network", plan.summary(), height, width,
-                 size_reason)
+                 source.size_reason)
         if plan.threads and not plan.is_cuda:  # the TorchScript/eager runners use torch's own threads
             torch.set_num_threads(plan.threads)
         self._device = torch.device(plan.device)
-        # On CPU a LiteSeg's final bilinear upsampling is fused with the argmax (cpu.CpuPath).
-        self._pre_upsample = not plan.is_cuda and (source.kind in ("int8", "weights")
-                                                   or isinstance(source.module, LiteSeg))
-        network, plan, self.preparation = build_network(source, plan, self.input_size, self._pre_upsample,
-                                                        self._cache)
-        if RUNNERS[plan.runner].cacheable:
-            source.release()
-        if source.int8_model is not None:
-            log_quantized_report(source.int8_model, plan.runner)
-        self.plan = plan
-        return (network, plan, self._geometry(network))
+        built = build_network(source, plan, self._cache)
+        self.plan, self.preparation, self._pre_upsample = built.plan, built.report, built.pre_upsample
+        return built
 
-    def _geometry(self, network: Any) -> tuple[AxisMap, AxisMap]:
+    def _geometry(self, built: BuiltNetwork) -> tuple[AxisMap, AxisMap]:
         """The network's class count, and the maps from its output to the network input's resolution."""
         with torch.inference_mode():
-            classes, low_height, low_width = network(self.example_input()).shape[1:]
+            classes, low_height, low_width = built.network(self.example_input()).shape[1:]
         if classes > MAX_CLASSES:
             raise ConfigError(f"the network predicts {classes} classes; the uint8 mask holds at most {MAX_CLASSES}")
         self._class_count = int(classes)
@@ -227,16 +194,6 @@ class Segmenter:
 
     def _cuda_graphs_failed(self, reason: str) -> None:
         self.plan = self.plan.without("cuda_graphs", reason)
-
-    def _int8_switch(self, source: Source) -> Any:
-        from liteseg_ros.inference.int8_switch import Int8Switch
-
-        int8_plan = self.plan.switched("int8", "openvino", "the switch's key")
-        fp32_entry = self.preparation.get("entry")
-        return Int8Switch(weights=source.path, meta=source.meta.to_dict(), source_digest=source.digest(),
-                          key=entry_key(source, int8_plan, self.input_size, self._pre_upsample), cache=self._cache,
-                          threads=self.plan.threads, fp32_onnx=Path(fp32_entry) / "network.onnx" if fp32_entry
-                          else None)
 
     # ------------------------------------------------------------------------------------------- properties
     @property
@@ -349,13 +306,6 @@ class Segmenter:
             self._switch.close()
         if isinstance(self._path, CpuPath):
             self._path.bands.close()
-
-
-def check_overlay_alpha(value: Any) -> float:
-    """``value`` as an overlay weight in [0, 1]; ConfigError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"overlay_alpha must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 def resolve_classes(model_classes: ClassSet | None, count: int, class_map: Any

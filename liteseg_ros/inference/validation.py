@@ -3,13 +3,15 @@ sizes. Each raises a typed error saying what to pass instead."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-from torch import nn
 
 from liteseg_ros.errors import ConfigError, ImageError
 from liteseg_ros.outputs import OUTPUTS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ENCODINGS = ("rgb8", "bgr8", "mono8")
 

@@ -3,7 +3,7 @@
 - ``images/<bag>_<stamp>.png``: the chosen frames, lossless, as a labelling tool uploads them;
 - ``selection.csv``: ``image, bag, topic, stamp_ns, score, uncertainty, distance, reason`` per frame;
 - ``cvat_annotations.zip``: CVAT's "Segmentation mask 1.1" with the model's masks (:mod:`liteseg_ros.labelling
-  .voc_masks`), for "Upload annotations" on a task made from ``images/``;
+  .voc`), for "Upload annotations" on a task made from ``images/``;
 - ``label_studio_tasks.json`` and ``label_studio_config.xml``: Label Studio tasks with the masks as predictions,
   and the labelling interface to paste into the project;
 - ``report.md`` with ``thumbnails/``: what was chosen and why.
@@ -25,7 +25,7 @@ from PIL import Image
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.files import atomic_folder
 from liteseg_ros.labelling import label_studio
-from liteseg_ros.labelling.voc_masks import Labelmap, instance_ids, instance_image
+from liteseg_ros.labelling.voc import LABELMAP, Labelmap, mask_images, split_list
 from liteseg_ros.mining.recordings import Frame
 from liteseg_ros.mining.selection import Choice
 
@@ -100,11 +100,11 @@ def cvat_archive(mined: list[MinedFrame], classes: ClassSet) -> bytes:
     labelmap = Labelmap.of(classes)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("labelmap.txt", labelmap.text())
-        archive.writestr(f"ImageSets/Segmentation/{CVAT_SUBSET}.txt", "".join(f"{m.name}\n" for m in mined))
+        archive.writestr(LABELMAP, labelmap.text())
+        archive.writestr(split_list(CVAT_SUBSET), "".join(f"{m.name}\n" for m in mined))
         for item in mined:
-            archive.writestr(f"SegmentationClass/{item.name}.png", _png(labelmap.class_image(item.mask)))
-            archive.writestr(f"SegmentationObject/{item.name}.png", _png(instance_image(instance_ids(item.mask))))
+            for member, rgb in mask_images(labelmap, item.name, item.mask).items():
+                archive.writestr(member, _png(rgb))
     return buffer.getvalue()
 
 

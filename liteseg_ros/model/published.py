@@ -115,10 +115,26 @@ def resolve_published(name: str, backbone: str) -> Path | None:
     return path
 
 
-def weights_argument(value: str) -> Path:
-    """A tool's ``--weights``: a full published name (e.g. ``cityscapes-mobilenetv2``) or a path."""
-    entry = CATALOG.get(value)
-    return resolve_published(value, entry.backbone) if entry is not None else Path(value)
+def resolve_weights(name: str | os.PathLike | None, backbone: str | None = None) -> Path:
+    """The weights file ``name`` stands for: the one resolver of the node's ``weights`` and every tool's
+    ``--weights``. Empty or None: the bundled model (of ``backbone``); a published name (``cityscapes-mobilenetv2``,
+    or ``cityscapes`` for the authors' model of ``backbone``, default mobilenetv2), fetched by ``liteseg-weights``;
+    else a path (a checkpoint, an authors' ``.pth`` or an INT8 model).
+
+    Raises WeightsError when the file does not exist (for a published name: how to fetch it)."""
+    from liteseg_ros.model.bundled import DEFAULT_BACKBONE, bundled_model_path
+
+    if name is None or not str(name):
+        return bundled_model_path(backbone or DEFAULT_BACKBONE)
+    entry = CATALOG.get(str(name))
+    published = resolve_published(str(name), backbone or (entry.backbone if entry else DEFAULT_BACKBONE))
+    if published is not None:
+        return published
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist: give a weights file, a published name "
+                           f"({', '.join(SHORT_NAMES)} or one of liteseg-weights list) or none for the bundled model")
+    return path
 
 
 def git_blob_sha1(path: Path) -> str:

@@ -30,7 +30,7 @@ from liteseg_ros.ros.node import (
     publish_diagnostics,
     run_node,
 )
-from liteseg_ros.ros.parameters import NodeConfig, current_parameters, declare_parameters, resolve_weights
+from liteseg_ros.ros.parameters import NodeConfig, current_parameters, declare_parameters
 from liteseg_ros.ros.runtime import SegmentationRuntime
 
 
@@ -54,7 +54,7 @@ class SegmentationLifecycleNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             config = NodeConfig.from_parameters(current_parameters(self))
-            segmenter = build_segmenter(config, resolve_weights(config))
+            segmenter = build_segmenter(config)
         except LiteSegError as error:
             self.get_logger().error(f"cannot configure: {error}")
             return TransitionCallbackReturn.FAILURE

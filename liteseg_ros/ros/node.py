@@ -19,7 +19,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -32,7 +31,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from liteseg_ros.errors import LiteSegError
 from liteseg_ros.outputs import NODE_NAME
-from liteseg_ros.ros.parameters import NodeConfig, declare_parameters, resolve_weights
+from liteseg_ros.ros.parameters import NodeConfig, declare_parameters
 from liteseg_ros.ros.runtime import SegmentationRuntime
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -64,11 +63,11 @@ def forward_core_logs(node: Node) -> None:
     core_logger.propagate = False
 
 
-def build_segmenter(config: NodeConfig, weights: Path) -> Any:
-    """Build the Segmenter from ``weights`` (with its metadata: mean/std); raises LiteSegError with clear text."""
+def build_segmenter(config: NodeConfig) -> Any:
+    """The Segmenter of the parameters' weights and configuration; raises LiteSegError with clear text."""
     from liteseg_ros.inference.segmenter import Segmenter
 
-    return Segmenter(weights, **config.segmenter_arguments())
+    return Segmenter(config.weights_file(), config.segmenter_config())
 
 
 def model_status(node: Node, state: str, runtime: SegmentationRuntime | None) -> DiagnosticStatus:
@@ -133,7 +132,7 @@ class SegmentationNode(Node):
         """
         forward_core_logs(self)
         config = NodeConfig.from_parameters(declare_parameters(self))
-        segmenter = build_segmenter(config, resolve_weights(config))
+        segmenter = build_segmenter(config)
         self.runtime = SegmentationRuntime(self, config, segmenter, self.create_publisher)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S,

@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from liteseg_ros.errors import ConfigError, WeightsError
+from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.config import SegmenterConfig
 from liteseg_ros.inference.plan import AUTO_PRECISION_RULE, DEVICE_CHOICES, PRECISIONS
 from liteseg_ros.inference.runners import AUTO_RUNNER_RULE
-from liteseg_ros.model.bundled import bundled_model_path
 from liteseg_ros.outputs import NODE_OUTPUTS, OUTPUT_QOS_DEPTH
 from liteseg_ros.ros.parameter_specs import (
     INPUT_TRANSPORTS,
@@ -172,12 +172,20 @@ class NodeConfig:
             return "input"
         return parse_size(self.output_size)
 
-    def segmenter_arguments(self) -> dict[str, Any]:
-        """The Segmenter's keywords for this configuration (the node's, and the plan liteseg-info --plan shows)."""
-        return dict(backbone=self.backbone, device=self.device, precision=self.precision, input_size=self.input_size,
-                    overlay_alpha=self.overlay_alpha, upsample=self.upsample, optimize=self.optimize,
-                    threads=self.threads or None, output_size=self.segmenter_output_size,
-                    class_map=self.class_map or None, cache=self.cache, calibrate=True)
+    def segmenter_config(self) -> SegmenterConfig:
+        """The Segmenter's configuration for these parameters (the node's, and the plan liteseg-info --plan shows)."""
+        return SegmenterConfig(backbone=self.backbone, device=self.device, precision=self.precision,
+                               input_size=self.input_size, overlay_alpha=self.overlay_alpha, upsample=self.upsample,
+                               optimize=self.optimize, threads=self.threads or None,
+                               output_size=self.segmenter_output_size, class_map=self.class_map or None,
+                               cache=self.cache, calibrate=True)
+
+    def weights_file(self) -> Path:
+        """The weights file to load (:func:`~liteseg_ros.model.published.resolve_weights` of ``weights`` and
+        ``backbone``); WeightsError when it does not exist (for a published name: how to fetch it)."""
+        from liteseg_ros.model.published import resolve_weights
+
+        return resolve_weights(self.weights, self.backbone)
 
     @property
     def output_modes(self) -> dict[str, str]:
@@ -189,25 +197,6 @@ PARAMETERS: tuple[ParameterSpec, ...] = tuple(replace(item.metadata["spec"], nam
                                               for item in fields(NodeConfig))
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 PARAMETER_SPECS = {spec.name: spec for spec in PARAMETERS}
-
-
-def resolve_weights(config: NodeConfig) -> Path:
-    """Return the weights file to load: ``weights`` as a path, a published name (``cityscapes`` = the authors'
-    model of ``backbone``, fetched by ``liteseg-weights``), or the bundled model when it is empty.
-
-    Raises WeightsError when the file does not exist (for a published name: how to fetch it).
-    """
-    if not config.weights:
-        return bundled_model_path(config.backbone)
-    from liteseg_ros.model.published import resolve_published
-
-    published = resolve_published(config.weights, config.backbone)
-    if published is not None:
-        return published
-    path = Path(config.weights).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; set weights:=/path/to/checkpoint.pt")
-    return path
 
 
 def declare_parameters(node: Any, *, changeable: bool = False) -> dict[str, Any]:

@@ -1,11 +1,10 @@
 """liteseg-quantize's work: an INT8 model of a checkpoint, made by the package's one quantizer
-(:mod:`liteseg_ros.inference.quantize`) from frames a user gives, and checked before it is written: pixel
-agreement with fp32 and class-mIoU change on held-out frames, and the network's speed against fp32 on this
-machine. A model slower than fp32 here is refused (``min_speedup``)."""
+(:mod:`liteseg_ros.inference.int8.quantizer`) from frames a user gives, and checked before it is written by the one
+INT8 rule (:mod:`liteseg_ros.inference.int8.check`): pixel agreement with fp32 on held-out frames (and their
+class-mIoU change) and the network's speed against fp32 on this machine (``min_agreement``, ``min_speedup``)."""
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,25 +15,30 @@ import torch
 
 from liteseg_ros.errors import ConfigError, LiteSegError
 from liteseg_ros.inference.bands import single_torch_thread
-from liteseg_ros.inference.cache import file_digest
-from liteseg_ros.inference.networks import export_prepared
-from liteseg_ros.inference.prepare import cache_key
-from liteseg_ros.inference.quantize import Int8Check, quantize
-from liteseg_ros.inference.quantized import twin_path, write_quantized_model
+from liteseg_ros.inference.cache import cache_key, file_digest
+from liteseg_ros.inference.config import SegmenterConfig
+from liteseg_ros.inference.export import export_prepared
+from liteseg_ros.inference.int8.check import MIN_AGREEMENT, MIN_SPEEDUP, Int8Check, time_networks
+from liteseg_ros.inference.int8.models import twin_path, write_quantized_model
+from liteseg_ros.inference.int8.quantizer import quantize
 from liteseg_ros.inference.runners import EXPORT_PACKAGE, package_available
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.inference.stages import as_tensor, image_to_batch
+from liteseg_ros.inference.timing import environment
 from liteseg_ros.logs import get_logger
 from liteseg_ros.metrics import ConfusionMatrix
 from liteseg_ros.model import load_weights
 from liteseg_ros.tools.calibration import Frame
-from liteseg_ros.tools.timing import environment, time_interleaved
 
 LOG = get_logger(__name__)
 
 
 class QuantizationRefused(LiteSegError):
-    """The INT8 model would be slower than fp32 on this machine (or failed its checks)."""
+    """The INT8 model failed the INT8 rule on this machine; ``report`` holds what was measured."""
+
+    def __init__(self, message: str, report: "QuantizeReport"):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -105,25 +109,22 @@ def compare(fp32: Segmenter, int8: Segmenter, frames: Iterable[Frame], report: Q
     return check
 
 
-def network_speed(segmenters: dict[str, Segmenter], passes: int = 30, rounds: int = 3) -> dict[str, float]:
-    """Median network milliseconds of each Segmenter, interleaved in rounds."""
-    calls = {name: functools.partial(segmenter.network, segmenter.example_input())
-             for name, segmenter in segmenters.items()}
+def network_speed(fp32: Segmenter, int8: Segmenter, check: Int8Check, passes: int = 30, rounds: int = 3) -> None:
+    """Both Segmenters' networks timed on one network input, interleaved (seconds, into ``check``)."""
     with torch.inference_mode():
-        seconds = time_interleaved(calls, warmup=3, iters=passes, rounds=rounds, synchronize=lambda: None)
-    return {name: float(np.median(values)) * 1e3 for name, values in seconds.items()}
+        time_networks(fp32.network, int8.network, fp32.example_input(), check, passes=passes, rounds=rounds)
 
 
 def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibration: int, holdout: int,
-                        input_size: tuple[int, int], out: Path, min_speedup: float = 1.0,
-                        min_agreement: float = 0.98, runner: str = "auto") -> QuantizeReport:
+                        input_size: tuple[int, int], out: Path, min_speedup: float = MIN_SPEEDUP,
+                        min_agreement: float = MIN_AGREEMENT, runner: str = "auto") -> QuantizeReport:
     """Quantize ``checkpoint`` with the first ``calibration`` frames, check it on the next ``holdout`` and write
     it to ``out`` (atomically). Raises QuantizationRefused when its network, run by ``runner`` (``auto``: the
     one the node will use), is not ``min_speedup`` times faster than fp32's here, or when fewer than
     ``min_agreement`` of its pixels equal fp32's; nothing is written then."""
     if not package_available(EXPORT_PACKAGE):
         raise ConfigError("liteseg-quantize needs the onnx package: pip install onnx")
-    fp32 = Segmenter(checkpoint, device="cpu", precision="fp32", input_size=input_size)
+    fp32 = Segmenter(checkpoint, SegmenterConfig(device="cpu", precision="fp32", input_size=input_size))
     calibration_frames = list(_take(frames, calibration))
     if len(calibration_frames) < calibration:
         raise ConfigError(f"the source has {len(calibration_frames)} frames; --calibration asks for {calibration}")
@@ -138,21 +139,19 @@ def quantize_checkpoint(checkpoint: Path, frames: Iterator[Frame], *, calibratio
         export_prepared(checkpoint, cache_key(digest, "onnxruntime", "fp32", input_size), fp32_onnx)
         proto = quantize(fp32_onnx, calibration_inputs(fp32, calibration_frames), workdir)
         candidate = write_quantized_model(proto, meta, input_size, {}, Path(workdir) / "candidate.onnx", digest)
-        int8 = Segmenter(candidate, device="cpu", input_size=input_size, optimize=runner, cache=False)
+        int8 = Segmenter(candidate, SegmenterConfig(device="cpu", input_size=input_size, optimize=runner, cache=False))
         report.int8_runner = int8.plan.runner
         report.plans = {"fp32": fp32.plan.describe(), "int8": int8.plan.describe()}
         held_out = list(_take(frames, holdout))
         report.holdout_frames = len(held_out)
         check = compare(fp32, int8, held_out, report)
-        speed = network_speed({"fp32": fp32, "int8": int8})
-        report.fp32_ms, report.int8_ms = speed["fp32"], speed["int8"]
-        report.speedup = speed["fp32"] / speed["int8"]
-        check.fp32_seconds, check.int8_seconds = [report.fp32_ms], [report.int8_ms]
+        network_speed(fp32, int8, check)
+        report.fp32_ms, report.int8_ms, report.speedup = check.fp32_ms, check.int8_ms, check.speedup
         refused = check.refusal(min_agreement, min_speedup)
         if refused:
             raise QuantizationRefused(
                 f"INT8 refused: {refused}: nothing written. Calibrate with more frames like the robot's, use fp32 "
-                f"(or bf16 where the CPU has it), or --min-agreement 0 / --min-speedup 0 to write it anyway")
+                f"(or bf16 where the CPU has it), or --min-agreement 0 / --min-speedup 0 to write it anyway", report)
         write_quantized_model(proto, meta, input_size, report.to_dict(), out, digest)
     return report
 

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from liteseg_ros.inference.networks import PreUpsampleLogits, prepared_module
-from liteseg_ros.inference.onnx_runners import export_onnx_bytes, openvino_config, openvino_core
+from liteseg_ros.inference.config import SegmenterConfig
+from liteseg_ros.inference.export import PreUpsampleLogits, export_onnx_bytes, prepared_module
+from liteseg_ros.inference.onnx_runners import openvino_config, openvino_core
 from liteseg_ros.inference.plan import Machine, Request, make_plan
 from liteseg_ros.inference.runners import EXPORT_PACKAGE, package_available
 from liteseg_ros.inference.segmenter import Segmenter
@@ -49,7 +50,7 @@ class Variant:
 
 
 def segmenter_variant(name: str, checkpoint: Path, size: tuple[int, int], **options: Any) -> Variant:
-    segmenter = Segmenter(checkpoint, device="cpu", input_size=size, **options)
+    segmenter = Segmenter(checkpoint, SegmenterConfig(device="cpu", input_size=size, **options))
     example = segmenter.example_input()
 
     def segment(image: np.ndarray) -> tuple:
@@ -166,7 +167,7 @@ def run_comparison(checkpoint: Path, size: tuple[int, int], *, frames: int, warm
                    rounds: int) -> tuple[list[Variant], dict[str, dict], dict[str, dict[str, list[float]]]]:
     """Build the variants, score them on ``frames`` unseen frames and time them interleaved (network alone and
     end to end on the first frame)."""
-    from liteseg_ros.tools.timing import time_interleaved
+    from liteseg_ros.inference.timing import time_interleaved
 
     evaluation = unseen_frames(frames, *size)
     with tempfile.TemporaryDirectory(prefix="liteseg-bench.") as workdir:

@@ -24,17 +24,20 @@ import json
 import statistics
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from liteseg_ros.errors import ConfigError
+from liteseg_ros.inference.config import SegmenterConfig
 from liteseg_ros.inference.cuda_graphs import CudaGraphRunner
 from liteseg_ros.inference.plan import Machine, Request, make_plan
 from liteseg_ros.inference.segmenter import Segmenter
+from liteseg_ros.inference.timing import environment, time_interleaved
 from liteseg_ros.model import BACKBONES, build_liteseg, load_weights
+from liteseg_ros.model.checkpoint import read_weights_meta
+from liteseg_ros.model.published import resolve_weights
 from liteseg_ros.tools.cli.conventions import (
     OneLineArgumentParser,
     add_run_arguments,
@@ -45,7 +48,6 @@ from liteseg_ros.tools.cli.conventions import (
 )
 from liteseg_ros.tools.synthetic.batchnorm_statistics import with_street_statistics
 from liteseg_ros.tools.synthetic.scenes import SCENE_KINDS, fragmented_frame
-from liteseg_ros.tools.timing import environment, time_interleaved
 
 DEFAULT_SIZES = "360x640,512x1024,1024x2048"
 
@@ -89,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES),
                         help="backbones, space- or comma-separated (default: all three)")
-    parser.add_argument("--weights", help="time this checkpoint instead of random weights (its backbone only)")
+    parser.add_argument("--weights", help="time this model instead of random weights (its backbone only): a file or a "
+                                           "published name, as the node's weights")
     parser.add_argument("--sizes", nargs="+", default=[DEFAULT_SIZES],
                         help=f"network input sizes HxW, space- or comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--image-size", type=parse_size, help="camera image HxW (default: the input size)")
@@ -136,8 +139,8 @@ def bench_size(args: argparse.Namespace, backbone: str, size: tuple[int, int], d
     eager_input = torch.randn(1, 3, *size, device=device)
     rows, masks = [], {}
     for upsample in args.upsample_modes:
-        segmenter = Segmenter(model, device=str(device), precision=args.precision, input_size=size,
-                              upsample=upsample, optimize=args.optimize)
+        segmenter = Segmenter(model, SegmenterConfig(device=str(device), precision=args.precision, input_size=size,
+                                                     upsample=upsample, optimize=args.optimize))
         timings, post = _time_segmenter(args, segmenter, eager, eager_input, images)
         masks[upsample] = segmenter.segment(images[args.scene_list[0]], outputs=("mask",)).mask
         for scene in args.scene_list:
@@ -256,7 +259,8 @@ def _check(args: argparse.Namespace) -> None:
     args.rounds = min(args.rounds, args.iters)
     args.backbone_list = _split(args.backbones)
     if args.weights:  # time the file's own backbone
-        args.backbone_list = [load_weights(args.weights)[1].backbone]
+        args.weights = resolve_weights(args.weights)
+        args.backbone_list = [read_weights_meta(args.weights).backbone]
     unknown = [b for b in args.backbone_list if b not in BACKBONES]
     if unknown or not args.backbone_list:
         raise ConfigError(f"--backbones: unknown {unknown}; choose from {', '.join(BACKBONES)}")
@@ -313,7 +317,7 @@ def _compare_runners(args: argparse.Namespace, device: torch.device) -> int:
 
     if device.type != "cpu":
         raise ConfigError("--runners compares CPU runners: use --device cpu")
-    checkpoint = Path(args.weights) if args.weights else bundled_model_path()
+    checkpoint = args.weights or bundled_model_path()
     for size in args.size_list:
         variants, scores, timings = run_comparison(checkpoint, size, frames=args.frames, warmup=args.warmup,
                                                    iters=args.iters, rounds=args.rounds)

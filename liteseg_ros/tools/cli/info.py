@@ -21,9 +21,10 @@ import yaml
 
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError, first_line
-from liteseg_ros.inference.sources import load_source
+from liteseg_ros.inference.sources import read_source
 from liteseg_ros.model import BACKBONES, LiteSegConfig
 from liteseg_ros.model.complexity import MAC_COUNTER, measure_complexity, median_ms, time_eager_forward
+from liteseg_ros.model.published import resolve_weights
 from liteseg_ros.sizes import format_size
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_threads_argument, parse_size, run_cli
 
@@ -93,11 +94,11 @@ def node_parameters(args: argparse.Namespace) -> dict:
 def print_plan(args: argparse.Namespace) -> int:
     """What the node would do on this machine with these parameters: its plan, as a table or JSON."""
     from liteseg_ros.inference.segmenter import plan_for
-    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+    from liteseg_ros.ros.parameters import NodeConfig
 
     config = NodeConfig.from_parameters(node_parameters(args))
-    weights = resolve_weights(config)
-    plan = plan_for(weights, **config.segmenter_arguments())
+    weights = config.weights_file()
+    plan = plan_for(weights, config.segmenter_config())
     if args.json:
         print(json.dumps({"weights": str(weights), **plan.to_dict()}, indent=2))
     else:
@@ -110,16 +111,16 @@ def print_plan(args: argparse.Namespace) -> int:
 def print_nav2_layer(args: argparse.Namespace) -> int:
     """The Nav2 layer's configuration for the classes the node would publish with these parameters."""
     from liteseg_ros.class_map import load_class_map
-    from liteseg_ros.inference.sources import load_source
+    from liteseg_ros.inference.sources import read_source
     from liteseg_ros.labels import CITYSCAPES
-    from liteseg_ros.ros.parameters import NodeConfig, resolve_weights
+    from liteseg_ros.ros.parameters import NodeConfig
     from liteseg_ros.tools.nav2_layer import nav2_layer_yaml
 
     config = NodeConfig.from_parameters(node_parameters(args))
     if args.camera and args.camera not in config.cameras:
         served = ", ".join(config.cameras) or "none: it serves one camera; leave --camera out"
         raise ConfigError(f"--camera {args.camera} is not one of the node's cameras ({served})")
-    classes = load_source(resolve_weights(config), config.backbone).classes or CITYSCAPES
+    classes = read_source(config.weights_file(), config.backbone).classes or CITYSCAPES
     if config.class_map:
         classes = load_class_map(config.class_map, classes).classes
     print(nav2_layer_yaml(classes, args.namespace, args.camera, config.depth_slop), end="")
@@ -160,7 +161,7 @@ def print_cache(action: str, as_json: bool) -> int:
 def _configs(args: argparse.Namespace) -> list[tuple[LiteSegConfig, ClassSet | None]]:
     """The architectures to describe; with --weights, its own (and ``args.size`` defaults to its training size)."""
     if args.weights:
-        source = load_source(args.weights, None)
+        source = read_source(resolve_weights(args.weights))
         args.size = args.size or source.trained_size or DEFAULT_SIZE
         args.weights_note = _weights_note(source)
         return [(source.meta.model_config(), source.classes)]

@@ -19,7 +19,6 @@ from liteseg_ros.mining import recordings as rec
 from liteseg_ros.mining.output import MinedFrame, MiningRun, write_outputs
 from liteseg_ros.mining.scores import score_frame
 from liteseg_ros.mining.selection import SAME_VIEW, choose
-from liteseg_ros.model.published import weights_argument
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, Progress, add_run_arguments, parse_size, run_cli
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d=images/"  # Label Studio's local file serving, document root = --out
@@ -33,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, required=True, help="how many frames to choose")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist, unless --force)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
-    parser.add_argument("--weights", type=weights_argument, help="the model (default: the node's, the bundled one)")
+    parser.add_argument("--weights", help="the model, as the node's weights: a file or a published name "
+                                             "(default: the node's, the bundled one)")
     parser.add_argument("--class-map", type=Path, help="pre-label in a class map's classes (liteseg_ros.class_map)")
     parser.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
                         help="score one frame every SECONDS of header stamps (default 0: every frame)")
@@ -58,11 +58,13 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _segmenter(args: argparse.Namespace):
+    from liteseg_ros.inference.config import SegmenterConfig
     from liteseg_ros.inference.segmenter import Segmenter
-    from liteseg_ros.model.bundled import bundled_model_path
+    from liteseg_ros.model.published import resolve_weights
 
-    return Segmenter(args.weights or bundled_model_path(), device=args.device, precision=args.precision,
-                     input_size=args.input_size, class_map=args.class_map)
+    return Segmenter(resolve_weights(args.weights), SegmenterConfig(device=args.device, precision=args.precision,
+                                                                    input_size=args.input_size,
+                                                                    class_map=args.class_map))
 
 
 def _main(argv: list[str] | None) -> int:

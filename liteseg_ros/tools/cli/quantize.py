@@ -22,7 +22,6 @@ from pathlib import Path
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.inference.runners import ONNX_RUNNERS
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
-from liteseg_ros.model.published import weights_argument
 from liteseg_ros.replay.matching import GT_ENCODINGS
 from liteseg_ros.tools.cli.conventions import (
     OneLineArgumentParser,
@@ -37,7 +36,7 @@ from liteseg_ros.tools.cli.conventions import (
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-quantize", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=weights_argument, help="weights file (ours or the authors') or a "
+    parser.add_argument("checkpoint", help="weights file (ours or the authors') or a "
                                                                   "fetched published name")
     parser.add_argument("--frames", type=Path, required=True,
                         help="images folder, a data set (folder or zip: CVAT / VOC, plain, Cityscapes) or a bag")
@@ -57,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gt-topic", help="a bag's ground-truth mono8 label topic (for the mIoU change)")
     parser.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="labelids", help="a bag's label values")
     add_threads_argument(parser)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (a refused model's too, with "
+                                                            "'refused')")
     return parser
 
 
@@ -69,10 +69,13 @@ def _main(argv: list[str] | None) -> int:
     import torch
 
     from liteseg_ros.tools.calibration import read_frames
-    from liteseg_ros.tools.quantize import default_output, quantize_checkpoint
+    from liteseg_ros.tools.quantize import QuantizationRefused, default_output, quantize_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from liteseg_ros.model.published import resolve_weights
+
+    args.checkpoint = resolve_weights(args.checkpoint)
     out = args.out or default_output(args.checkpoint)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out must end in .onnx (the node recognises INT8 models by it), got {out}")
@@ -80,9 +83,14 @@ def _main(argv: list[str] | None) -> int:
         raise ConfigError(f"the folder of {out} does not exist: create it first")
     frames = read_frames(args.frames, args.calibration + args.holdout, image_topic=args.image_topic,
                          gt_topic=args.gt_topic, gt_encoding=args.gt_encoding)
-    report = quantize_checkpoint(args.checkpoint, frames, calibration=args.calibration, holdout=args.holdout,
-                                 input_size=args.input_size, out=out, min_speedup=args.min_speedup,
-                                 min_agreement=args.min_agreement, runner=args.runner)
+    try:
+        report = quantize_checkpoint(args.checkpoint, frames, calibration=args.calibration, holdout=args.holdout,
+                                     input_size=args.input_size, out=out, min_speedup=args.min_speedup,
+                                     min_agreement=args.min_agreement, runner=args.runner)
+    except QuantizationRefused as refused:
+        if args.json:  # what was measured, and why nothing was written
+            print(json.dumps({**refused.report.to_dict(), "refused": str(refused)}, indent=2))
+        raise
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from liteseg_ros.errors import EXIT_INTERRUPTED, BagError
-from liteseg_ros.model.published import weights_argument
 from liteseg_ros.outputs import NODE_NAMESPACE
 from liteseg_ros.replay.bag_io import COMPRESSIONS
 from liteseg_ros.replay.matching import GT_ENCODINGS
@@ -22,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
                                               "zstd-compressed or not)")
     parser.add_argument("--out", type=Path, required=True, help="output directory: bag/, report.json, report.md")
-    parser.add_argument("--weights", type=weights_argument, action="append",
+    parser.add_argument("--weights", action="append",
                         help="weights file or a fetched published name such as cityscapes-mobilenetv2 (default: the "
                              "bundled demo model); give it twice or more (OLD first) to replay each and compare them "
                              "on the bag's ground truth in one table (OUT/<n>-<name>/ per model, OUT/comparison.md)")
@@ -58,10 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> ReplayOptions:
-    from liteseg_ros.model.bundled import bundled_model_path
+    from liteseg_ros.model.published import resolve_weights
 
-    if not args.live and args.weights is None:
-        args.weights = [bundled_model_path()]
+    if not args.live or args.weights:
+        args.weights = [resolve_weights(name) for name in args.weights or [None]]
     if args.live and args.weights and len(args.weights) > 1:
         raise BagError("a live replay measures the one model the node runs: compare models offline")
     if args.live and args.class_map is not None:
@@ -115,12 +114,13 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _replay_offline(options: ReplayOptions):
+    from liteseg_ros.inference.config import SegmenterConfig
     from liteseg_ros.inference.segmenter import Segmenter
     from liteseg_ros.replay.offline import open_bag, run_offline
 
     open_bag(options).close()  # a bad bag fails before the model is loaded
-    segmenter = Segmenter(str(options.weights), device=options.device, precision=options.precision,
-                          input_size=options.input_size, class_map=options.class_map)
+    segmenter = Segmenter(options.weights, SegmenterConfig(device=options.device, precision=options.precision,
+                                                           input_size=options.input_size, class_map=options.class_map))
     return run_offline(options, segmenter)
 
 

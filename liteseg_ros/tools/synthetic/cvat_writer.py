@@ -9,7 +9,7 @@ robot's own class set instead of Cityscapes': the street scenes' labels merged i
     SegmentationObject/<stem>.png       # RGB instances in the VOC colour map, as datumaro (CVAT) reads them
     ImageSets/Segmentation/{train,val}.txt
 
-The masks follow :mod:`liteseg_ros.labelling.voc_masks`, the rules liteseg-mine's archives follow too.
+The masks follow :mod:`liteseg_ros.labelling.voc`, the rules liteseg-mine's archives follow too.
 
 The tree is written next to ``out`` and renamed into place at the end (no half-written export).
 """
@@ -25,7 +25,16 @@ from PIL import Image
 from liteseg_ros.classes import ClassSet
 from liteseg_ros.errors import ConfigError
 from liteseg_ros.files import atomic_folder
-from liteseg_ros.labelling.voc_masks import Labelmap, instance_ids, instance_image
+from liteseg_ros.labelling.voc import (
+    IMAGE_DIR,
+    LABELMAP,
+    MASK_DIR,
+    OBJECT_DIR,
+    SPLIT_DIR,
+    Labelmap,
+    mask_images,
+    split_list,
+)
 from liteseg_ros.labels import LABEL_BY_NAME
 from liteseg_ros.tools.synthetic.cityscapes_writer import frame_rng
 from liteseg_ros.tools.synthetic.scene import check_seed, check_size, render_scene
@@ -80,21 +89,19 @@ def write_cvat_export(out: str | Path, *, train: int, val: int, height: int, wid
 
 
 def _write_tree(root: Path, counts: dict[str, int], height: int, width: int, seed: int) -> None:
-    for folder in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+    for folder in (IMAGE_DIR, MASK_DIR, OBJECT_DIR, SPLIT_DIR):
         (root / folder).mkdir(parents=True)
     labelmap = Labelmap.of(ROBOT_CLASS_SET)
-    (root / "labelmap.txt").write_text(labelmap.text(), encoding="utf-8")
+    (root / LABELMAP).write_text(labelmap.text(), encoding="utf-8")
     lut = label_id_to_robot_class()
     for split, count in counts.items():
         stems = []
         for index in range(count):
             stem = f"{split}_{index:05d}"
             rgb, label_ids, _ = render_scene(frame_rng(seed, split, index), height, width)
-            Image.fromarray(rgb, "RGB").save(root / "JPEGImages" / f"{stem}.jpg", quality=JPEG_QUALITY)
-            classes = lut[label_ids]
-            Image.fromarray(labelmap.class_image(classes), "RGB").save(root / "SegmentationClass" / f"{stem}.png")
-            Image.fromarray(instance_image(instance_ids(classes)), "RGB").save(
-                root / "SegmentationObject" / f"{stem}.png")
+            Image.fromarray(rgb, "RGB").save(root / IMAGE_DIR / f"{stem}.jpg", quality=JPEG_QUALITY)
+            for member, image in mask_images(labelmap, stem, lut[label_ids]).items():
+                Image.fromarray(image, "RGB").save(root / member)
             stems.append(stem)
         if count:
-            (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+            (root / split_list(split)).write_text("\n".join(stems) + "\n")

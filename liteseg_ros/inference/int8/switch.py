@@ -3,12 +3,12 @@
 
 1. *collecting*: the network inputs of the first frames, one every :data:`EVERY_S` seconds (consecutive frames of a
    camera are nearly the same), are saved until :data:`CALIBRATION_FRAMES` are kept;
-2. *quantizing*: a helper process (:mod:`liteseg_ros.inference.quantize`, at a lower priority) calibrates an INT8
+2. *quantizing*: a helper process (:mod:`.quantizer`, at a lower priority) calibrates an INT8
    model on them;
 3. *loading*: OpenVINO compiles it on a background thread;
 4. *checking*: on the next :data:`CHECK_FRAMES` frames the INT8 network runs on the same input as fp32, right after
    it (both warm, so that their times compare fairly): pixel agreement of their masks and both networks' times
-   (:class:`Int8Check`);
+   (:class:`~.check.Int8Check`, whose rule decides);
 5. the INT8 network replaces fp32's when it passed, and the verdict (the model, or the refusal and why) is kept in
    the network cache, so the next start runs INT8 at once, or plans fp32 without calibrating again.
 
@@ -34,10 +34,9 @@ import numpy as np
 import torch
 
 from liteseg_ros.errors import first_line
-from liteseg_ros.inference.cache import CacheKey, NetworkCache
+from liteseg_ros.inference.cache import BLOB_FILE, NETWORK_FILE, CacheKey, NetworkCache
+from liteseg_ros.inference.int8.check import Int8Check
 from liteseg_ros.inference.onnx_runners import OpenVinoNetwork
-from liteseg_ros.inference.prepare import BLOB_FILE, NETWORK_FILE
-from liteseg_ros.inference.quantize import Int8Check
 from liteseg_ros.logs import get_logger
 
 LOG = get_logger(__name__)
@@ -114,7 +113,7 @@ class Int8Switch:
                "input_size": list(self.key.input_size), "source_sha256": self.source_digest,
                "fp32": str(self.fp32_onnx) if self.fp32_onnx else None, "weights": str(self.weights),
                "report": {"calibration": f"{self.frames} frames of this robot, one every {self.every_s:g} s"}}
-        self._helper = subprocess.Popen([sys.executable, "-m", "liteseg_ros.inference.quantize", json.dumps(job)],
+        self._helper = subprocess.Popen([sys.executable, "-m", "liteseg_ros.inference.int8.quantizer", json.dumps(job)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             os.setpriority(os.PRIO_PROCESS, self._helper.pid, HELPER_NICENESS)  # the node's frames come first

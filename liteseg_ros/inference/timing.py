@@ -1,4 +1,5 @@
-"""Timing and machine description shared by the benchmarks (liteseg-bench, liteseg-quantize's report)."""
+"""Timing several variants interleaved, and the machine they were timed on: what the INT8 checks, liteseg-bench and
+liteseg-quantize's report measure with."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from liteseg_ros.inference.cpu_features import cpu_model, native_bf16_flags
+from liteseg_ros.inference.cpu_features import cpu_class, cpu_model, native_bf16_flags
 
 
 def time_interleaved(
@@ -39,6 +40,7 @@ def environment(device: torch.device, threads: int) -> dict[str, str]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu": cpu_model(),
+        "cpu class": cpu_class(),
         "native bf16": ", ".join(native_bf16_flags()) or "no",
         "threads": str(torch.get_num_threads() if device.type == "cpu" else threads),
         "load average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
