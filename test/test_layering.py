@@ -1,13 +1,17 @@
-"""The layers, checked in fresh interpreters: outside ``liteseg_ros.ros`` no module imports rclpy, a ROS message
-package or rosbags, and ``from liteseg_ros import Segmenter`` pulls in none of them."""
+"""The layers: checked in fresh interpreters, outside ``liteseg_ros.ros`` no module imports rclpy, a ROS message
+package or rosbags, and ``from liteseg_ros import Segmenter`` pulls in none of them; read from the source, no import
+cycle between modules or rooms, and imports run down the layers docs/ARCHITECTURE.md states."""
 
 from __future__ import annotations
 
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from import_graph import cycles, import_edges, module_files, room_edges, room_of
 
 from conftest import installed_script
 
@@ -97,3 +101,51 @@ def test_the_node_runs_without_the_tools_and_the_synthetic_renderer(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+def architecture_layers() -> list[list[str]]:
+    """The rooms of each layer of docs/ARCHITECTURE.md's layer table, top layer first."""
+    lines = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| layer | rooms | imports ROS |")
+    layers = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cell = line.split("|")[2]
+        layers.append([name for name in re.findall(r"`([^`]+)`", cell)
+                       if name.startswith(("liteseg_ros/", "training/")) and name.endswith(("/", ".py"))])
+    return layers
+
+
+def test_no_import_cycle_between_modules_or_rooms():
+    """Counting the imports inside functions: no module imports itself around a circle, nor does a room."""
+    files = module_files()
+    edges = import_edges(files)
+    assert "liteseg_ros.inference.cache" in edges["liteseg_ros.inference.networks"]  # the graph is read
+    assert cycles(edges) == []
+    rooms = room_edges(edges, files)
+    assert "liteseg_ros/inference/" in rooms["liteseg_ros/ros/"] and cycles(rooms) == [], {
+        room: {target: why[:3] for target, why in targets.items()} for room, targets in rooms.items()}
+
+
+def test_cycle_detection_finds_a_circle_around_three_modules():
+    """The check above can fail: a circle a -> b -> c -> a and one between two rooms are found."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    files = {"liteseg_ros.datasets.x": Path("x.py"), "liteseg_ros.labelling.y": Path("y.py")}
+    rooms = room_edges({"liteseg_ros.datasets.x": {"liteseg_ros.labelling.y"},
+                        "liteseg_ros.labelling.y": {"liteseg_ros.datasets.x"}}, files)
+    assert cycles(rooms) == [["liteseg_ros/datasets/", "liteseg_ros/labelling/"]]
+
+
+def test_imports_run_down_the_layers_the_architecture_page_states():
+    """Every room is in one layer of docs/ARCHITECTURE.md's table, and every import goes to its own layer or a
+    lower one."""
+    files = module_files()
+    layers = architecture_layers()
+    layer_of = {room: number for number, rooms in enumerate(layers) for room in rooms}
+    present = {room_of(module, files) for module in files}
+    assert len(layer_of) == sum(len(rooms) for rooms in layers), "a room is named in two layers"
+    assert present == set(layer_of), (sorted(present - set(layer_of)), sorted(set(layer_of) - present))
+    upward = {(a, b): why[:2] for a, targets in room_edges(import_edges(files), files).items()
+              for b, why in targets.items() if layer_of[b] < layer_of[a]}
+    assert upward == {}, upward
