@@ -10,7 +10,6 @@ the plan returned says what runs, and why. A plan with a pending switch to INT8 
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from liteseg_ros.inference.cache import BLOB_FILE, NETWORK_FILE, CacheKey, Entry
 from liteseg_ros.inference.export import PreUpsampleLogits, example_input, prepared_module
 from liteseg_ros.inference.onnx_runners import OnnxRuntimeNetwork, OpenVinoNetwork
 from liteseg_ros.inference.plan import EAGER, Plan
-from liteseg_ros.inference.prepare import PrepareJob, prepare_in_helper, write_entry
+from liteseg_ros.inference.prepare import PrepareJob, prepare_here, prepare_in_helper
 from liteseg_ros.inference.runners import EXPORT_PACKAGE, RUNNERS, package_available
 from liteseg_ros.inference.sources import Source
 from liteseg_ros.logs import get_logger
@@ -110,9 +109,7 @@ def cached_entry(source: Source, plan: Plan, pre_upsample: bool, cache: NetworkC
     if not key.int8 and not package_available(EXPORT_PACKAGE) and (cache is None or cache.lookup(key) is None):
         raise OptimizationError("onnx is not installed; pip install onnx")
     if cache is None:  # cache: false, prepared in this process (and its exporter stays loaded)
-        with tempfile.TemporaryDirectory(prefix="liteseg-network.") as folder:
-            job = _job(source, plan, key, folder)
-            entry = _in_memory(NetworkCache(folder).store(key, lambda staging: write_entry(job, staging)))
+        entry = prepare_here(_job(source, plan, key, ""))
     else:
         entry = cache.lookup(key)
         if entry is not None:
@@ -136,12 +133,6 @@ def _prepared(source: Source, plan: Plan, key: CacheKey, cache: NetworkCache) ->
     return prepare_in_helper(job, f"preparing {Path(source.path).name} for {plan.runner} {plan.precision} in a "
                                   f"helper process ({what}first start with these weights here); later starts read "
                                   f"it from the network cache {cache.root}")
-
-
-def _in_memory(entry: Entry) -> Entry:
-    """An entry of a temporary folder, its files read into memory before the folder goes (cache: false)."""
-    return Entry(path=entry.path, key=entry.key, files={name: {"data": entry.file(name).read_bytes()}
-                                                        for name in entry.files}, report=entry.report)
 
 
 def load_entry(entry: Entry, plan: Plan) -> Network:

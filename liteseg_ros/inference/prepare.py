@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,6 +63,15 @@ def prepare_in_helper(job: PrepareJob, progress: str) -> Entry:
     if entry is None:
         raise OptimizationError(f"the preparation helper wrote no usable entry to {job.cache_root}")
     return entry
+
+
+def prepare_here(job: PrepareJob) -> Entry:
+    """``job`` prepared in this process, into a temporary folder (``cache: false``): its entry with the files read
+    into memory before the folder goes (the exporter stays loaded in this process)."""
+    with tempfile.TemporaryDirectory(prefix="liteseg-network.") as folder:
+        entry = NetworkCache(folder).store(job.cache_key, lambda staging: write_entry(job, staging))
+        return Entry(path=entry.path, key=entry.key, files={name: {"data": entry.file(name).read_bytes()}
+                                                            for name in entry.files}, report=entry.report)
 
 
 def write_entry(job: PrepareJob, folder: Path) -> dict:

@@ -46,7 +46,7 @@ from liteseg_ros.inference.export import example_input
 from liteseg_ros.inference.memory import release_freed_memory
 from liteseg_ros.inference.networks import BuiltNetwork, build_network
 from liteseg_ros.inference.optimize import OptimizeOptions
-from liteseg_ros.inference.plan import Machine, Plan, Request, make_plan
+from liteseg_ros.inference.plan import Machine, Plan, make_plan
 from liteseg_ros.inference.resampling import AxisMap, bilinear_map, identity_map
 from liteseg_ros.inference.sources import Source, load_source
 from liteseg_ros.inference.stages import PipelineStages, SegmentationResult, normalization_constants
@@ -69,21 +69,13 @@ def network_cache(cache: bool | str | os.PathLike | NetworkCache) -> NetworkCach
     return NetworkCache(cache) if cache else None
 
 
-def planning_request(source: Source, config: SegmenterConfig) -> Request:
-    """What the plan is asked, from the options and what the source offers (an INT8 model, an INT8 version)."""
-    return Request(device=config.device, precision=config.precision, optimize=config.optimize, threads=config.threads,
-                   postprocess_threads=config.postprocess_threads,
-                   int8_model=source.path.name if source.kind == "int8" else None, int8=source.int8,
-                   calibrate=config.calibrate and source.kind == "weights")
-
-
 def plan_for(model: nn.Module | str | os.PathLike | Source, config: SegmenterConfig | None = None, *,
              machine: Machine | None = None, **keywords: Any) -> Plan:
     """The plan a Segmenter of ``model`` with ``config`` (or these keywords, as the Segmenter takes them) would carry
     out on ``machine`` (default: this one), without preparing the network: what ``liteseg-info --plan`` prints."""
     config = SegmenterConfig.of(config, **keywords)
     source = model if isinstance(model, Source) else load_source(model, config, network_cache(config.cache))
-    return make_plan(planning_request(source, config), machine or Machine.detect())
+    return make_plan(source.request, machine or Machine.detect())
 
 
 class Segmenter:
@@ -132,7 +124,7 @@ class Segmenter:
         source = load_source(model_or_checkpoint, config, self._cache)
         self.input_size, self.upsample, self.backbone = source.input_size, config.upsample, source.backbone
         self.output_size = check_output_size(config.output_size, self.input_size)
-        plan = make_plan(planning_request(source, config), machine or Machine.detect())
+        plan = make_plan(source.request, machine or Machine.detect())
         built = self._built_network(source, plan)
         source_maps = self._geometry(built)
         self.model_classes, self.class_map, self.classes = resolve_classes(source.classes, self._class_count,

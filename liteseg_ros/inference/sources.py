@@ -18,7 +18,7 @@ from liteseg_ros.inference.cache import NetworkCache, file_digest
 from liteseg_ros.inference.config import SegmenterConfig
 from liteseg_ros.inference.int8.models import QuantizedModel, is_quantized_model, read_quantized_model
 from liteseg_ros.inference.int8.twin import int8_version
-from liteseg_ros.inference.plan import Int8Option
+from liteseg_ros.inference.plan import Int8Option, Request
 from liteseg_ros.inference.validation import check_input_size
 from liteseg_ros.model import IMAGENET_MEAN, IMAGENET_STD
 from liteseg_ros.model.bundled import DEFAULT_INPUT_SIZE
@@ -31,7 +31,7 @@ class Source:
     ``int8`` (an INT8 model file). ``trained_size`` is the (height, width) the weights were trained at (an INT8
     model's: the one it was made for), None when unknown; ``input_size`` the network input, ``size_reason`` where
     it came from; ``int8`` the INT8 version of fp32 weights at that size (None: none), keyed in the cache by
-    ``int8_key``."""
+    ``int8_key``; ``request`` what the plan is asked: the options with what the source offers."""
 
     kind: str
     path: Path | None
@@ -48,6 +48,7 @@ class Source:
     int8: Int8Option | None = None
     int8_key: str = ""  # twin:<sha256> or calibrated
     twin: Path | None = None
+    request: Request = Request()
     _digest: str | None = None
 
     def digest(self) -> str:
@@ -97,6 +98,10 @@ def load_source(model: nn.Module | str | os.PathLike, config: SegmenterConfig,
     if source.kind == "weights":
         source.int8, source.int8_key, source.twin = int8_version(source.path, source.digest(), source.input_size,
                                                                  cache)
+    source.request = Request(device=config.device, precision=config.precision, optimize=config.optimize,
+                             threads=config.threads, postprocess_threads=config.postprocess_threads,
+                             int8_model=source.path.name if source.kind == "int8" else None, int8=source.int8,
+                             calibrate=config.calibrate and source.kind == "weights")
     return source
 
 
