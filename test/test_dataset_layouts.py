@@ -250,3 +250,27 @@ def test_one_split_gives_train_and_val_held_out_by_name(tmp_path):
     assert not val_stems & {p.stem for p in open_split(grown, "train").pairs}
     with pytest.raises(DatasetError, match="the data set's splits are default"):
         open_split(root, "test")
+
+
+def test_a_mistyped_zip_and_annotations_without_images_say_what_they_are(tmp_path, monkeypatch):
+    """The messages name what the user gave (not a cache folder) and what to give instead: a zip is no 'folder', and
+    CVAT annotations alone (liteseg-mine's pre-labels) need an export with 'Save images'."""
+    import zipfile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DatasetError) as raised:
+        open_split(tmp_path / "exprot.zip", "train")
+    assert str(raised.value).startswith(f"data set {tmp_path / 'exprot.zip'} does not exist: give a data set folder, "
+                                        "its zip") and "folder exprot" not in str(raised.value)
+    tree = write_cvat(tmp_path / "tree", {"default": ["a", "b"]})
+    shutil.rmtree(tree / "JPEGImages")
+    annotations = tmp_path / "cvat_annotations.zip"
+    with zipfile.ZipFile(annotations, "w") as archive:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(tree).as_posix())
+    with pytest.raises(DatasetError) as raised:
+        open_split(annotations, ["train", "val"])
+    message = str(raised.value)
+    assert message.startswith(f"{annotations} holds masks but no images (JPEGImages/)") and "'Save images'" in message
+    assert str(tmp_path / "cache") not in message

@@ -229,6 +229,8 @@ def test_without_vision_msgs_the_node_says_so_once_and_works(ros_client, tmp_pat
         node.stop(signal.SIGINT)
     log = node.stderr() + node.stdout()
     assert log.count("vision_msgs is not installed") == 1, log
+    if not Path("/opt/ros").is_dir():  # the pip road: no apt to advise
+        assert "vision_msgs is not on PyPI" in log and "sudo apt" not in log, log
     assert "/plain_labels/liteseg/label_info" not in ros_client.node.get_topic_names_and_types().__repr__()
 
 
@@ -250,3 +252,13 @@ def test_a_bad_class_map_is_a_one_line_start_up_error(tmp_path, tiny_weights, te
     errors = [line for line in node.stderr().splitlines() if "cannot start" in line]
     assert code == 1 and len(errors) == 1 and message in errors[0] and str(class_map) in errors[0], node.stderr()
     assert "Traceback" not in node.stderr()
+
+
+def test_the_missing_vision_msgs_line_advises_apt_only_with_a_ros_install(monkeypatch, tmp_path):
+    from liteseg_ros.ros import label_info
+
+    monkeypatch.setattr(label_info, "ROS_ROOT", tmp_path)
+    monkeypatch.setenv("ROS_DISTRO", "jazzy")
+    assert "sudo" not in label_info.missing_text() and "docs/ros.md" in label_info.missing_text()
+    (tmp_path / "jazzy").mkdir()
+    assert label_info.missing_text().endswith("install it with: sudo apt install ros-jazzy-vision-msgs")

@@ -284,8 +284,8 @@ def test_default_image_topic_is_relative_so_a_namespace_moves_it(launch_tree):
 
 
 def _readme_parameter_rows() -> dict[str, tuple[str, str]]:
-    """parameter name -> (type cell, default cell) of the README's parameter table."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    """parameter name -> (type cell, default cell) of the node page's parameter table (docs/ros.md)."""
+    lines = (ROOT / "docs" / "ros.md").read_text(encoding="utf-8").splitlines()
     start = lines.index("| parameter | type | default | meaning |")
     rows = {}
     for line in lines[start + 2:]:
@@ -307,8 +307,8 @@ def _readme_default(value) -> str:
     return str(value)
 
 
-def test_the_readme_parameter_table_agrees_with_the_parameter_table():
-    """The README lists every parameter once, with the default and range of PARAMETERS."""
+def test_the_node_pages_parameter_table_agrees_with_the_parameter_table():
+    """docs/ros.md lists every parameter once, with the default and range of PARAMETERS."""
     rows = _readme_parameter_rows()
     assert list(rows) == list(PARAMETER_NAMES)
     for spec in PARAMETERS:

@@ -32,7 +32,8 @@ from liteseg_ros.training.distributed import DistContext, init_distributed, shut
 log = get_logger("liteseg-train")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """liteseg-train's arguments."""
     parser = OneLineArgumentParser(prog="liteseg-train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="YAML config (default with --resume: RUN_DIR/config.yaml)")
@@ -45,7 +46,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only time N batches of the first stage's loader (no training) and print the rate")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.batch_size=8")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def setup_logging(run_dir: Path, level: str, is_main: bool) -> None:

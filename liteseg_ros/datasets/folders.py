@@ -56,16 +56,23 @@ class Pair:
 def detect_layout(root: str | os.PathLike) -> str:
     """``cityscapes``, ``voc`` (CVAT "Segmentation mask 1.1") or ``plain``; DatasetError when none fits. ``root`` may
     be a zip archive of the tree (:mod:`liteseg_ros.datasets.archives`)."""
-    root = dataset_folder(root)
+    return _layout_of(Path(root), dataset_folder(root))
+
+
+def _layout_of(given: Path, root: Path) -> str:
+    """The layout of ``root``, the folder of the data set the user gave as ``given`` (the name errors use)."""
+    if not root.exists():
+        raise DatasetError(f"data set {given} does not exist: give a data set folder, its zip (a CVAT export) or a "
+                           "Label Studio JSON export")
     if not root.is_dir():
-        raise DatasetError(f"data set folder {root} does not exist")
+        raise DatasetError(f"{given} is neither a data set folder, a zip archive nor a Label Studio JSON export")
     if (root / "leftImg8bit").is_dir():
         return "cityscapes"
     if voc.is_voc_layout(root):
         return "voc"
     if (root / CLASSES_FILE).is_file() and (root / "masks").is_dir():
         return "plain"
-    raise DatasetError(f"{root} is not a data set this package reads: expected a CVAT / PASCAL VOC export "
+    raise DatasetError(f"{given} is not a data set this package reads: expected a CVAT / PASCAL VOC export "
                        f"(SegmentationClass/, ImageSets/Segmentation/; or its zip), the plain layout ({CLASSES_FILE}, "
                        "images/, masks/), Cityscapes (leftImg8bit/, gtFine/) or a Label Studio JSON export beside "
                        "liteseg-mine's label_studio_config.xml")
@@ -214,13 +221,17 @@ def open_split(root: str | os.PathLike, split: str | list[str], annotation: str 
     checked; its class set is ``.classes``. ``annotation`` (gtFine / gtCoarse) only matters for Cityscapes. A CVAT /
     VOC or plain data set of one split (CVAT exports one, ``default``) gives ``train`` and ``val`` from it
     (:func:`held_out`)."""
-    root = dataset_folder(root)
-    layout = detect_layout(root)
+    given, root = Path(root), dataset_folder(root)
+    layout = _layout_of(given, root)
     if layout == "cityscapes":
         dataset = CityscapesDataset(root, split, annotation=annotation, transform=transform)
         dataset.classes = CITYSCAPES
         return dataset
     splits = [split] if isinstance(split, str) else list(split)
+    if layout == "voc" and not (root / voc.IMAGE_DIR).is_dir():
+        raise DatasetError(f"{given} holds masks but no images ({voc.IMAGE_DIR}/): CVAT annotations alone, such as "
+                           "liteseg-mine's cvat_annotations.zip. Export the task from CVAT (Export task dataset -> "
+                           "Segmentation mask 1.1) with 'Save images' and give that zip")
     classes = voc.read_labelmap(root) if layout == "voc" else read_classes_yaml(root / CLASSES_FILE)
     pairs = [p for name in splits for p in _split_pairs(root, layout, name)]
     check_split(pairs, classes, f"split {'+'.join(splits)} of {root}")

@@ -143,6 +143,10 @@ class BagSource:
     def image_msgtype(self) -> str:
         return self.topics[self.image_topic]
 
+    def first_timestamp_ns(self) -> int:
+        """The bag's first receive time (ns)."""
+        return int(self._reader.start_time)
+
     @property
     def image_count(self) -> int:
         return sum(c.msgcount for c in self._reader.connections if c.topic == self.image_topic)

@@ -39,6 +39,7 @@ class ReplayOptions:
     compression: str = "none"  # of the output bag: none or zstd
     overlay_every: int = 0  # write every Nth overlay as PNG into OUT/overlays (0 = none)
     rate: float = 1.0  # live: multiple of the recorded rate
+    clock: bool = False  # live: publish the bag's time on /clock (for a node with use_sim_time)
     node_namespace: str = NODE_NAMESPACE  # live: where the node publishes its outputs
     class_map: Path | None = None  # offline: merge the model's classes (liteseg_ros.class_map)
     depth_topic: str | None = None  # a registered depth image (None: the bag's one depth Image topic, if any)

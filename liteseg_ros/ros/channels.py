@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -19,6 +20,12 @@ from liteseg_ros.ros.stats import NodeStats, SequenceGaps
 from liteseg_ros.sizes import format_size
 
 WARN_THROTTLE_S = 5.0
+
+
+def steady_timer(node: Any, period_s: float, callback: Callable[[], None]) -> Any:
+    """A timer of the node's housekeeping (diagnostics, publisher polling, summaries) on the steady clock: it ticks
+    with ``use_sim_time`` too, while a bag is paused or before its first /clock."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 class FrameMailbox:

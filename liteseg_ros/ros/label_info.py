@@ -9,16 +9,29 @@ one info line and no ``~/label_info``.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from liteseg_ros.classes import ClassSet
 
+ROS_ROOT = Path("/opt/ros")
 LABEL_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-MISSING_TEXT = ("vision_msgs is not installed, so ~/label_info (vision_msgs/LabelInfo) is not published; "
-                "install it with: sudo apt install ros-${ROS_DISTRO}-vision-msgs")
+
+
+def missing_text() -> str:
+    """What to do without vision_msgs: with a ROS install (``ROS_DISTRO`` and its ``/opt/ros`` folder), its apt
+    package; on the pip road (the ROS 2 wheels from PyPI, where vision_msgs is not), build it from its messages."""
+    distro = os.environ.get("ROS_DISTRO", "")
+    if distro and (ROS_ROOT / distro).is_dir():
+        how = f"install it with: sudo apt install ros-{distro}-vision-msgs"
+    else:
+        how = ("vision_msgs is not on PyPI: with a ROS install, apt install ros-jazzy-vision-msgs; without one, "
+               "generate it from its .msg files (docs/ros.md, \"vision_msgs without a ROS install\")")
+    return f"vision_msgs is not installed, so ~/label_info (vision_msgs/LabelInfo) is not published; {how}"
 
 
 def label_info_types() -> tuple[Any, Any] | None:

@@ -22,6 +22,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from liteseg_ros.errors import LiteSegError
 from liteseg_ros.outputs import NODE_NAME
+from liteseg_ros.ros.channels import steady_timer
 from liteseg_ros.ros.node import (
     DIAGNOSTICS_PERIOD_S,
     build_segmenter,
@@ -45,8 +46,8 @@ class SegmentationLifecycleNode(LifecycleNode):
         self.runtime: SegmentationRuntime | None = None
         self.state = "unconfigured"
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(DIAGNOSTICS_PERIOD_S,
-                          lambda: publish_diagnostics(self, self._diagnostics, self.state, self.runtime))
+        steady_timer(self, DIAGNOSTICS_PERIOD_S,
+                     lambda: publish_diagnostics(self, self._diagnostics, self.state, self.runtime))
         self.add_on_set_parameters_callback(
             lambda parameters: overlay_alpha_update(self, self.runtime, parameters,
                                                     others_allowed=self.state == "unconfigured"))

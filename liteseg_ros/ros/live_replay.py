@@ -3,7 +3,9 @@
 This is the ``ros2 bag play`` + node path: images are published at the recorded rate (times ``rate``),
 the node's outputs are recorded into the output bag, end-to-end latency is publish-to-mask-receipt, and frames
 the node never answered count as dropped. The node's class set comes from its ``~/label_info`` (where
-vision_msgs is installed); without one, the masks are scored as Cityscapes trainIds.
+vision_msgs is installed); without one, the masks are scored as Cityscapes trainIds. With ``clock`` it publishes the
+bag's time on ``/clock`` (at :data:`CLOCK_HZ`, scaled by ``rate``), as ``ros2 bag play --clock`` does: a node with
+``use_sim_time:=true`` then measures its own end-to-end latency against the recorded stamps.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from liteseg_ros.replay.bag_io import BagSink, BagSource, ground_truth_array
 from liteseg_ros.replay.matching import StampMatcher
 from liteseg_ros.replay.offline import ReplayOptions, open_bag, write_overlay_png
 from liteseg_ros.replay.report import ReplayReport, percentiles_ms
-from liteseg_ros.stamps import NS_PER_S, serialized_stamp_ns, stamp_ns
+from liteseg_ros.stamps import NS_PER_S, serialized_stamp_ns, stamp_ns, stamp_parts
 
 LOG = get_logger(__name__)
 DISCOVERY_TIMEOUT_S = 60.0
 DRAIN_IDLE_S = 3.0
 LABEL_INFO_TIMEOUT_S = 5.0  # after the node was found: a transient-local message arrives at once if there is one
 DEPTH_SUBSCRIBER_TIMEOUT_S = 5.0  # the node subscribes its depth within a second of a ~/points subscriber
+CLOCK_HZ = 40.0  # how often /clock is published, as rosbag2's player does by default
 
 
 @dataclass
@@ -72,6 +75,7 @@ class LivePlayer:
             for topic in (source.depth_topic, source.depth_info_topic) if topic
         }
         self.label_info = _subscribe_label_info(self.node, f"{namespace}/{LABEL_INFO_TOPIC}", self.state)
+        self.clock = BagClock(self.node, source.first_timestamp_ns(), options.rate) if options.clock else None
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -130,6 +134,8 @@ class LivePlayer:
         while time.monotonic() < deadline:
             if node_alive is not None and not node_alive():
                 raise BagError("the segmentation_node process exited before it was ready (see its log)")
+            if self.clock:
+                self.clock.tick()
             if self.publisher.get_subscription_count() > 0 and self.node.count_publishers(mask_topic) > 0:
                 self._wait_for_depth_subscribers()
                 time.sleep(0.5)  # let both sides finish matching their endpoints
@@ -173,6 +179,8 @@ class LivePlayer:
         from rclpy.serialization import deserialize_message
 
         first_bag_ns, start = None, time.monotonic()
+        if self.clock:
+            self.clock.start(start)
         for message in self.source.messages():
             publisher = self.publisher if message.topic == self.source.image_topic else \
                 self.depth_publishers.get(message.topic)
@@ -184,6 +192,8 @@ class LivePlayer:
             first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
             due = start + (message.timestamp_ns - first_bag_ns) / NS_PER_S / self.options.rate
             self._wait_until(due)
+            if self.clock:  # the bag's time has reached this message's: the node's clock is not behind its stamp
+                self.clock.tick(force=True)
             self.sink.write_copy(message)
             if publisher is self.publisher:
                 self.state.published[stamp_ns(message.msg.header)] = time.monotonic()
@@ -193,6 +203,8 @@ class LivePlayer:
         """Sleep until ``due`` (monotonic), recording the node's outputs meanwhile."""
         while True:
             self.flush()
+            if self.clock:
+                self.clock.tick()
             remaining = due - time.monotonic()
             if remaining <= 0:
                 return
@@ -215,6 +227,39 @@ class LivePlayer:
         self.node.destroy_node()
         self.context.try_shutdown()
         self.thread.join(timeout=2.0)
+
+
+class BagClock:
+    """``/clock`` at the bag's time: its first message's receive time at :meth:`start`, then advancing with the wall
+    clock times ``rate``, published at most every 1 / CLOCK_HZ s by :meth:`tick` (before the start: that first
+    time, so a node with use_sim_time has a clock while it waits)."""
+
+    def __init__(self, node, first_ns: int, rate: float):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        self.message_class, self.first_ns, self.rate = Clock, first_ns, rate
+        self.publisher = node.create_publisher(Clock, "/clock", QoSProfile(depth=1,
+                                                                           reliability=ReliabilityPolicy.RELIABLE))
+        self.started: float | None = None
+        self.last = -float("inf")
+
+    def start(self, started: float) -> None:
+        self.started = started
+        self.tick(force=True)
+
+    def now_ns(self) -> int:
+        if self.started is None:
+            return self.first_ns
+        return self.first_ns + int((time.monotonic() - self.started) * self.rate * NS_PER_S)
+
+    def tick(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.last >= 1.0 / CLOCK_HZ:
+            self.last = time.monotonic()
+            sec, nanosec = stamp_parts(self.now_ns())
+            message = self.message_class()
+            message.clock.sec, message.clock.nanosec = sec, nanosec
+            self.publisher.publish(message)
 
 
 def _subscribe_label_info(node, topic: str, state: _LiveState):

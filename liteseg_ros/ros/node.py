@@ -31,6 +31,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from liteseg_ros.errors import LiteSegError
 from liteseg_ros.outputs import NODE_NAME
+from liteseg_ros.ros.channels import steady_timer
 from liteseg_ros.ros.parameters import NodeConfig, declare_parameters
 from liteseg_ros.ros.runtime import SegmentationRuntime
 
@@ -135,8 +136,8 @@ class SegmentationNode(Node):
         segmenter = build_segmenter(config)
         self.runtime = SegmentationRuntime(self, config, segmenter, self.create_publisher)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(DIAGNOSTICS_PERIOD_S,
-                          lambda: publish_diagnostics(self, self._diagnostics, "active", self.runtime))
+        steady_timer(self, DIAGNOSTICS_PERIOD_S,
+                     lambda: publish_diagnostics(self, self._diagnostics, "active", self.runtime))
         self.add_on_set_parameters_callback(lambda parameters: overlay_alpha_update(self, self.runtime, parameters))
         self.runtime.activate()
         self.get_logger().info(f"segmenting with {segmenter.description}; plan {segmenter.plan.summary()}; "

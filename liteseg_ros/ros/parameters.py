@@ -1,6 +1,6 @@
 """Parameters of the segmentation node: one table (:class:`NodeConfig`'s fields), from which the ROS declarations,
-the validation, the launch arguments, ``config/liteseg.yaml`` and the README's table follow (tests check the YAML
-and the README against it); and the weights look-up.
+the validation, the launch arguments, ``config/liteseg.yaml`` and docs/ros.md's table follow (tests check the YAML
+and the page against it).
 
 Configuration flows one way: ROS parameters (command line, ``config/liteseg.yaml``) -> :func:`declare_parameters`
 -> :meth:`NodeConfig.from_parameters` (validated) -> Segmenter. This module imports no rclpy and no torch, so tests,

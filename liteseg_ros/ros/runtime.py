@@ -26,9 +26,9 @@ from sensor_msgs.msg import CompressedImage
 from liteseg_ros.errors import ImageError
 from liteseg_ros.images import conversions
 from liteseg_ros.outputs import OUTPUT_ENCODINGS
-from liteseg_ros.ros.channels import WARN_THROTTLE_S, CameraChannel, FrameMailbox
+from liteseg_ros.ros.channels import WARN_THROTTLE_S, CameraChannel, FrameMailbox, steady_timer
 from liteseg_ros.ros.depth import DepthChannel, depth_remapped, has_depth
-from liteseg_ros.ros.label_info import MISSING_TEXT, label_info_types
+from liteseg_ros.ros.label_info import label_info_types, missing_text
 from liteseg_ros.ros.parameters import NodeConfig
 from liteseg_ros.ros.stats import diagnostic_status, summary_line
 from liteseg_ros.stamps import NS_PER_S, stamp_ns
@@ -91,7 +91,7 @@ class SegmentationRuntime:
         names = config.cameras or ("",)
         types = label_info_types()
         if types is None:
-            node.get_logger().info(MISSING_TEXT)
+            node.get_logger().info(missing_text())
         self.channels = {name: CameraChannel(node, name, config, make_publisher, types) for name in names}
         for name, channel in self.channels.items():
             if has_depth(config, depth_remapped(node, f"{name}/" if name else "")):
@@ -100,9 +100,9 @@ class SegmentationRuntime:
         self._mailbox, self._handoff = FrameMailbox(names), Handoff()
         self._workers: list[threading.Thread] = []
         self.active = False
-        self._timers = [node.create_timer(PUBLISHER_POLL_PERIOD_S, self._poll)]
+        self._timers = [steady_timer(node, PUBLISHER_POLL_PERIOD_S, self._poll)]
         if config.summary_period > 0:
-            self._timers.append(node.create_timer(config.summary_period, self._log_summary))
+            self._timers.append(steady_timer(node, config.summary_period, self._log_summary))
 
     # -- life cycle ------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -237,7 +237,8 @@ class SegmentationRuntime:
         if not channel.stats.on_processed(now, now - received_at, end_to_end):
             self.node.get_logger().warning(
                 f"header stamps on {channel.input_topic} are {end_to_end:.3f} s from this node's clock, so end-to-end "
-                "latency is not reported for them; replaying a bag? use 'ros2 bag play --clock' and use_sim_time:=true",
+                "latency is not reported for them (counted as stamps off this clock); playing a bag? give the player "
+                "--clock ('ros2 bag play --clock', 'liteseg-replay --live --clock') and the node use_sim_time:=true",
                 throttle_duration_sec=60.0)
 
     # -- reporting -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ LOG = get_logger("liteseg_ros.tools.demo")
 DEMO_SEED = 2024  # not among the seeds the demo model was trained on (see models/README.md)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (recreated)")
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _start_node(weights: Path, size: tuple[int, int], log_dir: Path) -> subprocess.Popen:
     args = node_command({"weights": weights, "input_height": size[0], "input_width": size[1], "publish_mask": "always",
-                         "publish_color": "always", "publish_overlay": "always"},
+                         "publish_color": "always", "publish_overlay": "always", "use_sim_time": True},
                         remappings={"image": DEFAULT_IMAGE_TOPIC})
     log_dir.mkdir(parents=True, exist_ok=True)
     LOG.info("starting segmentation_node (log: %s)", log_dir / "node.log")
@@ -65,7 +65,7 @@ def _stop_node(node: subprocess.Popen, log_path: Path) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from liteseg_ros.replay.offline import ReplayOptions
     from liteseg_ros.ros.live_replay import run_live
     from liteseg_ros.tools.synthetic import write_drive_bag
@@ -83,7 +83,7 @@ def _main(argv: list[str] | None) -> int:
     node = _start_node(weights, args.size, args.out)
     try:
         options = ReplayOptions(bag=drive, out=args.out / "replay", weights=weights, image_topic=DEFAULT_IMAGE_TOPIC,
-                                gt_topic=DEFAULT_GT_TOPIC, overlay_every=args.overlays, rate=1.0)
+                                gt_topic=DEFAULT_GT_TOPIC, overlay_every=args.overlays, rate=1.0, clock=True)
         report = run_live(options, model_description=f"segmentation_node with {weights.name}",
                           node_alive=lambda: node.poll() is None)
     finally:

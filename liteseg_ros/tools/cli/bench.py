@@ -86,7 +86,7 @@ class Row:
     plan: str = ""  # the Segmenter's plan (Plan.describe)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-bench", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES),
@@ -277,7 +277,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     _check(args)
     device = torch.device(make_plan(Request(device="cpu" if args.runners and args.device == "auto" else args.device),
                                     Machine.detect()).device)

@@ -11,7 +11,7 @@ from liteseg_ros.model import BACKBONES, CheckpointMeta, load_weights, save_chec
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, parse_size, run_cli
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-convert", description=__doc__)
     parser.add_argument("source", help="the authors' checkpoint, e.g. liteseg-mobilenet-cityscapes.pth")
     parser.add_argument("--backbone", required=True, choices=BACKBONES)
@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     model, _ = load_weights(args.source, backbone=args.backbone)  # the class count from its classifier
     meta = CheckpointMeta.for_model(
         model,

@@ -20,7 +20,7 @@ from torch import nn
 from liteseg_ros.errors import ConfigError, LiteSegError, first_line
 from liteseg_ros.files import atomic_file
 from liteseg_ros.inference.batchnorm import fold_batchnorm
-from liteseg_ros.inference.onnx_runners import export_onnx
+from liteseg_ros.inference.export import export_onnx
 from liteseg_ros.labels import NUM_CLASSES, default_class_set
 from liteseg_ros.logs import get_logger
 from liteseg_ros.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_liteseg, load_weights
@@ -43,7 +43,7 @@ class LogitsAndMask(nn.Module):
         return logits, logits.argmax(dim=1)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-export", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
@@ -128,7 +128,7 @@ def verify_with_onnxruntime(path: Path, network: nn.Module, example: torch.Tenso
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     _check_args(args)
     model, meta = _load(args)
     height, width = args.size

@@ -40,7 +40,7 @@ COLUMNS = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-info", description=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -225,7 +225,7 @@ def _print_table(rows: list[dict], args: argparse.Namespace) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.cache:
         return print_cache(args.cache, args.json)
     if args.plan:

@@ -24,7 +24,7 @@ from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, Progress, a
 DEFAULT_IMAGE_URL = "/data/local-files/?d=images/"  # Label Studio's local file serving, document root = --out
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-mine", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bags", nargs="+", type=Path, help="rosbag2 folders, ROS 1 .bag files, or folders of them")
@@ -68,7 +68,7 @@ def _segmenter(args: argparse.Namespace):
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     _check(args)
     bags = rec.recordings(args.bags)
     rec.BagSource(bags[0], image_topic=args.topic, depth_topic="").close()  # a wrong topic fails before the model

@@ -33,7 +33,7 @@ from liteseg_ros.tools.cli.conventions import (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-quantize", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="weights file (ours or the authors') or a "
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.calibration < 1 or args.holdout < 1:
         raise ConfigError("--calibration and --holdout must be at least 1")
     check_threads(args.threads)

@@ -16,7 +16,7 @@ from liteseg_ros.replay.offline import ReplayOptions
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, add_run_arguments, parse_size, run_cli
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-replay", description=__doc__)
     parser.add_argument("bag", type=Path, help="a ROS 1 .bag file or a rosbag2 bag directory (sqlite3 or mcap, "
                                               "zstd-compressed or not)")
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         "--live", action="store_true", help="publish the bag to a running node instead of segmenting here"
     )
     live.add_argument("--rate", type=float, default=1.0, help="multiple of the recorded rate (default 1.0)")
+    live.add_argument("--clock", action="store_true",
+                      help="publish the bag's time on /clock, as ros2 bag play --clock (start the node with "
+                           "use_sim_time:=true: it then reports its end-to-end latency against the recorded stamps)")
     live.add_argument(
         "--node-namespace", default=NODE_NAMESPACE,
         help=f"where the node publishes its outputs (default {NODE_NAMESPACE})"
@@ -86,6 +89,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         compression=args.compression,
         overlay_every=args.overlays,
         rate=args.rate,
+        clock=args.clock,
         node_namespace=args.node_namespace,
         class_map=args.class_map,
         depth_topic=args.depth_topic,
@@ -95,7 +99,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     options = options_from_args(args)
     if args.live:
         from liteseg_ros.ros.live_replay import run_live

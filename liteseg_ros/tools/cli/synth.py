@@ -19,7 +19,7 @@ from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, run_cli
 from liteseg_ros.tools.synthetic.bag_writer import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
@@ -75,7 +75,7 @@ def _write_bag(args: argparse.Namespace) -> dict:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.out is not None and (args.compressed or args.storage != "sqlite3"):
         raise ConfigError("--compressed and --storage apply to --bag, not to --out")
     started = time.monotonic()

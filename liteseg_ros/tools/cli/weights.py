@@ -19,7 +19,7 @@ from liteseg_ros.model.published import CATALOG, download_url, fetch
 from liteseg_ros.tools.cli.conventions import OneLineArgumentParser, run_cli
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="liteseg-weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,7 +41,7 @@ def _list() -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "list":
         return _list()
     entry = CATALOG[args.name]

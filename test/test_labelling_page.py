@@ -1,4 +1,4 @@
-"""The README's labelling loop, command by command, as a user runs it: every ``liteseg-*`` command of its block runs
+"""The labelling page's loop (docs/labelling.md), command by command, as a user runs it: every ``liteseg-*`` command of its block runs
 as written (with sizes for a test appended: fewer frames, a shorter training), in a folder where ``config/`` and
 ``models/`` are the package's. A generated recording of two domains stands in for ``ros2 bag record``, accepting the
 pre-labels stands in for CVAT (its export built as CVAT writes it, with images), and the last line's model runs in
@@ -22,7 +22,7 @@ from bag_factory import needs_rosbags, write_mining_bag
 from conftest import installed_script, mask_from_node
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = "<!-- the labelling loop: test/test_readme_loop.py runs the liteseg-* commands of this block -->"
+MARKER = "<!-- the labelling loop: test/test_labelling_page.py runs the liteseg-* commands of this block -->"
 FOR_THE_TEST = {  # appended to a command: sizes for a test (argparse takes the last value, training the overrides)
     "liteseg-mine": ["--count", "8"],
     "liteseg-train": ["data.batch_size=2", "fine.epochs=2", "validation.every=2", "data.crop_sizes=[[96,160]]",
@@ -33,8 +33,8 @@ pytestmark = [needs_rosbags, pytest.mark.ros]
 
 
 def readme_loop() -> list[list[str]]:
-    """The commands of the README's block, continuation lines joined, comments dropped."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The commands of the page's block, continuation lines joined, comments dropped."""
+    text = (ROOT / "docs" / "labelling.md").read_text(encoding="utf-8")
     block = text.split(MARKER, 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     joined = re.sub(r"\\\n\s*", " ", block)
     return [shlex.split(line) for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -51,7 +51,7 @@ def cvat_export(to_label: Path, path: Path) -> Path:
     return path
 
 
-def test_the_readme_loop_runs_as_written(tmp_path, ros_client, monkeypatch):
+def test_the_labelling_pages_loop_runs_as_written(tmp_path, ros_client, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for folder in ("config", "models"):
         (tmp_path / folder).symlink_to(ROOT / folder)
