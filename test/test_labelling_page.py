@@ -1,8 +1,8 @@
-"""The labelling page's loop (docs/labelling.md), command by command, as a user runs it: every ``liteseg-*``
-command of its block runs as written (with sizes for a test appended: fewer frames, a shorter training), in a folder where ``config/`` and
-``models/`` are the package's. A generated recording of two domains stands in for ``ros2 bag record``, accepting the
-pre-labels stands in for CVAT (its export built as CVAT writes it, with images), and the last line's model runs in
-the node."""
+"""The labelling page's loop (docs/labelling.md), command by command, as a user runs it: every ``liteseg-*`` command of
+its block runs as written (with sizes for a test appended: fewer frames, a shorter training), in a folder where
+``config/`` and ``models/`` are the package's. A generated recording of two domains stands in for ``ros2 bag
+record``, accepting the pre-labels stands in for CVAT (its export built as CVAT writes it, with images), and the
+last line's model runs in the node."""
 
 from __future__ import annotations
 
