@@ -12,7 +12,7 @@ $(STAMP): setup.py setup.cfg Makefile
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
-	$(VPY) -m pip install -q -e '.[ros,train,test,openvino]'
+	$(VPY) -m pip install -q -e '.[ros,train,test,openvino,fleet]'
 	touch $(STAMP)
 
 # The suite (lint included: test/test_lint.py); the CPU-class guard: the tests marked `plan` again under each other

@@ -48,6 +48,9 @@ setup(
             "rosbags",
         ],
         "train": ["tensorboard", "tqdm", "matplotlib"],
+        # A fleet's recordings on a Ray cluster (liteseg-mine / liteseg-replay --engine ray) and the score store
+        # (--scores: Parquet, pyarrow comes with Ray Data); tested with Ray 2.60. A robot never needs it.
+        "fleet": ["ray[data]>=2.60,<2.61"],
         # OpenVINO on other architectures than x86-64 (where it is installed by default, above).
         "openvino": ["openvino>=2025.0"],
         # pytest < 9: launch_testing's pytest plugin (Jazzy) implements pytest_pycollect_makemodule(path, parent),

@@ -21,6 +21,7 @@ import numpy as np
 from liteseg_ros.inference.cpu_features import cpu_model
 from liteseg_ros.inference.segmenter import Segmenter
 from liteseg_ros.mining import recordings as rec
+from liteseg_ros.mining.pieces import plan_pieces, read_piece
 from liteseg_ros.mining.scores import score_frame
 from liteseg_ros.mining.selection import choose
 from liteseg_ros.model.bundled import bundled_model_path
@@ -28,16 +29,24 @@ from liteseg_ros.model.bundled import bundled_model_path
 TOPIC = "/camera/image_raw"
 
 
+def frames(bag: Path, counts: rec.ReadCounts):
+    pieces, problems = plan_pieces([bag], (TOPIC,), 0.0)
+    if problems:
+        raise SystemExit(f"{bag}: {problems[0].reason}")
+    for piece in pieces:
+        yield from read_piece(piece, counts)
+
+
 def measure(bag: Path, segmenter: Segmenter, count: int) -> str:
     scores, score_ms, segment_ms = [], [], []
     counts = rec.ReadCounts()
     start = time.perf_counter()
-    for frame in rec.frames([bag], TOPIC, 0.0, counts):
+    for frame in frames(bag, counts):
         begin = time.perf_counter()
         scores.append(score_frame(segmenter, frame, len(segmenter.classes)))
         score_ms.append((time.perf_counter() - begin) * 1e3)
     read_and_score = time.perf_counter() - start
-    for frame in rec.frames([bag], TOPIC, 0.0, rec.ReadCounts()):  # the baseline, on the same frames
+    for frame in frames(bag, rec.ReadCounts()):  # the baseline, on the same frames
         begin = time.perf_counter()
         segmenter.segment(frame.image, outputs=("mask",))
         segment_ms.append((time.perf_counter() - begin) * 1e3)

@@ -172,25 +172,29 @@ def dusk_camera(rgb: np.ndarray) -> np.ndarray:
 
 
 def write_mining_bag(path: Path, *, height: int = 180, width: int = 320, views: int = 12, still: int = 6,
-                     topic: str = "/camera/image_raw") -> tuple[Path, list[tuple[str, int]]]:
+                     topic: str = "/camera/image_raw", seed: int = 21, compressed: bool = False,
+                     storage: str = "sqlite3") -> tuple[Path, list[tuple[str, int]]]:
     """A recording of two domains, the street the bundled model knows and the same streets through a dusk camera,
-    in alternating stretches; every view is held for ``still`` frames (a robot standing still: noise only).
-    Returns the bag and, per message, (domain, view number)."""
+    in alternating stretches; every view is held for ``still`` frames (a robot standing still: noise only); with
+    ``compressed`` as JPEG CompressedImage. Returns the bag and, per message, (domain, view number)."""
     from liteseg_ros.tools.synthetic.scenes import unseen_frames
 
-    streets = [frame.image for frame in unseen_frames(views, height, width, seed=21)]
+    streets = [frame.image for frame in unseen_frames(views, height, width, seed=seed)]
     rng = np.random.default_rng(4)
     truth, index = [], 0
-    writer = Writer(path, version=Writer.VERSION_LATEST)
+    kind = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    writer = Writer(path, version=Writer.VERSION_LATEST,
+                    storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
     with writer:
-        cam = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        cam = writer.add_connection(topic, kind, typestore=TYPESTORE)
         for view, street in enumerate(streets):
             domain = "dusk" if view % 2 else "street"
             base = dusk_camera(street) if domain == "dusk" else street
             for _ in range(still):
                 noisy = np.clip(base.astype(np.int16) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
                 hdr, ns = header(index)
-                writer.write(cam, ns, TYPESTORE.serialize_cdr(image_msg(noisy, "rgb8", hdr), "sensor_msgs/msg/Image"))
+                msg = compressed_msg(noisy, "jpeg", hdr) if compressed else image_msg(noisy, "rgb8", hdr)
+                writer.write(cam, ns, TYPESTORE.serialize_cdr(msg, kind))
                 truth.append((domain, view))
                 index += 1
     return path, truth

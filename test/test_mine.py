@@ -165,8 +165,11 @@ def test_class_maps_folders_of_bags_thinning_and_bad_input(tmp_path):
                "--class-map", "config/class_map_robot.yaml")
     assert run.returncode == 0, run.stderr
     assert "1 unreadable" in run.stdout and "yuv999" in run.stderr
-    report = (out / "report.md").read_text()  # morning 0, .2, .4 s; evening 0, .3 s (.2 s did not decode)
-    assert "read 10 messages" in report and "kept 5 (one every 0.15 s), 1 did not decode" in report
+    # the first frame of each 0.15 s slot from the bag's start: morning 0, .2, .3, .5 s; evening 0, .3 s (.2 s, the
+    # first of its slot, did not decode, and .3 s opens the next slot)
+    report = (out / "report.md").read_text()
+    assert "read 10 messages" in report
+    assert "kept 6 (the first of each 0.15 s slot of the recording), 1 did not decode" in report
     with zipfile.ZipFile(out / "cvat_annotations.zip") as archive:
         assert archive.read("labelmap.txt").decode().splitlines()[1:] == [
             "background:0,0,0::", "drivable:128,64,128::", "walkable:244,35,232::", "obstacle:220,20,60::",
@@ -178,7 +181,8 @@ def test_class_maps_folders_of_bags_thinning_and_bad_input(tmp_path):
     replaced = mine(folder / "morning", "--topic", "/camera/image_raw", "--count", 1, "--out", out, "--force")
     assert replaced.returncode == 0 and len(rows_of(out)) == 1
     missing = mine(folder / "morning", "--topic", "/nope", "--count", 1, "--out", tmp_path / "x")
-    assert missing.returncode == 2 and "image topics: /camera/image_raw" in missing.stderr
+    assert missing.returncode == 1, missing.stderr  # no frame at all could be read (issue 34: 1, not 2)
+    assert "image topics: /camera/image_raw" in missing.stderr and "morning" in missing.stderr
     assert not (tmp_path / "x").exists() and len(missing.stderr.strip().splitlines()) == 1
 
 

@@ -100,12 +100,19 @@ def cvat_archive(mined: list[MinedFrame], classes: ClassSet) -> bytes:
     labelmap = Labelmap.of(classes)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(LABELMAP, labelmap.text())
-        archive.writestr(split_list(CVAT_SUBSET), "".join(f"{m.name}\n" for m in mined))
+        _add(archive, LABELMAP, labelmap.text().encode())
+        _add(archive, split_list(CVAT_SUBSET), "".join(f"{m.name}\n" for m in mined).encode())
         for item in mined:
             for member, rgb in mask_images(labelmap, item.name, item.mask).items():
-                archive.writestr(member, _png(rgb))
+                _add(archive, member, _png(rgb))
     return buffer.getvalue()
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A member dated 1980-01-01 (zip's epoch): the same masks give the same archive, byte for byte."""
+    member = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    member.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(member, data)
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -114,16 +121,21 @@ def _png(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _thinning(every: float) -> str:
+    return f"the first of each {every:g} s slot of the recording" if every else "every frame"
+
+
 def report(mined: list[MinedFrame], run: MiningRun) -> str:
     """``report.md``: the run, the rule, and each chosen frame with its thumbnail and reason."""
     counts = run.counts
     lines = ["# Frames to label", "",
              f"- model: {run.model}; pre-labels in {len(run.classes)} classes: {', '.join(run.classes.names)}",
              f"- read {counts['messages']} messages of {counts['topic']} in {counts['bags']} recording(s); kept "
-             f"{counts['kept']} (one every {counts['every']:g} s), {counts['unreadable']} did not decode; "
+             f"{counts['kept']} ({_thinning(counts['every'])}), {counts['unreadable']} did not decode; "
              f"chose {len(mined)} of {counts['requested']} asked for" +
              (" (every other frame is of a chosen view)" if len(mined) < counts["requested"] else ""),
-             f"- rule: {run.rule}", "",
+             f"- rule: {run.rule}",
+             *([f"- not read: {'; '.join(counts['problems'])}"] if counts.get("problems") else []), "",
              "| # | frame | image | uncertainty | distance | why |", "|---|---|---|---|---|---|"]
     for number, item in enumerate(mined, 1):
         choice = item.choice

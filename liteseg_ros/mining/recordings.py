@@ -1,36 +1,30 @@
-"""The camera frames of one or more recordings: rosbag2 folders (sqlite3 / mcap, zstd or not), ROS 1 ``.bag`` files
-and folders holding them, read as liteseg-replay reads them (:class:`liteseg_ros.replay.bag_io.BagSource`), thinned
-to one frame every ``every_s`` seconds of header stamps. Frames that do not decode are counted and skipped."""
+"""The recordings named (rosbag2 folders, sqlite3 / mcap, zstd or not; ROS 1 ``.bag`` files; folders holding them)
+and their camera frames, as liteseg-replay reads them (:class:`liteseg_ros.replay.bag_io.BagSource`), piece by piece
+(:mod:`liteseg_ros.mining.pieces`). Frames that do not decode are counted and skipped."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from liteseg_ros.errors import BagError, ImageError
-from liteseg_ros.replay.bag_io import BagSource, decode_image
-from liteseg_ros.stamps import NS_PER_S, stamp_ns
+from liteseg_ros.errors import BagError
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera frame: its recording, topic, header stamp, position among the topic's messages, and pixels."""
+    """One camera frame: its recording, topic, header stamp, its key (bag, topic, receive time, and its number among
+    the messages of that receive time: 0 but for ties), and pixels."""
 
     bag: Path
     topic: str
     stamp_ns: int
-    position: int
+    key: tuple[str, str, int, int]
     image: np.ndarray
     encoding: str
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return str(self.bag), self.position
 
 
 @dataclass
@@ -42,55 +36,30 @@ class ReadCounts:
     unreadable: int = 0
     problems: list[str] = field(default_factory=list)
 
+    def add(self, other: "ReadCounts") -> "ReadCounts":
+        """Add ``other``'s counts (and its problems, up to five in all); returns self."""
+        self.messages, self.kept, self.unreadable = (self.messages + other.messages, self.kept + other.kept,
+                                                     self.unreadable + other.unreadable)
+        self.problems = (self.problems + other.problems)[:5]
+        return self
 
-def recordings(paths: list[str | os.PathLike]) -> list[Path]:
-    """The recordings named: bags, and the bags in a folder that is not one itself (sorted); BagError for none."""
+
+def recordings(paths: list[str | os.PathLike], strict: bool = True) -> list[Path]:
+    """The recordings named: bags, and the bags in a folder that is not one itself (sorted); BagError for a path
+    that does not exist or a folder without a recording (with ``strict`` False such a folder is kept as it is,
+    for the bag reader to say what it is)."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if not path.exists():
+        if not path.exists() and strict:
             raise BagError(f"{path} does not exist: give rosbag2 folders, ROS 1 .bag files or folders holding them")
-        if path.is_file() or (path / "metadata.yaml").is_file():
+        if not path.is_dir() or (path / "metadata.yaml").is_file():
             found.append(path)
             continue
         inside = sorted(p for p in path.iterdir() if p.suffix == ".bag" or (p / "metadata.yaml").is_file())
-        if not inside:
+        if not inside and strict:
             raise BagError(f"{path} holds no recording (rosbag2 folders with metadata.yaml, or .bag files)")
-        found += inside
+        found += inside or [path]
     return found
-
-
-def frames(bags: list[Path], topic: str, every_s: float, counts: ReadCounts,
-           wanted: set[tuple[str, int]] | None = None) -> Iterator[Frame]:
-    """The frames of ``topic`` in each bag in turn, at least ``every_s`` seconds apart (0: all); with ``wanted``
-    only those keys. BagError for a bag without the topic (listing its image topics)."""
-    for bag in bags:
-        source = BagSource(bag, image_topic=topic, depth_topic="")
-        try:
-            yield from _bag_frames(source, every_s, counts, wanted)
-        finally:
-            source.close()
-
-
-def _bag_frames(source: BagSource, every_s: float, counts: ReadCounts,
-                wanted: set[tuple[str, int]] | None) -> Iterator[Frame]:
-    last_kept: int | None = None
-    for position, message in enumerate(source.messages(only=(source.image_topic,))):
-        counts.messages += 1
-        if wanted is not None and (str(source.path), position) not in wanted:
-            continue
-        stamp = stamp_ns(message.msg.header)
-        if wanted is None and last_kept is not None and 0 <= stamp - last_kept < every_s * NS_PER_S:
-            continue
-        try:
-            image, encoding = decode_image(message)
-        except ImageError as error:
-            counts.unreadable += 1
-            if len(counts.problems) < 5:
-                counts.problems.append(f"{source.path.name} frame {position}: {error}")
-            continue
-        last_kept = stamp
-        counts.kept += 1
-        yield Frame(source.path, source.image_topic, stamp, position, image, encoding)
 
 
 def image_name(bag: Path, stamp: int, taken: set[str]) -> str:

@@ -12,12 +12,14 @@ the frame looks like.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from liteseg_ros.mining.recordings import Frame
+from liteseg_ros.errors import BagError
+from liteseg_ros.mining.pieces import Piece, read_piece
+from liteseg_ros.mining.recordings import Frame, ReadCounts
 
 GRID = (4, 6)
 THUMBNAIL = (24, 32)
@@ -27,7 +29,7 @@ THUMBNAIL = (24, 32)
 class FrameScore:
     """One frame's scores and where it came from."""
 
-    key: tuple[str, int]
+    key: tuple[str, str, int, int]
     topic: str
     stamp_ns: int
     uncertainty: float
@@ -53,6 +55,28 @@ def score_frame(segmenter, frame: Frame, classes: int) -> FrameScore:
     uncertainty = 1.0 - float(result.confidence.mean()) / 255.0
     return FrameScore(frame.key, frame.topic, frame.stamp_ns, uncertainty, class_layout(result.mask, classes),
                       thumbnail(frame.image, frame.encoding))
+
+
+@dataclass
+class PieceScores:
+    """A piece's frames scored, what reading it gave, and why it stopped early (a bag that broke), if it did."""
+
+    piece: Piece
+    scores: list[FrameScore] = field(default_factory=list)
+    counts: ReadCounts = field(default_factory=ReadCounts)
+    error: str | None = None
+
+
+def score_piece(segmenter, piece: Piece) -> PieceScores:
+    """Every frame of ``piece`` scored by ``segmenter``; a bag that breaks keeps the frames scored before."""
+    result = PieceScores(piece)
+    classes = len(segmenter.classes)
+    try:
+        for frame in read_piece(piece, result.counts):
+            result.scores.append(score_frame(segmenter, frame, classes))
+    except BagError as error:
+        result.error = str(error)
+    return result
 
 
 def class_layout(mask: np.ndarray, classes: int) -> np.ndarray:

@@ -74,7 +74,9 @@ class BagSource:
     """An open input bag: its topics, the chosen image and ground-truth topics, and their messages in time order."""
 
     def __init__(self, path: str | Path, image_topic: str | None = None, gt_topic: str | None = None,
-                 depth_topic: str | None = None, depth_info_topic: str | None = None):
+                 depth_topic: str | None = None, depth_info_topic: str | None = None, choose_image: bool = True):
+        """Open the bag; ``choose_image`` False leaves ``image_topic`` None unless one is asked for (a caller that
+        picks among the bag's camera topics itself)."""
         from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
@@ -88,7 +90,7 @@ class BagSource:
             raise BagError(f"{self.path} is not a readable rosbag2 bag or ROS 1 .bag: {error}") from None
         self.is_ros1 = not self._reader.is2
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
-        self.image_topic = self._choose_image_topic(image_topic)
+        self.image_topic = self._choose_image_topic(image_topic) if choose_image or image_topic else None
         self.gt_topic = self._check_gt_topic(gt_topic)
         self.camera_info_topics = sorted(t for t, kind in self.topics.items() if kind == CAMERA_INFO_TYPE)
         self.depth_topic, self.depth_info_topic = self._choose_depth_topics(depth_topic, depth_info_topic)
@@ -101,7 +103,7 @@ class BagSource:
             if self.topics[requested] not in IMAGE_TYPES:
                 raise BagError(f"topic {requested} carries {self.topics[requested]}, not an Image or CompressedImage")
             return requested
-        candidates = [t for t in images if not _looks_like_ground_truth(t) and not _looks_like_depth(t)]
+        candidates = [t for t in images if not looks_like_label_topic(t)]
         if not images:
             raise BagError(
                 f"bag {self.path} has no Image or CompressedImage topic (topics: {', '.join(self.topics) or 'none'})"
@@ -136,6 +138,7 @@ class BagSource:
             return requested, info
         found = [(t, requested_info or camera_info_topic(t)) for t, kind in self.topics.items()
                  if kind == IMAGE_TYPE and _looks_like_depth(t) and t != self.image_topic]
+        found = found if self.image_topic is not None else []
         found = [(t, info) for t, info in found if self.topics.get(info) == CAMERA_INFO_TYPE]
         return found[0] if len(found) == 1 else (None, None)
 
@@ -147,9 +150,17 @@ class BagSource:
         """The bag's first receive time (ns)."""
         return int(self._reader.start_time)
 
+    def time_span_ns(self) -> tuple[int, int]:
+        """(first receive time, last receive time + 1) of the bag's messages, in ns (from its index)."""
+        return int(self._reader.start_time), int(self._reader.end_time)
+
+    def message_count(self, topic: str) -> int:
+        """How many messages the bag holds on ``topic`` (from its index)."""
+        return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
+
     @property
     def image_count(self) -> int:
-        return sum(c.msgcount for c in self._reader.connections if c.topic == self.image_topic)
+        return self.message_count(self.image_topic)
 
     def offered_qos(self, topic: str) -> list[Any]:
         """The QoS profiles recorded for ``topic`` (rosbag2 only; empty for ROS 1 bags)."""
@@ -158,15 +169,16 @@ class BagSource:
                 return list(getattr(connection.ext, "offered_qos_profiles", None) or [])
         return []
 
-    def messages(self, only: Sequence[str] | None = None) -> Iterator[BagMessage]:
-        """Image, ground-truth, depth and camera_info messages (``only`` these topics, when given) in bag order; a
-        corrupt record raises BagError.
+    def messages(self, only: Sequence[str] | None = None, start_ns: int | None = None,
+                 stop_ns: int | None = None) -> Iterator[BagMessage]:
+        """Image, ground-truth, depth and camera_info messages (``only`` these topics, when given) in bag order,
+        received in ``[start_ns, stop_ns)`` when given; a corrupt record raises BagError.
 
         ``rawdata`` is always CDR (ROS 2): messages of a ROS 1 bag are converted field by field.
         """
         topics = only or (self.image_topic, self.gt_topic, self.depth_topic, *self.camera_info_topics)
         wanted = [c for c in self._reader.connections if c.topic in topics]
-        iterator = self._reader.messages(connections=wanted)
+        iterator = self._reader.messages(connections=wanted, start=start_ns, stop=stop_ns)
         while True:
             try:
                 connection, timestamp, rawdata = next(iterator)
@@ -208,6 +220,11 @@ def _looks_like_ground_truth(topic: str) -> bool:
 
 def _looks_like_depth(topic: str) -> bool:
     return "depth" in topic.lower()
+
+
+def looks_like_label_topic(topic: str) -> bool:
+    """Whether an Image topic is by its name ground truth or depth rather than a camera (the automatic choice)."""
+    return _looks_like_ground_truth(topic) or _looks_like_depth(topic)
 
 
 class BagSink:

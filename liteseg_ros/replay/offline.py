@@ -139,7 +139,7 @@ class _Replayer:
         self.report.fps = round(self.report.frames / elapsed, 3) if elapsed > 0 and self.report.frames else None
         self.report.latency_ms = percentiles_ms(self.latencies)
         if self.matcher and self.matcher.matched:
-            self.report.add_scores(self.matcher.confusion.scores().to_dict(), self.matcher.matched)
+            self.report.add_scores(self.matcher.confusion, self.matcher.matched)
         return self.report
 
 

@@ -46,6 +46,7 @@ class ReplayReport:
     classes: dict[str, Any] = field(default_factory=dict)  # the published class set: names, colours
     class_map: dict[str, Any] | None = None  # the class map that made it from the model's, if any
     depth: dict[str, Any] | None = None  # the depth topic and its counts (clouds, unpaired, unusable), if any
+    confusion: list[list[int]] | None = None  # the pixel counts the scores come from (rows: truth), to sum bags
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +96,11 @@ class ReplayReport:
         self.depth = {"topic": topic, "clouds": counters["clouds"], "unpaired_frames": counters["unpaired"],
                       "unusable_depth": counters["unusable"], "problems": list(counts.problems.values())}
 
-    def add_scores(self, scores: dict[str, Any], gt_frames: int) -> None:
+    def add_scores(self, confusion: Any, gt_frames: int) -> None:
+        """The scores of a :class:`~liteseg_ros.metrics.ConfusionMatrix` over ``gt_frames`` frames, and its
+        counts."""
+        scores = confusion.scores().to_dict()
+        self.confusion = confusion.matrix.tolist()
         self.miou, self.category_miou = scores["miou"], scores["category_miou"]
         self.per_class, self.per_category = scores["per_class"], scores["per_category"]
         self.gt_frames = gt_frames

@@ -299,7 +299,7 @@ def _fill_report(report: ReplayReport, player: LivePlayer) -> None:
         span = max(state.received.values()) - min(state.published.values())
         report.fps = round(report.frames / span, 3) if span > 0 else None
     if player.matcher and player.matcher.matched:
-        report.add_scores(player.matcher.confusion.scores().to_dict(), player.matcher.matched)
+        report.add_scores(player.matcher.confusion, player.matcher.matched)
 
 
 def run_live(options: ReplayOptions, model_description: str = "the running segmentation_node",

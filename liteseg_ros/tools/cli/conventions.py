@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from liteseg_ros import sizes
-from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, LiteSegError
+from liteseg_ros.errors import EXIT_ERROR, EXIT_INTERRUPTED, ConfigError, LiteSegError
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -36,27 +36,43 @@ def check_threads(threads: int) -> int:
 
 
 class Progress:
-    """A tool's progress on stderr: one line redrawn on a terminal (count, rate, what it is doing), nothing
-    elsewhere (the tool prints its summary line)."""
+    """A tool's progress on stderr: one line redrawn on a terminal (count, rate, frames/s, the workers alive on a
+    Ray run, what it is doing), nothing elsewhere (the tool prints its summary line)."""
 
-    def __init__(self, what: str, total: int | None = None, stream: Any = None, period_s: float = 0.25):
+    def __init__(self, what: str, total: int | None = None, stream: Any = None, period_s: float = 0.25,
+                 engine: Any = None):
         import time
 
         self.stream = stream if stream is not None else sys.stderr
-        self.what, self.total, self.period_s, self.count = what, total, period_s, 0
+        self.what, self.total, self.period_s, self.count, self.frames = what, total, period_s, 0, 0
         self.started, self._clock, self._shown = time.monotonic(), time.monotonic, 0.0
         self.on_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.ray = getattr(engine, "engine", "local") == "ray"
+        self._workers: tuple[float, int | None] = (-1e9, None)
 
-    def step(self, note: str = "") -> None:
-        """One more item; redraws the line at most every ``period_s`` seconds."""
+    def step(self, note: str = "", frames: int = 0) -> None:
+        """One more item (of ``frames`` frames); redraws the line at most every ``period_s`` seconds."""
         self.count += 1
+        self.frames += frames
         now = self._clock()
         if self.on_terminal and (now - self._shown >= self.period_s or self.count == self.total):
             self._shown = now
-            rate = self.count / max(now - self.started, 1e-9)
+            elapsed = max(now - self.started, 1e-9)
             of = f"/{self.total}" if self.total else ""
-            self.stream.write(f"\r{self.what}: {self.count}{of} ({rate:.1f}/s) {note}"[:160].ljust(80))
+            rates = f"{self.frames / elapsed:.1f} frames/s" if self.frames else f"{self.count / elapsed:.1f}/s"
+            workers = self._alive(now)
+            alive = f", {workers} workers alive" if workers is not None else ""
+            self.stream.write(f"\r{self.what}: {self.count}{of} ({rates}{alive}) {note}"[:160].ljust(80))
             self.stream.flush()
+
+    def _alive(self, now: float) -> int | None:
+        if not self.ray:
+            return None
+        if now - self._workers[0] >= 5.0:
+            from liteseg_ros.fleet.engine import alive_workers
+
+            self._workers = (now, alive_workers())
+        return self._workers[1]
 
     def close(self) -> float:
         """End the line; returns the seconds since the start."""
@@ -90,6 +106,34 @@ def add_run_arguments(parser: Any, *, optimize: bool = False) -> None:
         parser.add_argument("--optimize", default="auto", help="auto, none, or a comma-separated list such as "
                             "fold_bn,channels_last,torchscript_freeze,warmup=3 (default auto)")
         add_threads_argument(parser)
+
+
+def add_engine_arguments(parser: Any) -> None:
+    """--engine and the Ray options (liteseg_ros.fleet.engine.EngineOptions)."""
+    from liteseg_ros.fleet.engine import ENGINES
+    from liteseg_ros.mining.pieces import PIECE_FRAMES
+
+    group = parser.add_argument_group("where the work runs (a fleet's recordings: docs/fleet.md)")
+    group.add_argument("--engine", choices=ENGINES, default="local",
+                       help="local (default: this process) or ray (a Ray cluster: --address, else RAY_ADDRESS, else "
+                            "a local Ray started for the run)")
+    group.add_argument("--address", help="the Ray cluster: host:port or auto (default: RAY_ADDRESS)")
+    group.add_argument("--workers", type=int, default=0, help="Ray workers (default 0: the cluster's cores)")
+    group.add_argument("--worker-cpus", type=float, default=1.0, help="CPUs per Ray worker (default 1)")
+    group.add_argument("--worker-gpus", type=float, default=0.0,
+                       help="GPUs per Ray worker (default 0; with GPUs: one CUDA worker per GPU)")
+    group.add_argument("--piece-frames", type=int, default=PIECE_FRAMES, metavar="N",
+                       help=f"frames per piece of a recording, the unit of work (default {PIECE_FRAMES})")
+
+
+def engine_options(args: Any) -> Any:
+    """The engine the arguments of :func:`add_engine_arguments` ask for (ConfigError for bad values)."""
+    from liteseg_ros.fleet.engine import EngineOptions
+
+    if args.piece_frames < 1:
+        raise ConfigError(f"--piece-frames must be at least 1, got {args.piece_frames}")
+
+    return EngineOptions(args.engine, args.address, args.workers, args.worker_cpus, args.worker_gpus)
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None, prog: str) -> int:
